@@ -1,0 +1,34 @@
+"""Test support: a real local primary + streaming replicas, and a pytest plugin.
+
+``LocalCluster`` starts PostgreSQL from the server binaries on this machine::
+
+    from router.testing import LocalCluster
+
+    with LocalCluster(replicas=2) as cluster:
+        print(cluster.primary.dsn, [r.dsn for r in cluster.replicas])
+        cluster.pause_replay(cluster.replicas[0])
+
+The pytest plugin (registered automatically when router is installed) provides the
+``local_cluster``, ``cluster`` and ``cluster_db`` fixtures; see
+:mod:`router.testing.pytest_plugin`.
+"""
+
+from __future__ import annotations
+
+from router.testing._binaries import find_bindir, server_version
+from router.testing._cleanup import reap_orphans
+from router.testing._cluster import LocalCluster, NodeStatus
+from router.testing._errors import ClusterError
+from router.testing._node import Node, NodeRole, StopMode
+
+__all__ = [
+    "ClusterError",
+    "LocalCluster",
+    "Node",
+    "NodeRole",
+    "NodeStatus",
+    "StopMode",
+    "find_bindir",
+    "reap_orphans",
+    "server_version",
+]
