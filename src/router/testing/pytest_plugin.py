@@ -1,0 +1,111 @@
+"""pytest plugin: a real primary + streaming replicas for the whole test session.
+
+Registered through the ``pytest11`` entry point, so installing router makes it available;
+disable it with ``-p no:router``. Fixtures:
+
+``local_cluster`` (session)
+    A started :class:`~router.testing.LocalCluster` (``--router-replicas``, default 2),
+    closed at the end of the session.
+``cluster`` (function)
+    The same cluster, for a test that throws its fault switches.
+``cluster_db`` (module)
+    A :class:`ClusterDatabase`: a database of this test module's own, created on the
+    primary and already replicated; dropped after the module.
+
+After every test that used the cluster, fault switches thrown through its methods (stop,
+kill, pause, apply delay, promote) are undone: the next test starts from the original
+topology with every replica streaming and caught up. A missing PostgreSQL installation is
+an error, never a skip.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from itertools import count
+
+import pytest
+
+from router.testing._cluster import LocalCluster
+from router.testing._node import Node
+
+__all__ = ["ClusterDatabase"]
+
+_CLUSTER_FIXTURES = frozenset({"local_cluster", "cluster", "cluster_db"})
+_db_numbers = count(1)
+
+
+@dataclass(frozen=True)
+class ClusterDatabase:
+    """A database of one test module on every node of the local cluster."""
+
+    name: str
+    cluster: LocalCluster
+
+    @property
+    def primary_dsn(self) -> str:
+        return self.cluster.primary.dsn_for(self.name)
+
+    @property
+    def replica_dsns(self) -> list[str]:
+        return [r.dsn_for(self.name) for r in self.cluster.replicas]
+
+    def dsn(self, node: Node | str) -> str:
+        n = self.cluster.node(node) if isinstance(node, str) else node
+        return n.dsn_for(self.name)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("router", "router local PostgreSQL cluster")
+    group.addoption(
+        "--router-replicas",
+        type=int,
+        default=2,
+        help="streaming replicas in the session's local cluster (default: 2)",
+    )
+
+
+@pytest.fixture(scope="session")
+def local_cluster(request: pytest.FixtureRequest) -> Iterator[LocalCluster]:
+    """The session's running primary + streaming replicas."""
+    replicas: int = request.config.getoption("--router-replicas")
+    with LocalCluster(replicas=replicas) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def cluster(local_cluster: LocalCluster) -> LocalCluster:
+    """The session's cluster, for tests that throw fault switches (undone afterwards)."""
+    return local_cluster
+
+
+def _database_name(module: str) -> str:
+    slug = re.sub(r"[^a-z0-9_]+", "_", module.rsplit(".", 1)[-1].lower()).strip("_")
+    return f"t{next(_db_numbers)}_{slug}"[:63]
+
+
+@pytest.fixture(scope="module")
+def cluster_db(
+    request: pytest.FixtureRequest, local_cluster: LocalCluster
+) -> Iterator[ClusterDatabase]:
+    """A database of this module's own, on the primary and already on every replica."""
+    name = _database_name(request.module.__name__)
+    local_cluster.create_database(name)
+    try:
+        yield ClusterDatabase(name, local_cluster)
+    finally:
+        local_cluster.reset()
+        local_cluster.drop_database(name)
+
+
+@pytest.fixture(autouse=True)
+def _router_undo_faults(request: pytest.FixtureRequest) -> Iterator[None]:
+    if _CLUSTER_FIXTURES.isdisjoint(request.fixturenames):
+        yield
+        return
+    local: LocalCluster = request.getfixturevalue("local_cluster")
+    before = local.faults_used
+    yield
+    if local.faults_used != before:
+        local.reset()
