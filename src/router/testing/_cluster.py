@@ -10,6 +10,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -38,6 +39,9 @@ BASE_SETTINGS: Mapping[str, str] = {
     "wal_level": "replica",
     "max_wal_senders": "16",
     "max_replication_slots": "16",
+    # Replicas are cloned concurrently: one clone's checkpoint must not recycle WAL that
+    # another clone is still streaming.
+    "wal_keep_size": "256MB",
     "hot_standby": "on",
     "hot_standby_feedback": "on",
     "wal_receiver_status_interval": "1s",
@@ -176,11 +180,15 @@ class LocalCluster:
             self._write_state()
             primary = self._init_primary()
             self._start_node(primary)
-            for i in range(1, self._replica_count + 1):
-                replica = self._clone_replica(f"replica{i}", primary)
-                self._start_node(replica)
-            for replica in self.replicas:
-                self._wait_streaming(replica)
+            replicas = [
+                self._new_node(f"replica{i}", "replica") for i in range(1, self._replica_count + 1)
+            ]
+            self._nodes.extend(replicas)
+            self._write_state()
+            # Cloning is mostly waiting on the primary and the disk: do the replicas together.
+            with ThreadPoolExecutor(max_workers=max(1, len(replicas))) as pool:
+                for done in [pool.submit(self._build_replica, r, primary) for r in replicas]:
+                    done.result()
         except BaseException:
             self.close()
             raise
@@ -490,12 +498,10 @@ class LocalCluster:
             f"port = {node.port}\ncluster_name = '{node.name}'\n",
         )
 
-    def _clone_replica(self, name: str, source: Node) -> Node:
-        node = self._new_node(name, "replica")
-        self._nodes.append(node)
+    def _build_replica(self, node: Node, source: Node) -> None:
         self._basebackup(node, source)
-        self._write_state()
-        return node
+        self._start_node(node)
+        self._wait_streaming(node)
 
     def _basebackup(self, node: Node, source: Node) -> None:
         assert self._bindir is not None
