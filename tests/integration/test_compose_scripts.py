@@ -93,6 +93,13 @@ class Sandbox:
     base: Path
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
+    @property
+    def scripts(self) -> Path:
+        """The compose scripts, copied where the server user can reach them: the checkout
+        itself may sit under a directory only we can enter (a fresh clone in a 0700 temp
+        dir, /root)."""
+        return self.base / "compose"
+
     def env(self, **extra: str) -> dict[str, str]:
         """An environment like the image's: the server binaries first on PATH."""
         return {"PATH": f"{self.bindir}:{os.environ.get('PATH', '/usr/bin:/bin')}", **extra}
@@ -141,6 +148,8 @@ def sandbox() -> Iterator[Sandbox]:
     box = Sandbox(user=user, bindir=bindir, base=base)
     try:
         chown_to(base, user)
+        shutil.copytree(SCRIPTS, box.scripts)  # keeps the executable bits
+        chown_to(box.scripts, user)
         yield box
     finally:
         box.close()
@@ -277,9 +286,10 @@ def test_compose_scripts_make_a_streaming_replica(sandbox: Sandbox) -> None:
         POSTGRES_DB="postgres",
         **replication_env,
     )
-    init_out = run_as(box.user, [SCRIPTS / "primary-init.sh"], env=init_env, what="primary-init.sh")
+    init = box.scripts / "primary-init.sh"
+    init_out = run_as(box.user, [init], env=init_env, what="primary-init.sh")
     # A second run changes nothing and does not fail.
-    init_out += run_as(box.user, [SCRIPTS / "primary-init.sh"], env=init_env, what="rerun")
+    init_out += run_as(box.user, [init], env=init_env, what="rerun")
     hba_lines = [ln for ln in hba.read_text().splitlines() if re.match(r"host\s+replication", ln)]
     assert hba_lines == [f"host replication {REPLICATION_USER} samenet scram-sha-256"]
     assert replication_password not in init_out
@@ -296,7 +306,7 @@ def test_compose_scripts_make_a_streaming_replica(sandbox: Sandbox) -> None:
         **replication_env,
     )
     replica_argv = [
-        SCRIPTS / "replica-entrypoint.sh",
+        box.scripts / "replica-entrypoint.sh",
         *_server_argv(box.bindir, replica_dir, replica_port, _settings(replica_svc["command"])),
     ]
     replica_log = box.new_log("replica.log")
@@ -367,7 +377,8 @@ def test_compose_scripts_make_a_streaming_replica(sandbox: Sandbox) -> None:
             POSTGRES_USER=SUPERUSER,
             POSTGRES_DB="postgres",
         )
-        run_as(box.user, [SCRIPTS / "healthcheck.sh", role], env=env, what=f"healthcheck {role}")
+        check = box.scripts / "healthcheck.sh"
+        run_as(box.user, [check, role], env=env, what=f"healthcheck {role}")
 
     for svc, port in ((primary_svc, primary_port), (replica_svc, replica_port)):
         test_cmd = svc["healthcheck"]["test"]
