@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from router import __version__
-from router.cli import _cluster
+from router.cli import _classify, _cluster
 
 __all__ = ["main"]
 
@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"router {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (_cluster,):
+    for module in (_cluster, _classify):
         module.register(subparsers)
     return parser
 
