@@ -1,0 +1,181 @@
+"""``Topology``: every node's health at once, and who the primary is.
+
+Roles are discovered, not trusted (design §5): the primary is the one up node whose last check
+said ``pg_is_in_recovery() = false``. Two such nodes is a split brain (writes must be refused
+with ``TopologyError``); none means writes fail fast with ``PrimaryUnavailable`` while replicas
+keep serving reads.
+
+A shell keeps the current ``Topology`` in one attribute and swaps it whole. The monitor calls
+:func:`tick` once per round of checks; request paths call :meth:`Topology.mark_failed` (a broken
+connection) and :meth:`Topology.request_rediscovery` (SQLSTATE 25006 from the node believed
+primary). Each is a read-modify-write of that attribute: free of races in an event loop as long
+as nothing is awaited in between; a threaded shell holds a lock around it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Any, Final
+
+from router.core._health import GateParams, mark_failed, observe
+from router.core._lsn import Lsn
+from router.core._nodes import (
+    FailureKind,
+    NodeHealth,
+    NodeStatus,
+    Observation,
+    Role,
+    WalHistory,
+)
+
+__all__ = ["Topology", "tick"]
+
+_NO_HISTORY: Final = WalHistory()
+
+
+@dataclass(frozen=True, slots=True)
+class Topology:
+    """The health of every node, in configuration order, and what follows from it.
+
+    ``wal``: the primary's recent WAL positions (see :class:`WalHistory`). ``rediscover_at``:
+    when a rediscovery was asked for (``None``: not asked); the monitor should run a round of
+    checks at once while it is set, and :func:`tick` clears it. Derived on construction:
+    ``primary`` (the name, or ``None`` unless exactly one node qualifies), ``split_brain``,
+    ``replicas`` (up nodes last seen in recovery, config order). ``memo``: a cache for views
+    derived from this value (eligibility per level); a new value starts with an empty one.
+    """
+
+    nodes: tuple[NodeHealth, ...]
+    wal: WalHistory = _NO_HISTORY
+    rediscover_at: float | None = None
+    suspect: str | None = None
+    primary: str | None = field(init=False, default=None)
+    split_brain: bool = field(init=False, default=False)
+    replicas: tuple[NodeHealth, ...] = field(init=False, default=(), repr=False)
+    by_name: Mapping[str, NodeHealth] = field(
+        init=False, default_factory=dict, repr=False, compare=False
+    )
+    memo: dict[object, Any] = field(init=False, default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        by_name = {node.name: node for node in self.nodes}
+        if len(by_name) != len(self.nodes):
+            raise ValueError("node names must be unique")
+        # A node whose latest check failed (but is not down yet) still counts as the primary
+        # when nothing better exists, but does not make a split brain: during a failover the
+        # old primary fails its checks while the promoted one already answers.
+        fresh = [n.name for n in self.nodes if n.role is Role.PRIMARY and n.up and not n.failures]
+        stale = [n.name for n in self.nodes if n.role is Role.PRIMARY and n.up and n.failures]
+        claimants = fresh or stale
+        setattr_ = object.__setattr__
+        setattr_(self, "by_name", MappingProxyType(by_name))
+        setattr_(self, "split_brain", len(claimants) > 1)
+        setattr_(self, "primary", claimants[0] if len(claimants) == 1 else None)
+        replicas = tuple(n for n in self.nodes if n.role is Role.REPLICA and n.up)
+        setattr_(self, "replicas", replicas)
+
+    @classmethod
+    def initial(cls, names: Iterable[str]) -> Topology:
+        """Every node unchecked: down, role unknown, due for a probe now."""
+        return cls(tuple(NodeHealth(name=name) for name in names))
+
+    @property
+    def primary_available(self) -> bool:
+        """Whether writes have somewhere to go: exactly one up primary and no split brain."""
+        return self.primary is not None
+
+    @property
+    def rediscover(self) -> bool:
+        return self.rediscover_at is not None
+
+    @property
+    def primary_lsn(self) -> Lsn | None:
+        """The primary's latest sampled WAL position, if the primary is the one sampled."""
+        if self.primary is None or self.wal.node != self.primary:
+            return None
+        return self.wal.latest
+
+    def node(self, name: str) -> NodeHealth:
+        """The named node's health; ``KeyError`` for a name not in the topology."""
+        return self.by_name[name]
+
+    def due(self, now: float) -> tuple[str, ...]:
+        """Names of the nodes to check in a round starting at ``now`` (down nodes on backoff
+        are left out)."""
+        return tuple(n.name for n in self.nodes if n.should_probe(now))
+
+    def replace(self, *healths: NodeHealth) -> Topology:
+        """A copy with these nodes' health replaced (matched by name; ``KeyError`` if unknown)."""
+        new = {h.name: h for h in healths}
+        unknown = new.keys() - self.by_name.keys()
+        if unknown:
+            raise KeyError(sorted(unknown)[0])
+        nodes = tuple(new.get(n.name, n) for n in self.nodes)
+        return Topology(nodes, self.wal, self.rediscover_at, self.suspect)
+
+    def mark_failed(
+        self, name: str, kind: FailureKind, now: float, params: GateParams, detail: str = ""
+    ) -> Topology:
+        """A copy after a failure the shell saw itself (``BROKEN_CONNECTION`` marks the node
+        down at once)."""
+        return self.replace(mark_failed(self.node(name), kind, now, params, detail))
+
+    def request_rediscovery(self, now: float, suspect: str | None = None) -> Topology:
+        """A copy asking the monitor to check every node at once.
+
+        ``suspect``: the node that answered 25006 (``read_only_sql_transaction``) while believed
+        primary. Its role becomes unknown right away, so no further write is sent there; a
+        round of checks that started before ``now`` will not restore it.
+        """
+        topology = self
+        if suspect is not None:
+            node = self.node(suspect)
+            if node.role is Role.PRIMARY:
+                suspected = replace(
+                    node, role=Role.UNKNOWN, reason="suspected demoted: read-only (25006)"
+                )
+                topology = self.replace(suspected)
+        at = now if self.rediscover_at is None else min(self.rediscover_at, now)
+        return Topology(topology.nodes, topology.wal, at, suspect or self.suspect)
+
+
+def tick(
+    topology: Topology, observations: Mapping[str, Observation], now: float, params: GateParams
+) -> Topology:
+    """The topology after a round of checks that started at ``now``.
+
+    ``observations`` maps node names to what their check saw; nodes without one (not due)
+    keep their health. The primary's WAL position comes from the one node that reports it is not
+    in recovery (none or several: unknown, so no replica's lag becomes known this round). Apply
+    it to the *current* topology, not the one the round started from, so that failures reported
+    meanwhile are kept. Clears a rediscovery asked for at or before ``now``; an observation of the
+    suspect taken before it became suspect is ignored. ``KeyError`` for an unknown name.
+    """
+    for name in observations:
+        topology.node(name)
+    stale_request = topology.rediscover_at is not None and topology.rediscover_at > now
+    ignored = topology.suspect if stale_request else None
+    primaries = [
+        (name, obs.wal_lsn)
+        for name, obs in observations.items()
+        if isinstance(obs, NodeStatus) and not obs.in_recovery and name != ignored
+    ]
+    primary_lsn: Lsn | None = None
+    wal = topology.wal
+    if len(primaries) == 1:
+        name, primary_lsn = primaries[0]
+        if primary_lsn is not None:
+            wal = wal.record(name, primary_lsn, now)
+    history = wal if primary_lsn is not None else None
+    nodes = []
+    for node in topology.nodes:
+        obs = observations.get(node.name)
+        if obs is None or node.name == ignored:
+            nodes.append(node)
+        else:
+            nodes.append(observe(node, obs, primary_lsn, now, params, history=history))
+    if stale_request:
+        return Topology(tuple(nodes), wal, topology.rediscover_at, topology.suspect)
+    return Topology(tuple(nodes), wal)
