@@ -1,0 +1,361 @@
+"""The router's configuration: frozen, keyword-only, validated at construction.
+
+Build it with :class:`RouterConfig` directly (``primary=`` and ``replicas=``), from a libpq
+multi-host URL with :meth:`RouterConfig.from_url` (roles discovered at run time), or from the
+environment with :meth:`RouterConfig.from_env` — the only code that reads ``os.environ``. Nothing
+here does I/O. A bad value raises :class:`~router.errors.ConfigurationError` whose ``field``
+names the setting (``pool.max_size``, ``replicas[1]``, ``url: router_policy``,
+``ROUTER_POLICY``); no message, ``repr`` or ``str`` ever contains a password.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, Protocol, Self, TypeAlias
+
+from router._config_dsn import redact
+from router._config_nodes import NodeConfig, PoolConfig, RetryConfig
+from router._config_sources import config_from_env, config_from_url
+from router._config_values import (
+    Consistency,
+    ConsistencyLiteral,
+    Fallback,
+    FallbackLiteral,
+    PolicyLiteral,
+    PolicyName,
+    PoolerMode,
+    PoolerModeLiteral,
+    check_bool,
+    check_choice,
+    check_float,
+    check_int,
+    check_names,
+    check_str,
+    show,
+)
+from router.errors import ConfigurationError
+
+__all__ = [
+    "Consistency",
+    "Fallback",
+    "NodeConfig",
+    "PolicyName",
+    "PoolConfig",
+    "PoolerMode",
+    "RetryConfig",
+    "RouterConfig",
+    "redact",
+]
+
+DEFAULT_POLICY: Final = PolicyName.ROUND_ROBIN
+DEFAULT_CONSISTENCY: Final = Consistency.READ_YOUR_WRITES
+DEFAULT_MAX_LAG_BYTES: Final = 16 * 1024 * 1024
+DEFAULT_MAX_LAG_SECONDS: Final = 5.0
+DEFAULT_READMIT_FRACTION: Final = 0.5
+DEFAULT_READMIT_HOLD: Final = 2.0
+DEFAULT_MONITOR_INTERVAL: Final = 0.5
+DEFAULT_MONITOR_TIMEOUT: Final = 1.0
+# A check slower than this, or a view of lag older than this, is useless for gating.
+MAX_MONITOR_SECONDS: Final = 60.0
+DEFAULT_FAILURES_TO_DOWN: Final = 2
+DEFAULT_PROBE_BACKOFF_INITIAL: Final = 0.5
+DEFAULT_PROBE_BACKOFF_MAX: Final = 5.0
+DEFAULT_STATEMENT_CACHE_SIZE: Final = 100
+DEFAULT_PREPARE_THRESHOLD: Final = 5
+DEFAULT_APPLICATION_NAME: Final = "router"
+# PostgreSQL keeps NAMEDATALEN - 1 bytes of application_name and truncates the rest silently.
+MAX_APPLICATION_NAME: Final = 63
+DEFAULT_CLASSIFIER_CACHE_SIZE: Final = 4096
+ENV_PREFIX: Final = "ROUTER_"
+
+
+class SupportsChoose(Protocol):
+    """A policy object (defined with the router): anything with a ``choose`` method."""
+
+    @property
+    def choose(self) -> Callable[..., object]: ...
+
+
+PolicyOption: TypeAlias = PolicyName | PolicyLiteral | SupportsChoose | Callable[..., object]
+
+
+def _policy(value: object) -> PolicyOption:
+    if isinstance(value, str):
+        return check_choice("policy", value, PolicyName)
+    if callable(value) or callable(getattr(value, "choose", None)):
+        return value  # type: ignore[return-value]
+    names = ", ".join(repr(name.value) for name in PolicyName)
+    raise ConfigurationError(
+        "policy",
+        f"must be one of {names}, or a policy (a callable or an object with choose());"
+        f" got {show(value)}",
+    )
+
+
+def _node(value: object, where: str) -> NodeConfig:
+    if isinstance(value, NodeConfig):
+        return value
+    if not isinstance(value, str):
+        # Only the type: a wrongly typed DSN (bytes, say) still holds the password.
+        raise ConfigurationError(
+            where, f"must be a NodeConfig or a connection string; got a {type(value).__name__}"
+        )
+    try:
+        return NodeConfig(dsn=value)
+    except ConfigurationError as error:
+        subject = where if error.field == "dsn" else f"{where}.{error.field}"
+        raise ConfigurationError(subject, error.problem) from None
+
+
+def _node_list(value: object, where: str) -> tuple[NodeConfig, ...]:
+    if isinstance(value, str | bytes) or not isinstance(value, Sequence):
+        raise ConfigurationError(
+            where,
+            f"must be a list of NodeConfig or connection strings; got a {type(value).__name__}",
+        )
+    return tuple(_node(item, f"{where}[{index}]") for index, item in enumerate(value))
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RouterConfig:
+    """Everything the router needs; see the field comments and design §4, §5, §7.
+
+    Nodes: ``primary=`` (with optional ``replicas=``), or ``nodes=`` whose roles are discovered
+    at run time (what :meth:`from_url` builds) — not both. Strings become :class:`NodeConfig`.
+    After construction every option-set field holds its ``StrEnum`` member (equal to its
+    string), node lists are tuples, and numbers have their declared type.
+    """
+
+    primary: NodeConfig | str | None = None
+    replicas: Sequence[NodeConfig | str] = ()
+    nodes: Sequence[NodeConfig | str] = ()
+
+    # Routing (design §4).
+    policy: PolicyOption = DEFAULT_POLICY
+    consistency: Consistency | ConsistencyLiteral = DEFAULT_CONSISTENCY
+    # read_your_writes: seconds to wait on the chosen replica for the session's position before
+    # reading from the primary instead; 0 = only use positions the monitor already knows.
+    ryw_wait: float = 0.0
+    # Lag budget: a replica further behind is not eligible. None = no budget of that kind.
+    max_lag_bytes: int | None = DEFAULT_MAX_LAG_BYTES
+    max_lag_seconds: float | None = DEFAULT_MAX_LAG_SECONDS
+    # Hysteresis: re-admitted once lag <= budget x readmit_fraction for readmit_hold seconds.
+    readmit_fraction: float = DEFAULT_READMIT_FRACTION
+    readmit_hold: float = DEFAULT_READMIT_HOLD
+    fallback: Fallback | FallbackLiteral = Fallback.PRIMARY
+    # Weight of the primary among read targets under normal load (replicas default to 1.0).
+    primary_read_weight: float = 0.0
+
+    # Monitor and health (design §5).
+    monitor_interval: float = DEFAULT_MONITOR_INTERVAL
+    monitor_timeout: float = DEFAULT_MONITOR_TIMEOUT
+    failures_to_down: int = DEFAULT_FAILURES_TO_DOWN
+    probe_backoff_initial: float = DEFAULT_PROBE_BACKOFF_INITIAL
+    probe_backoff_max: float = DEFAULT_PROBE_BACKOFF_MAX
+
+    # Pools, drivers and connections (design §7).
+    pool: PoolConfig = field(default_factory=PoolConfig)
+    retry: RetryConfig = field(default_factory=RetryConfig)
+    pooler_mode: PoolerMode | PoolerModeLiteral = PoolerMode.SESSION
+    statement_cache_size: int = DEFAULT_STATEMENT_CACHE_SIZE  # asyncpg
+    prepare_threshold: int | None = DEFAULT_PREPARE_THRESHOLD  # psycopg; None = never prepare
+    application_name: str = DEFAULT_APPLICATION_NAME
+    replica_read_only: bool = True  # default_transaction_read_only=on on replica connections
+
+    # Classifier (design §3).
+    read_functions: Sequence[str] = ()
+    write_functions: Sequence[str] = ()
+    classifier_cache_size: int = DEFAULT_CLASSIFIER_CACHE_SIZE
+
+    # Modes and telemetry (design §8).
+    shadow: bool = False  # classify and report, send everything to the primary
+    emulate_replicas: bool = False  # reads on the primary inside READ ONLY transactions
+    record_sql: bool = False  # SQL text in telemetry
+
+    def __post_init__(self) -> None:
+        self._check_nodes()
+        put = self._put
+        put("policy", _policy(self.policy))
+        put("consistency", check_choice("consistency", self.consistency, Consistency))
+        put("ryw_wait", check_float("ryw_wait", self.ryw_wait))
+        if self.max_lag_bytes is not None:
+            check_int("max_lag_bytes", self.max_lag_bytes, minimum=0)
+        if self.max_lag_seconds is not None:
+            put("max_lag_seconds", check_float("max_lag_seconds", self.max_lag_seconds))
+        if (
+            self.consistency is Consistency.BOUNDED
+            and self.max_lag_bytes is None
+            and self.max_lag_seconds is None
+        ):
+            raise ConfigurationError(
+                "consistency", "'bounded' needs max_lag_bytes or max_lag_seconds (both are None)"
+            )
+        put(
+            "readmit_fraction",
+            check_float("readmit_fraction", self.readmit_fraction, exclusive=True, maximum=1.0),
+        )
+        put("readmit_hold", check_float("readmit_hold", self.readmit_hold))
+        put("fallback", check_choice("fallback", self.fallback, Fallback))
+        put("primary_read_weight", check_float("primary_read_weight", self.primary_read_weight))
+        for name in ("monitor_interval", "monitor_timeout"):
+            put(
+                name,
+                check_float(name, getattr(self, name), exclusive=True, maximum=MAX_MONITOR_SECONDS),
+            )
+        check_int("failures_to_down", self.failures_to_down, minimum=1)
+        initial = check_float("probe_backoff_initial", self.probe_backoff_initial, exclusive=True)
+        maximum = check_float("probe_backoff_max", self.probe_backoff_max, exclusive=True)
+        if maximum < initial:
+            raise ConfigurationError(
+                "probe_backoff_max",
+                f"must be >= probe_backoff_initial ({initial:g}); got {maximum:g}",
+            )
+        put("probe_backoff_initial", initial)
+        put("probe_backoff_max", maximum)
+        for name, kind in (("pool", PoolConfig), ("retry", RetryConfig)):
+            if not isinstance(getattr(self, name), kind):
+                raise ConfigurationError(
+                    name, f"must be a {kind.__name__}; got {show(getattr(self, name))}"
+                )
+        put("pooler_mode", check_choice("pooler_mode", self.pooler_mode, PoolerMode))
+        check_int("statement_cache_size", self.statement_cache_size, minimum=0)
+        if self.prepare_threshold is not None:
+            check_int("prepare_threshold", self.prepare_threshold, minimum=0)
+        check_str("application_name", self.application_name, max_length=MAX_APPLICATION_NAME)
+        for name in ("replica_read_only", "shadow", "emulate_replicas", "record_sql"):
+            check_bool(name, getattr(self, name))
+        reads = check_names("read_functions", self.read_functions)
+        writes = check_names("write_functions", self.write_functions)
+        both = sorted(set(reads) & set(writes))
+        if both:
+            raise ConfigurationError("write_functions", f"also in read_functions: {both}")
+        put("read_functions", reads)
+        put("write_functions", writes)
+        check_int("classifier_cache_size", self.classifier_cache_size, minimum=0)
+
+    def _put(self, name: str, value: object) -> None:
+        object.__setattr__(self, name, value)
+
+    def _check_nodes(self) -> None:
+        primary = None if self.primary is None else _node(self.primary, "primary")
+        replicas = _node_list(self.replicas, "replicas")
+        found = _node_list(self.nodes, "nodes")
+        if found and (primary is not None or replicas):
+            raise ConfigurationError(
+                "nodes", "give either nodes= (roles discovered) or primary= and replicas=, not both"
+            )
+        if not found and primary is None:
+            what = "replicas without a primary" if replicas else "no nodes"
+            raise ConfigurationError(
+                "primary",
+                f"{what}: give primary= (and replicas=), nodes=, or use RouterConfig.from_url()",
+            )
+        labelled = (
+            [(f"nodes[{i}]", node) for i, node in enumerate(found)]
+            if found
+            else [("primary", primary), *((f"replicas[{i}]", n) for i, n in enumerate(replicas))]
+        )
+        seen_names: dict[str, str] = {}
+        seen_addresses: dict[tuple[str, int], str] = {}
+        dbname = None
+        for label, node in labelled:
+            assert node is not None
+            other = seen_addresses.get(node.address)
+            if other is not None:
+                raise ConfigurationError(
+                    label, f"is the same server as {other} ({node.name}); list each server once"
+                )
+            other = seen_names.get(node.name)
+            if other is not None:
+                raise ConfigurationError(label, f"has the same name {node.name!r} as {other}")
+            if dbname is not None and node.dbname != dbname:
+                raise ConfigurationError(
+                    label,
+                    f"connects to database {node.dbname!r}, the others to {dbname!r}; "
+                    "replicas serve the primary's databases, so every node needs the same one",
+                )
+            seen_addresses[node.address] = label
+            seen_names[node.name] = label
+            dbname = node.dbname
+        self._put("primary", primary)
+        self._put("replicas", replicas)
+        self._put("nodes", found)
+
+    # Typed views of the node fields, which hold only NodeConfig after construction.
+    @property
+    def primary_node(self) -> NodeConfig | None:
+        """The configured primary, or ``None`` when roles are discovered."""
+        return self.primary if isinstance(self.primary, NodeConfig) else None
+
+    @property
+    def replica_nodes(self) -> tuple[NodeConfig, ...]:
+        """The configured replicas (empty when roles are discovered)."""
+        return tuple(node for node in self.replicas if isinstance(node, NodeConfig))
+
+    @property
+    def all_nodes(self) -> tuple[NodeConfig, ...]:
+        """Every configured server: ``nodes``, or the primary followed by the replicas."""
+        if self.nodes:
+            return tuple(node for node in self.nodes if isinstance(node, NodeConfig))
+        primary = self.primary_node
+        return self.replica_nodes if primary is None else (primary, *self.replica_nodes)
+
+    @property
+    def discover_roles(self) -> bool:
+        """True when roles are found at run time (``nodes=``) rather than given."""
+        return bool(self.nodes)
+
+    @property
+    def effective_statement_cache_size(self) -> int:
+        """asyncpg's ``statement_cache_size``: 0 behind a transaction pooler."""
+        return 0 if self.pooler_mode is PoolerMode.TRANSACTION else self.statement_cache_size
+
+    @property
+    def effective_prepare_threshold(self) -> int | None:
+        """psycopg's ``prepare_threshold``: ``None`` (never) behind a transaction pooler."""
+        return None if self.pooler_mode is PoolerMode.TRANSACTION else self.prepare_threshold
+
+    def replace(self, **changes: Any) -> Self:
+        """A copy with ``changes`` applied and validated again (per-call overrides)."""
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_url(cls, url: str, /, **overrides: Any) -> Self:
+        """Configuration from a libpq URL: one node per host, roles discovered at run time.
+
+        ``postgresql://user:pw@h1:5432,h2:5433,h3/db?sslmode=require&router_policy=random``
+        gives three nodes sharing credentials and parameters (minus ``target_session_attrs``
+        and ``load_balance_hosts``, which only make sense across hosts). ``router_<option>``
+        parameters set options (``router_max_lag_seconds=2``, ``router_pool_max_size=20``) and
+        are removed from the drivers' DSNs. Keyword ``overrides`` are ``RouterConfig`` fields
+        and win over the URL's options. Errors name ``url`` or ``url: router_<option>``.
+        """
+        config: Self = config_from_url(
+            cls,
+            url,
+            where="url",
+            password=None,
+            extra={},
+            name_of=lambda key: f"url: router_{key}",
+            overrides=overrides,
+        )
+        return config
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, prefix: str = ENV_PREFIX) -> Self:
+        """Configuration from environment variables (``os.environ`` unless ``environ`` given).
+
+        Nodes: ``<prefix>URL`` (a libpq URL, possibly multi-host, as :meth:`from_url`), or
+        ``<prefix>PRIMARY_URL`` plus ``<prefix>REPLICA_URLS`` (comma-separated); optionally
+        ``<prefix>PASSWORD`` for every node. Options: ``<prefix><FIELD>`` (``ROUTER_POLICY``,
+        ``ROUTER_POOL_MAX_SIZE``, ``ROUTER_RETRY_ATTEMPTS``); booleans are 1/0, true/false,
+        yes/no, on/off; ``none`` clears an optional number; lists are comma-separated. An
+        unknown ``<prefix>*`` variable is an error (a typo must not be silently ignored), and
+        every error names the variable.
+        """
+        env = os.environ if environ is None else environ
+        config: Self = config_from_env(cls, env, prefix)
+        return config
