@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from router._async._router import AsyncRouter, Explanation
+from router._async._session import AsyncSession, AsyncTransaction
 from router._catalog import load_catalog, load_catalog_async
+from router._version import __version__
+from router.config import NodeConfig, PoolConfig, RetryConfig, RouterConfig
 from router.core import (
     CATALOG_QUERY,
     Classification,
@@ -15,20 +19,45 @@ from router.core import (
     default_classifier,
     normalize_placeholders,
 )
-from router.errors import ConfigurationError, RouterError
-
-__version__ = "0.1.0"
+from router.errors import (
+    ConfigurationError,
+    ForeignToken,
+    InvalidToken,
+    NoReplicaAvailable,
+    PoolTimeout,
+    PrimaryUnavailable,
+    ReadOnlyViolation,
+    RouterError,
+    SessionStateError,
+    TopologyError,
+)
 
 __all__ = [
     "CATALOG_QUERY",
+    "AsyncRouter",
+    "AsyncSession",
+    "AsyncTransaction",
     "Classification",
     "Classifier",
     "ConfigurationError",
     "Effect",
+    "Explanation",
+    "ForeignToken",
     "FunctionCatalog",
     "Hint",
+    "InvalidToken",
+    "NoReplicaAvailable",
+    "NodeConfig",
+    "PoolConfig",
+    "PoolTimeout",
+    "PrimaryUnavailable",
+    "ReadOnlyViolation",
+    "RetryConfig",
     "Route",
+    "RouterConfig",
     "RouterError",
+    "SessionStateError",
+    "TopologyError",
     "__version__",
     "classify",
     "default_classifier",

@@ -6,12 +6,33 @@ are for conditions the router itself detects::
     RouterError
      +-- ConfigurationError      a bad setting; the message names the field
      +-- InvalidToken            a read-your-writes token we did not make, or damaged
-          +-- ForeignToken       a token of another cluster (system_identifier)
+     |    +-- ForeignToken       a token of another cluster (system_identifier)
+     +-- PrimaryUnavailable      no reachable primary: writes fail fast, reads carry on
+     +-- TopologyError           two nodes claim to be primary: writes are refused
+     +-- NoReplicaAvailable      no eligible replica and fallback="error"
+     +-- ReadOnlyViolation       a WRITE inside a read-only transaction or session; not sent
+     +-- SessionStateError       a session-state statement (SET, LISTEN, temp table, ...)
+     |                           outside a session, where a pooled connection would lose it
+     +-- PoolTimeout             no connection of a node's pool became free in time
+
+Database errors (asyncpg's, psycopg's, SQLAlchemy's) are never wrapped: code that catches
+them keeps working.
 """
 
 from __future__ import annotations
 
-__all__ = ["ConfigurationError", "ForeignToken", "InvalidToken", "RouterError"]
+__all__ = [
+    "ConfigurationError",
+    "ForeignToken",
+    "InvalidToken",
+    "NoReplicaAvailable",
+    "PoolTimeout",
+    "PrimaryUnavailable",
+    "ReadOnlyViolation",
+    "RouterError",
+    "SessionStateError",
+    "TopologyError",
+]
 
 
 class RouterError(Exception):
@@ -52,3 +73,41 @@ class ForeignToken(InvalidToken):
         super().__init__(
             f"it belongs to cluster {found}, this router serves cluster {expected}", token
         )
+
+
+class PrimaryUnavailable(RouterError):
+    """No primary is reachable now. Raised before anything is sent; reads carry on."""
+
+
+class TopologyError(RouterError):
+    """The nodes disagree about who is primary (split brain): writes are refused."""
+
+
+class NoReplicaAvailable(RouterError):
+    """No replica may serve this read now and the router is configured not to fall back.
+
+    ``reason`` says why each replica was left out.
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+class ReadOnlyViolation(RouterError):
+    """A statement that writes, sent in a read-only transaction or session. Nothing was sent."""
+
+
+class SessionStateError(RouterError):
+    """A statement that changes session state (``SET``, ``LISTEN``, a temp table, ...) was
+    sent outside a session: on a pooled connection its effect would be lost or leak to
+    another caller. Use ``router.session()``, or ``SET LOCAL`` inside a transaction."""
+
+
+class PoolTimeout(RouterError, TimeoutError):
+    """No connection of *node*'s pool became free within the acquire timeout."""
+
+    def __init__(self, node: str, timeout: float) -> None:
+        self.node = node
+        self.timeout = timeout
+        super().__init__(f"no connection to {node} became free within {timeout:g} s")

@@ -11,7 +11,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from router import __version__
+from router._version import __version__
 from router.cli import _classify, _cluster
 
 __all__ = ["main"]

@@ -18,6 +18,7 @@ from __future__ import annotations
 from router.testing._binaries import find_bindir, server_version
 from router.testing._cleanup import reap_orphans
 from router.testing._cluster import LocalCluster, NodeStatus
+from router.testing._config import router_config
 from router.testing._errors import ClusterError
 from router.testing._node import Node, NodeRole, StopMode
 
@@ -30,5 +31,6 @@ __all__ = [
     "StopMode",
     "find_bindir",
     "reap_orphans",
+    "router_config",
     "server_version",
 ]

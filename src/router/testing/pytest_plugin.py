@@ -24,10 +24,13 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import count
+from typing import Any
 
 import pytest
 
+from router.config import RouterConfig
 from router.testing._cluster import LocalCluster
+from router.testing._config import router_config
 from router.testing._node import Node
 
 __all__ = ["ClusterDatabase"]
@@ -54,6 +57,10 @@ class ClusterDatabase:
     def dsn(self, node: Node | str) -> str:
         n = self.cluster.node(node) if isinstance(node, str) else node
         return n.dsn_for(self.name)
+
+    def router_config(self, **options: Any) -> RouterConfig:
+        """A :class:`~router.RouterConfig` for this database on the cluster's current nodes."""
+        return router_config(self.cluster, self.name, **options)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -1,0 +1,1 @@
+"""The async shell over asyncpg: pools per node, the monitor task, :class:`AsyncRouter`."""

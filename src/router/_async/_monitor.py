@@ -1,0 +1,210 @@
+"""The monitor: checks every node on an interval and keeps the topology current.
+
+Each node gets a connection of its own (not from the pools, so a busy pool cannot starve the
+monitor). A round runs the checks of the nodes that are due concurrently, each bounded by
+``monitor_timeout``, and folds the outcomes into a new :class:`~router.core.Topology` with
+:func:`~router.core.tick`: roles, lag, the lag gate and health are all decided there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import asyncpg
+
+from router.core import (
+    CheckFailure,
+    FailureKind,
+    GateParams,
+    Lsn,
+    NodeStatus,
+    Observation,
+    Topology,
+    tick,
+)
+
+__all__ = ["CHECK_QUERY", "Monitor"]
+
+logger = logging.getLogger(__name__)
+
+#: One round trip tells everything about a node. ``pg_current_wal_lsn()`` fails on a standby,
+#: so it is only evaluated on a primary.
+CHECK_QUERY = """
+SELECT r.in_recovery,
+       CASE WHEN r.in_recovery THEN NULL ELSE pg_current_wal_lsn()::text END,
+       pg_last_wal_replay_lsn()::text,
+       pg_last_wal_receive_lsn()::text,
+       CASE WHEN r.in_recovery THEN pg_is_wal_replay_paused() ELSE false END,
+       extract(epoch FROM pg_last_xact_replay_timestamp())::float8,
+       extract(epoch FROM clock_timestamp())::float8
+FROM (SELECT pg_is_in_recovery() AS in_recovery) AS r
+"""
+
+_BROKEN = (
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.InterfaceError,
+    ConnectionError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CannotConnectNowError,
+)
+
+
+def _lsn(text: str | None) -> Lsn | None:
+    return None if text is None else Lsn.parse(text)
+
+
+class Monitor:
+    """Keeps :attr:`topology` current. No I/O until :meth:`start` or :meth:`check`."""
+
+    def __init__(
+        self,
+        dsns: Mapping[str, str],
+        params: GateParams,
+        *,
+        interval: float,
+        timeout: float,
+        application_name: str,
+        on_change: Callable[[Topology, Topology], Any] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._dsns = dict(dsns)
+        self._params = params
+        self._interval = interval
+        self._timeout = timeout
+        self._app = f"{application_name} monitor"
+        self._on_change = on_change
+        self._clock = clock
+        self._conns: dict[str, asyncpg.Connection] = {}
+        self.system_ids: dict[str, int] = {}
+        self.topology = Topology.initial(self._dsns)
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._round_lock = asyncio.Lock()
+        self.rounds = 0
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="router-monitor")
+
+    async def close(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                if not task.cancelled():
+                    raise
+        conns, self._conns = self._conns, {}
+        for conn in conns.values():
+            conn.terminate()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.check()
+            except Exception:
+                # A bug in a round must not end monitoring for good: say so and go on.
+                logger.exception("monitor round failed")
+            self._wake.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self._interval)
+
+    # -- rounds ------------------------------------------------------------------------
+
+    def request_rediscovery(self, suspect: str | None = None) -> None:
+        """Roles may have changed (e.g. SQLSTATE 25006 from the believed primary): check all
+        nodes at once instead of waiting for the next tick."""
+        self.topology = self.topology.request_rediscovery(self._clock(), suspect)
+        self._wake.set()
+
+    def learn_replay(self, name: str, lsn: Lsn) -> None:
+        """A replay position seen by a read-your-writes check: newer than the last tick's."""
+        topology = self.topology
+        health = topology.by_name.get(name)
+        if health is not None and (health.replay_lsn is None or lsn > health.replay_lsn):
+            self.topology = topology.replace(dataclasses.replace(health, replay_lsn=lsn))
+
+    def report_failure(self, name: str, kind: FailureKind, detail: str = "") -> None:
+        """A pool connection of *name* failed: fold it in now, not at the next tick."""
+        old = self.topology
+        self.topology = old.mark_failed(name, kind, self._clock(), self._params, detail)
+        self._changed(old)
+
+    async def check(self) -> Topology:
+        """Run one round of checks now (of every node while a rediscovery is pending)."""
+        async with self._round_lock:
+            now = self._clock()
+            topology = self.topology
+            names = list(self._dsns) if topology.rediscover else list(topology.due(now))
+            outcomes = await asyncio.gather(*(self._check(n) for n in names))
+            old = self.topology
+            # Fold into the *current* value: a rediscovery asked for meanwhile survives.
+            self.topology = tick(old, dict(zip(names, outcomes, strict=True)), now, self._params)
+            self.rounds += 1
+            self._changed(old)
+            return self.topology
+
+    def _changed(self, old: Topology) -> None:
+        new = self.topology
+        if self._on_change is not None and (
+            old.primary != new.primary
+            or old.split_brain != new.split_brain
+            or [(n.role, n.health, n.admitted) for n in old.nodes]
+            != [(n.role, n.health, n.admitted) for n in new.nodes]
+        ):
+            self._on_change(old, new)
+
+    async def _check(self, name: str) -> Observation:
+        conn = self._conns.get(name)
+        fresh = conn is None or conn.is_closed()
+        try:
+            if fresh:
+                conn = await asyncpg.connect(
+                    self._dsns[name],
+                    timeout=self._timeout,
+                    statement_cache_size=0,
+                    server_settings={"application_name": self._app},
+                )
+                self._conns[name] = conn
+                row = await conn.fetchrow(
+                    "SELECT system_identifier FROM pg_control_system()", timeout=self._timeout
+                )
+                if row is not None:
+                    self.system_ids[name] = int(row[0])
+            assert conn is not None
+            row = await conn.fetchrow(CHECK_QUERY, timeout=self._timeout)
+        except TimeoutError:
+            self._drop(name)
+            return CheckFailure(FailureKind.TIMEOUT, f"no answer within {self._timeout:g} s")
+        except (OSError, *_BROKEN) as exc:
+            self._drop(name)
+            kind = FailureKind.CONNECT_FAILED if fresh else FailureKind.BROKEN_CONNECTION
+            return CheckFailure(kind, f"{type(exc).__name__}: {exc}")
+        except asyncpg.PostgresError as exc:
+            self._drop(name)
+            return CheckFailure(FailureKind.ERROR, f"{type(exc).__name__}: {exc}")
+        assert row is not None
+        in_recovery, wal, replay, receive, paused, replayed_at, server_now = row
+        return NodeStatus(
+            in_recovery=in_recovery,
+            wal_lsn=_lsn(wal),
+            replay_lsn=_lsn(replay),
+            receive_lsn=_lsn(receive),
+            replay_paused=bool(paused),
+            last_replay_at=replayed_at,
+            server_now=server_now,
+        )
+
+    def _drop(self, name: str) -> None:
+        conn = self._conns.pop(name, None)
+        if conn is not None:
+            conn.terminate()

@@ -1,0 +1,170 @@
+"""One asyncpg pool per node, with the statistics the policies and ``stats()`` need.
+
+asyncpg resets every connection on release (``RESET ALL``, ``UNLISTEN *``, ... one round
+trip each time). The router knows from the classifier whether a statement changed session
+state, so the pool's own reset is switched off and :meth:`NodePool.release` resets only the
+connections that need it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+
+from router.core import Ewma
+from router.errors import PoolTimeout
+
+__all__ = ["NodePool", "NodeStats", "PoolSettings"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSettings:
+    min_size: int
+    max_size: int
+    acquire_timeout: float
+    connect_timeout: float
+    max_lifetime: float | None
+    max_idle: float | None
+    max_queries: int | None
+    statement_cache_size: int
+    application_name: str
+    replica_read_only: bool
+
+
+@dataclass(slots=True)
+class NodeStats:
+    """Per-node counters; also what the policies read (name, weight, outstanding, latency)."""
+
+    name: str
+    weight: float = 1.0
+    outstanding: int = 0
+    latency: Ewma = field(default_factory=lambda: Ewma(alpha=0.2))
+    waiting: int = 0
+    acquired: int = 0
+    acquire_wait: float = 0.0
+    errors: int = 0
+    reads: int = 0
+    writes: int = 0
+
+    @property
+    def ewma_latency(self) -> float | None:
+        return self.latency.value
+
+
+async def _no_reset(conn: asyncpg.Connection) -> None:
+    """The pool's reset hook: nothing. :meth:`NodePool.release` decides."""
+
+
+class NodePool:
+    """The pool of one node. No I/O until :meth:`open`."""
+
+    def __init__(self, name: str, dsn: str, settings: PoolSettings) -> None:
+        self.name = name
+        self.stats = NodeStats(name)
+        self._dsn = dsn
+        self._settings = settings
+        self._pool: asyncpg.Pool | None = None
+        self._read_only = False
+        self._lock = asyncio.Lock()
+
+    def __repr__(self) -> str:
+        return f"NodePool({self.name!r}, read_only={self._read_only})"
+
+    @property
+    def read_only(self) -> bool:
+        return self._read_only
+
+    async def set_read_only(self, read_only: bool) -> None:
+        """New connections get ``default_transaction_read_only`` per the node's role; a role
+        change expires the old ones (a promoted replica must not keep read-only sessions)."""
+        read_only = read_only and self._settings.replica_read_only
+        if read_only == self._read_only:
+            return
+        self._read_only = read_only
+        if self._pool is not None:
+            await self._pool.expire_connections()
+
+    async def _init(self, conn: asyncpg.Connection) -> None:
+        if self._read_only:
+            await conn.execute("SET default_transaction_read_only = on")
+
+    async def open(self) -> None:
+        s = self._settings
+        kwargs: dict[str, Any] = {
+            "max_size": s.max_size,
+            "max_queries": s.max_queries or 50_000,
+            "max_inactive_connection_lifetime": s.max_idle or 0.0,
+            "statement_cache_size": s.statement_cache_size,
+            "server_settings": {"application_name": s.application_name},
+            "timeout": s.connect_timeout,
+            "init": self._init,
+            "reset": _no_reset,
+        }
+        try:
+            self._pool = await asyncpg.create_pool(self._dsn, min_size=s.min_size, **kwargs)
+        except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
+            # A node down at start-up is not fatal: the monitor reports it and the pool fills
+            # when it comes back.
+            logger.warning("%s: could not open its connections (%s); will retry", self.name, exc)
+            self._pool = await asyncpg.create_pool(self._dsn, min_size=0, **kwargs)
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            try:
+                await asyncio.wait_for(pool.close(), timeout=10)
+            except (TimeoutError, OSError):
+                pool.terminate()
+
+    def terminate(self) -> None:
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool = None
+
+    async def acquire(self) -> asyncpg.Connection:
+        """A connection of this node; :class:`PoolTimeout` if none is free in time."""
+        pool = self._pool
+        if pool is None:
+            raise RuntimeError(f"the pool of {self.name} is not open")
+        stats = self.stats
+        stats.waiting += 1
+        started = time.perf_counter()
+        try:
+            conn = await pool.acquire(timeout=self._settings.acquire_timeout)
+        except TimeoutError:
+            raise PoolTimeout(self.name, self._settings.acquire_timeout) from None
+        finally:
+            stats.waiting -= 1
+            stats.acquire_wait += time.perf_counter() - started
+        stats.acquired += 1
+        return conn
+
+    async def release(self, conn: asyncpg.Connection, *, dirty: bool = False) -> None:
+        """Give *conn* back; reset it first if its session state changed (*dirty*) or it was
+        left inside a transaction. A connection that cannot be reset is closed instead."""
+        pool = self._pool
+        if pool is None:
+            conn.terminate()
+            return
+        try:
+            if not conn.is_closed() and conn.is_in_transaction():
+                await conn.execute("ROLLBACK")
+            if dirty:
+                await conn.reset()
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+            conn.terminate()
+        await pool.release(conn)
+
+    def usage(self) -> dict[str, int]:
+        pool = self._pool
+        if pool is None:
+            return {"size": 0, "idle": 0, "in_use": 0, "waiting": self.stats.waiting}
+        size, idle = pool.get_size(), pool.get_idle_size()
+        return {"size": size, "idle": idle, "in_use": size - idle, "waiting": self.stats.waiting}

@@ -1,0 +1,676 @@
+"""``AsyncRouter``: every statement to the node that may serve it, over asyncpg."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from random import Random
+from types import TracebackType
+from typing import Any, Self
+
+import asyncpg
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from router._async._monitor import Monitor
+from router._async._pool import NodePool, PoolSettings
+from router._async._scope import LAST_DECISION, Call, Scope
+from router._catalog import load_catalog_async
+from router._telemetry import NodeAddress, Telemetry
+from router.config import Fallback, RouterConfig
+from router.core import (
+    Classification,
+    Classifier,
+    Consistency,
+    Effect,
+    FailureKind,
+    GateParams,
+    Hint,
+    Lsn,
+    Policy,
+    Position,
+    Role,
+    Topology,
+    as_policy,
+    decode_token,
+    eligible,
+    encode_token,
+    policy_from_name,
+)
+from router.core._route import Decision, Reason, choose_read, choose_write
+from router.errors import (
+    NoReplicaAvailable,
+    PoolTimeout,
+    PrimaryUnavailable,
+    SessionStateError,
+    TopologyError,
+)
+
+__all__ = ["AsyncRouter", "Explanation"]
+
+logger = logging.getLogger("router")
+
+#: Failures of the connection itself (not of the statement): a read that met one before any
+#: row came back may run again elsewhere.
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.TooManyConnectionsError,
+)
+
+_TX_CONTROL = frozenset({Effect.TX_BEGIN, Effect.TX_END, Effect.SAVEPOINT})
+_POSITION_QUERY = "SELECT pg_current_wal_insert_lsn()::text"
+_REPLAY_QUERY = "SELECT pg_last_wal_replay_lsn()::text"
+
+
+class _Retry(Exception):
+    """A read's connection failed before any row came back: try another node."""
+
+    def __init__(self, node: str, cause: BaseException) -> None:
+        self.node = node
+        self.cause = cause
+        super().__init__(node)
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """Where a statement would go now, and why (:meth:`AsyncRouter.explain`)."""
+
+    sql: str
+    classification: Classification
+    node: str | None
+    role: str | None
+    reason: str
+    detail: str
+    eligible: tuple[str, ...]
+    excluded: tuple[tuple[str, str], ...]
+
+
+def _gate_params(config: RouterConfig) -> GateParams:
+    return GateParams(
+        max_lag_bytes=config.max_lag_bytes,
+        max_lag_seconds=config.max_lag_seconds,
+        readmit_fraction=config.readmit_fraction,
+        readmit_hold=config.readmit_hold,
+        failures_to_down=config.failures_to_down,
+        probe_backoff_initial=config.probe_backoff_initial,
+        probe_backoff_max=config.probe_backoff_max,
+    )
+
+
+def _policy(config: RouterConfig) -> Policy:
+    if isinstance(config.policy, str):
+        return policy_from_name(config.policy)
+    return as_policy(config.policy)
+
+
+class AsyncRouter:
+    """Routes each statement, transaction and session of an application to the primary or a
+    replica of a PostgreSQL cluster with streaming replication.
+
+    ``fetch``/``fetchrow``/``fetchval``/``execute``/``executemany`` take asyncpg's arguments and
+    run outside any transaction: a READ on an eligible replica, anything else on the primary.
+    :meth:`transaction` holds one node for a whole transaction; :meth:`session` gives
+    read-your-writes, monotonic reads and session state. No I/O until :meth:`open`.
+    """
+
+    def __init__(
+        self,
+        config: RouterConfig,
+        *,
+        classifier: Classifier | None = None,
+        rng: Random | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self._own_classifier = classifier is None
+        self._classifier = classifier or Classifier(
+            read_functions=config.read_functions,
+            write_functions=config.write_functions,
+            cache_size=config.classifier_cache_size,
+        )
+        self._policy = _policy(config)
+        self._rng = rng or Random()
+        self._clock = clock
+        self._params = _gate_params(config)
+        self._consistency = Consistency(str(config.consistency))
+        self._scope = Scope(self._consistency)
+        self._fallback_to_primary = Fallback(str(config.fallback)) is Fallback.PRIMARY
+        self._ryw_wait = config.ryw_wait
+        nodes = config.all_nodes
+        self._addresses = {n.name: NodeAddress(n.name, n.host, n.port, n.dbname) for n in nodes}
+        settings = PoolSettings(
+            min_size=config.pool.min_size,
+            max_size=config.pool.max_size,
+            acquire_timeout=config.pool.acquire_timeout,
+            connect_timeout=config.pool.connect_timeout,
+            max_lifetime=config.pool.max_lifetime,
+            max_idle=config.pool.max_idle,
+            max_queries=config.pool.max_queries,
+            statement_cache_size=config.effective_statement_cache_size,
+            application_name=config.application_name,
+            replica_read_only=config.replica_read_only,
+        )
+        self._pools = {n.name: NodePool(n.name, n.connect_dsn, settings) for n in nodes}
+        for n in nodes:
+            self._pools[n.name].stats.weight = n.weight
+        self._stats = {name: pool.stats for name, pool in self._pools.items()}
+        self._monitor = Monitor(
+            {n.name: n.connect_dsn for n in nodes},
+            self._params,
+            interval=config.monitor_interval,
+            timeout=config.monitor_timeout,
+            application_name=config.application_name,
+            on_change=self._topology_changed,
+            clock=clock,
+        )
+        self._telemetry = Telemetry(record_sql=config.record_sql)
+        self._decisions: Counter[tuple[str, str]] = Counter()
+        self._background: set[asyncio.Task[Any]] = set()
+        self._system_id: int | None = None
+        self._state = "new"
+
+    def __repr__(self) -> str:
+        names = ", ".join(self._pools)
+        return f"<AsyncRouter {self._state} nodes=[{names}] policy={self.config.policy!r}>"
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def open(self) -> Self:
+        """Discover roles, open a pool per node and start the monitor."""
+        if self._state == "open":
+            return self
+        if self._state == "closed":
+            raise RuntimeError("a closed AsyncRouter cannot be opened again")
+        topology = await self._monitor.check()
+        await asyncio.gather(*(pool.open() for pool in self._pools.values()))
+        await self._sync_roles(topology)
+        self._system_id = self._cluster_identity()
+        if self._own_classifier and topology.primary is not None:
+            await self.refresh_catalog()
+        self._monitor.start()
+        Telemetry.watch(self)
+        self._state = "open"
+        if topology.primary is None:
+            logger.warning("no primary found at start-up: %s", self._describe(topology))
+        else:
+            logger.info("router open: %s", self._describe(topology))
+        return self
+
+    async def refresh_catalog(self) -> None:
+        """Read user functions' volatility from the primary again (after deploying new
+        functions): STABLE and IMMUTABLE ones may run on replicas, VOLATILE ones may not."""
+        primary = self._write_decision().node
+        assert primary is not None
+        pool = self._pools[primary]
+        conn = await pool.acquire()
+        try:
+            self._classifier.set_catalog(await load_catalog_async(conn))
+        finally:
+            await pool.release(conn)
+
+    async def close(self) -> None:
+        """Stop the monitor and close every pool (idempotent)."""
+        if self._state == "closed":
+            return
+        self._state = "closed"
+        await self._monitor.close()
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        await asyncio.gather(*(pool.close() for pool in self._pools.values()))
+
+    async def __aenter__(self) -> Self:
+        return await self.open()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def _cluster_identity(self) -> int | None:
+        ids = self._monitor.system_ids
+        distinct = set(ids.values())
+        if len(distinct) > 1:
+            logger.error("nodes belong to different clusters (system_identifier): %s", ids)
+        primary = self._monitor.topology.primary
+        if primary is not None and primary in ids:
+            return ids[primary]
+        return next(iter(distinct), None)
+
+    def _topology_changed(self, old: Topology, new: Topology) -> None:
+        if self._state != "open":
+            return  # open() syncs the pools and reports the topology itself
+        if old.primary != new.primary or old.split_brain != new.split_brain:
+            logger.warning("topology changed: %s", self._describe(new))
+        else:
+            logger.info("topology changed: %s", self._describe(new))
+        task = asyncio.get_running_loop().create_task(self._sync_roles(new))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _sync_roles(self, topology: Topology) -> None:
+        for node in topology.nodes:
+            if node.role is not Role.UNKNOWN:
+                await self._pools[node.name].set_read_only(node.role is Role.REPLICA)
+        if self._system_id is None:
+            self._system_id = self._cluster_identity()
+
+    @staticmethod
+    def _describe(topology: Topology) -> str:
+        parts = [
+            f"{n.name}={n.role.value}/{n.health.value}"
+            + (" (not admitted)" if n.role is Role.REPLICA and not n.admitted else "")
+            for n in topology.nodes
+        ]
+        return ", ".join(parts) + (" SPLIT BRAIN" if topology.split_brain else "")
+
+    # -- queries outside a transaction ----------------------------------------------
+
+    async def fetch(self, query: str, *args: Any, timeout: float | None = None, **kw: Any) -> Any:
+        return await self._call(self._scope, "fetch", query, args, {"timeout": timeout, **kw})
+
+    async def fetchrow(
+        self, query: str, *args: Any, timeout: float | None = None, **kw: Any
+    ) -> Any:
+        return await self._call(self._scope, "fetchrow", query, args, {"timeout": timeout, **kw})
+
+    async def fetchval(
+        self, query: str, *args: Any, column: int = 0, timeout: float | None = None
+    ) -> Any:
+        kw = {"column": column, "timeout": timeout}
+        return await self._call(self._scope, "fetchval", query, args, kw)
+
+    async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:
+        result: str = await self._call(self._scope, "execute", query, args, {"timeout": timeout})
+        return result
+
+    async def executemany(
+        self, command: str, args: Iterable[Sequence[Any]], *, timeout: float | None = None
+    ) -> None:
+        await self._call(self._scope, "executemany", command, (args,), {"timeout": timeout})
+
+    def transaction(
+        self, *, readonly: bool = False, isolation: str | None = None
+    ) -> AsyncTransaction:
+        """A transaction held on one node from start to end: a replica when *readonly*
+        (a WRITE inside raises :class:`ReadOnlyViolation` before it is sent), else the
+        primary."""
+        return AsyncTransaction(self, self._scope, readonly=readonly, isolation=isolation)
+
+    def session(self, *, consistency: str | None = None, after: str | None = None) -> AsyncSession:
+        """A session: reads on replicas at or past its floor, writes on the primary, session
+        state pinned to the primary. *after*: a token from :meth:`token` (of any router or
+        process on this cluster) the session's reads must not be behind."""
+        level = Consistency(consistency) if consistency is not None else self._consistency
+        floor = None
+        if after is not None:
+            floor = decode_token(after, system_id=self._system_id).lsn
+        return AsyncSession(self, Scope(level, floor, parent=self._scope))
+
+    def token(self) -> str | None:
+        """An opaque string for the latest commit position seen by this router (any session),
+        for ``session(after=...)`` here or in another process; ``None`` before any write."""
+        return self._token(self._scope)
+
+    def _token(self, scope: Scope) -> str | None:
+        if scope.floor is None or self._system_id is None:
+            return None
+        return encode_token(Position(self._system_id, scope.floor))
+
+    # -- the paths ---------------------------------------------------------------------
+
+    def _classify(self, query: str) -> Classification:
+        return self._classifier.classify(query)
+
+    async def _call(
+        self, scope: Scope, method: str, query: str, args: tuple[Any, ...], kw: dict[str, Any]
+    ) -> Any:
+        """A statement outside any transaction and outside any pinned session."""
+        cls = self._classify(query)
+        if cls.effects and not cls.effects.isdisjoint(_TX_CONTROL | {Effect.PIN}):
+            raise SessionStateError(
+                f"{cls.reason}: outside a session this would be lost on a pooled connection"
+                " (use router.session() or router.transaction())"
+            )
+        call = Call(method, query, args, kw, cls)
+        if cls.route == "write" or cls.hint is Hint.PRIMARY:
+            return await self._write(scope, call)
+        return await self._read(scope, call)
+
+    def _write_decision(self) -> Decision:
+        decision = choose_write(self._monitor.topology)
+        if decision.node is None:
+            if self._monitor.topology.split_brain:
+                raise TopologyError(f"writes refused: {decision.detail}")
+            raise PrimaryUnavailable(f"writes refused: {decision.detail}")
+        return decision
+
+    async def _write(self, scope: Scope, call: Call) -> Any:
+        decision = self._write_decision()
+        if call.cls.hint is Hint.PRIMARY:
+            decision = replace(decision, reason=Reason.HINT, detail="router:primary hint")
+        try:
+            return await self._run(scope, decision, call, write=True)
+        except asyncpg.ReadOnlySQLTransactionError:
+            # The node we believed primary is not (a failover happened): the statement wrote
+            # nothing, so rediscover and try once on the new primary.
+            assert decision.node is not None
+            await self._rediscover(decision.node)
+            retried = replace(self._write_decision(), reason=Reason.RETRY, detail="after 25006")
+            return await self._run(scope, retried, call, write=True)
+
+    async def _rediscover(self, suspect: str) -> None:
+        self._monitor.request_rediscovery(suspect)
+        await self._monitor.check()
+
+    def _read_decision(
+        self, scope: Scope, exclude: Iterable[str] = (), *, retry: bool = False
+    ) -> Decision:
+        topology = self._monitor.topology
+        excluded = frozenset(exclude)
+        sticky = scope.sticky
+        if sticky is not None and sticky not in excluded and scope.parent is not None:
+            decision = choose_read(
+                topology,
+                scope.consistency,
+                _prefer(sticky),
+                self._stats,
+                self._rng,
+                floor=scope.floor,
+                exclude=excluded,
+            )
+            if decision.node == sticky:
+                return decision
+        decision = choose_read(
+            topology,
+            scope.consistency,
+            self._policy,
+            self._stats,
+            self._rng,
+            floor=scope.floor,
+            wait=self._ryw_wait > 0,
+            exclude=excluded,
+            fallback_to_primary=self._fallback_to_primary,
+        )
+        if decision.node is None:
+            if decision.primary:
+                raise PrimaryUnavailable(decision.detail)
+            raise NoReplicaAvailable(decision.detail)
+        if retry:
+            decision = replace(decision, reason=Reason.RETRY, detail=f"retry: {decision.detail}")
+        return decision
+
+    async def _read(self, scope: Scope, call: Call) -> Any:
+        decision = self._read_decision(scope)
+        try:
+            return await self._run(scope, decision, call, write=False)
+        except _Retry as failed:
+            return await self._read_retrying(scope, failed, call)
+
+    async def _read_retrying(self, scope: Scope, first: _Retry, call: Call) -> Any:
+        failed = {first.node}
+        retry = self.config.retry
+        if retry.attempts <= 1:
+            raise first.cause
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(retry.attempts - 1),
+            wait=wait_exponential_jitter(
+                initial=retry.backoff_initial, max=retry.backoff_max, jitter=retry.jitter
+            ),
+            retry=retry_if_exception_type(_Retry),
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    decision = self._read_decision(scope, failed, retry=True)
+                    try:
+                        return await self._run(scope, decision, call, write=False)
+                    except _Retry as again:
+                        failed.add(again.node)
+                        raise
+        except _Retry as last:
+            raise last.cause from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _run(self, scope: Scope, decision: Decision, call: Call, *, write: bool) -> Any:
+        """Run one statement on the decided node (in autocommit), with telemetry."""
+        node = decision.node
+        assert node is not None
+        emulate = False
+        if not decision.primary and (self.config.shadow or self.config.emulate_replicas):
+            # Shadow mode: say where it would have gone, send it to the primary. Replica
+            # emulation: run it on the primary inside a READ ONLY transaction, so a write
+            # that would have been misrouted fails loudly in development.
+            primary = self._write_decision().node
+            assert primary is not None
+            emulate = self.config.emulate_replicas
+            would = f"would go to {node}: {decision.detail}"
+            decision = Decision(primary, True, Reason.SHADOW, would)
+            node = primary
+        pool = self._pools[node]
+        stats = pool.stats
+        self._decisions[(node, decision.reason.value)] += 1
+        LAST_DECISION.set(decision)
+        span = self._telemetry.start(
+            call.method,
+            self._addresses[node],
+            primary=decision.primary,
+            reason=decision.reason.value,
+            detail=decision.detail,
+            route=call.cls.route.value,
+            sql=call.query,
+        )
+        stats.outstanding += 1
+        started = time.perf_counter()
+        try:
+            done, result = await self._on_node(
+                pool, decision, call, scope, write=write, read_only=emulate
+            )
+        except BaseException as exc:
+            stats.errors += 1
+            Telemetry.fail(span, exc)
+            raise
+        finally:
+            stats.outstanding -= 1
+            span.end()
+        if not done:
+            # The replica did not catch up within ryw_wait: the primary serves instead.
+            fallback = replace(
+                self._write_decision(),
+                reason=Reason.CONSISTENCY,
+                detail=f"{node} did not replay {decision.wait_for} within ryw_wait",
+            )
+            return await self._run(scope, fallback, call, write=write)
+        stats.latency.update(time.perf_counter() - started)
+        if write:
+            stats.writes += 1
+        else:
+            stats.reads += 1
+            if not decision.primary and scope.parent is not None:
+                self._after_replica_read(scope, node)
+        return result
+
+    async def _on_node(
+        self,
+        pool: NodePool,
+        decision: Decision,
+        call: Call,
+        scope: Scope,
+        *,
+        write: bool,
+        read_only: bool = False,
+    ) -> tuple[bool, Any]:
+        """``(True, result)``, or ``(False, None)`` when ``wait_for`` was not reached in time.
+        A read whose connection failed before any row came back raises :class:`_Retry`."""
+        node = pool.name
+        try:
+            conn = await pool.acquire()
+        except PoolTimeout as exc:
+            if write:
+                raise
+            raise _Retry(node, exc) from exc
+        except CONNECTION_ERRORS as exc:
+            self._monitor.report_failure(node, FailureKind.CONNECT_FAILED, type(exc).__name__)
+            if write:
+                raise
+            raise _Retry(node, exc) from exc
+        try:
+            if decision.wait_for is not None and not await self._wait_replayed(
+                conn, node, decision.wait_for
+            ):
+                return False, None
+            if read_only:
+                async with conn.transaction(readonly=True):
+                    result = await call.on(conn)
+            else:
+                result = await call.on(conn)
+            if write and scope.wants_position:
+                scope.advance(Lsn.parse(await conn.fetchval(_POSITION_QUERY)))
+            return True, result
+        except BaseException as exc:
+            # Only a failure of the connection itself says anything about the node; a closed
+            # connection alone does not (asyncpg closes it after some of its own errors).
+            if isinstance(exc, CONNECTION_ERRORS):
+                self._monitor.report_failure(
+                    node, FailureKind.BROKEN_CONNECTION, type(exc).__name__
+                )
+                if not write:
+                    raise _Retry(node, exc) from exc
+            raise
+        finally:
+            await pool.release(conn)
+
+    def _after_replica_read(self, scope: Scope, node: str) -> None:
+        # Monotonic reads: stay on this replica while it is eligible; and never go below what
+        # the router knows it had replayed (a lower bound of what this read saw).
+        scope.sticky = node
+        health = self._monitor.topology.by_name.get(node)
+        replayed = health.replay_lsn if health is not None else None
+        if replayed is not None and (scope.floor is None or replayed > scope.floor):
+            scope.floor = replayed
+
+    async def _wait_replayed(self, conn: asyncpg.Connection, node: str, target: Lsn) -> bool:
+        """Wait, up to ``ryw_wait``, until *node* has replayed *target* (PostgreSQL before 19
+        has no ``WAIT FOR LSN``: poll with a short, growing pause)."""
+        deadline = time.monotonic() + self._ryw_wait
+        pause = 0.0005
+        while True:
+            replayed = Lsn.parse(await conn.fetchval(_REPLAY_QUERY))
+            self._monitor.learn_replay(node, replayed)
+            if replayed >= target:
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            await asyncio.sleep(min(pause, left))
+            pause = min(pause * 2, 0.02)
+
+    # -- introspection -----------------------------------------------------------------
+
+    @property
+    def last_decision(self) -> Decision | None:
+        """Where the latest statement of the current task ran, and why (``node``,
+        ``primary``, ``reason``, ``detail``); ``None`` before any."""
+        return LAST_DECISION.get()
+
+    def explain(self, sql: str) -> Explanation:
+        """Where *sql* would go now from outside any session, and why. Sends nothing."""
+        cls = self._classify(sql)
+        topology = self._monitor.topology
+        found = eligible(topology, self._scope.consistency, floor=self._scope.floor)
+        excluded = tuple((e.name, e.reason) for e in found.excluded)
+        if cls.effects and not cls.effects.isdisjoint(_TX_CONTROL | {Effect.PIN}):
+            detail = f"{cls.reason}: only inside a session"
+            return Explanation(sql, cls, None, None, "session-state", detail, (), ())
+        try:
+            if cls.route == "write" or cls.hint is Hint.PRIMARY:
+                decision = self._write_decision()
+            else:
+                decision = self._read_decision(self._scope)
+        except (PrimaryUnavailable, TopologyError, NoReplicaAvailable) as exc:
+            return Explanation(
+                sql, cls, None, None, type(exc).__name__, str(exc), found.replicas, excluded
+            )
+        role = "primary" if decision.primary else "replica"
+        return Explanation(
+            sql,
+            cls,
+            decision.node,
+            role,
+            decision.reason.value,
+            f"{cls.reason}; {decision.detail}",
+            found.replicas,
+            excluded,
+        )
+
+    def stats(self) -> dict[str, Any]:
+        """Per node: role, health, lag, pool use and counters; plus decisions by reason."""
+        topology = self._monitor.topology
+        nodes = {}
+        for health in topology.nodes:
+            pool = self._pools[health.name]
+            s = pool.stats
+            nodes[health.name] = {
+                "role": health.role.value,
+                "health": health.health.value,
+                "admitted": health.admitted,
+                "reason": health.reason,
+                "lag_bytes": health.lag_bytes,
+                "lag_seconds": health.lag_seconds,
+                "replay_lsn": None if health.replay_lsn is None else str(health.replay_lsn),
+                "pool": pool.usage(),
+                "acquired": s.acquired,
+                "acquire_wait_seconds": round(s.acquire_wait, 6),
+                "outstanding": s.outstanding,
+                "reads": s.reads,
+                "writes": s.writes,
+                "errors": s.errors,
+                "latency_ewma_seconds": s.ewma_latency,
+            }
+        decisions: dict[str, dict[str, int]] = {}
+        for (node, reason), count in self._decisions.items():
+            decisions.setdefault(node, {})[reason] = count
+        return {
+            "primary": topology.primary,
+            "split_brain": topology.split_brain,
+            "monitor_rounds": self._monitor.rounds,
+            "nodes": nodes,
+            "decisions": decisions,
+        }
+
+    def gauge_lag_bytes(self) -> Iterable[tuple[str, int]]:
+        return [
+            (n.name, n.lag_bytes) for n in self._monitor.topology.nodes if n.lag_bytes is not None
+        ]
+
+    def gauge_pool_in_use(self) -> Iterable[tuple[str, int]]:
+        return [(name, pool.usage()["in_use"]) for name, pool in self._pools.items()]
+
+
+def _prefer(name: str) -> Policy:
+    def choose(candidates: Sequence[Any], rng: Random, /) -> Any:
+        for candidate in candidates:
+            if candidate.name == name:
+                return candidate
+        return None
+
+    return choose
+
+
+from router._async._session import AsyncSession, AsyncTransaction  # noqa: E402

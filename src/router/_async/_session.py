@@ -1,0 +1,342 @@
+"""Sessions and transactions of :class:`~router._async._router.AsyncRouter`."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
+
+import asyncpg
+
+from router._async._pool import NodePool
+from router._async._scope import LAST_DECISION, Call, Scope
+from router.core import Classification, Effect, FailureKind, Lsn
+from router.core._route import Decision, Reason
+from router.errors import ReadOnlyViolation, SessionStateError
+
+if TYPE_CHECKING:
+    from router._async._router import AsyncRouter
+
+__all__ = ["AsyncSession", "AsyncTransaction"]
+
+_POSITION_QUERY = "SELECT pg_current_wal_insert_lsn()::text"
+_TX_CONTROL = frozenset({Effect.TX_BEGIN, Effect.TX_END})
+
+
+class _Queries:
+    """asyncpg's query methods over :meth:`_call`."""
+
+    async def _call(
+        self, method: str, query: str, args: tuple[Any, ...], kw: dict[str, Any]
+    ) -> Any:
+        raise NotImplementedError
+
+    async def fetch(self, query: str, *args: Any, timeout: float | None = None, **kw: Any) -> Any:
+        return await self._call("fetch", query, args, {"timeout": timeout, **kw})
+
+    async def fetchrow(
+        self, query: str, *args: Any, timeout: float | None = None, **kw: Any
+    ) -> Any:
+        return await self._call("fetchrow", query, args, {"timeout": timeout, **kw})
+
+    async def fetchval(
+        self, query: str, *args: Any, column: int = 0, timeout: float | None = None
+    ) -> Any:
+        return await self._call("fetchval", query, args, {"column": column, "timeout": timeout})
+
+    async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:
+        result: str = await self._call("execute", query, args, {"timeout": timeout})
+        return result
+
+    async def executemany(self, command: str, args: Any, *, timeout: float | None = None) -> None:
+        await self._call("executemany", command, (args,), {"timeout": timeout})
+
+
+class _Held:
+    """A connection a session or transaction keeps between statements."""
+
+    __slots__ = ("conn", "decision", "dirty", "pool", "readonly", "wrote")
+
+    def __init__(
+        self, pool: NodePool, conn: asyncpg.Connection, decision: Decision, readonly: bool
+    ) -> None:
+        self.pool = pool
+        self.conn = conn
+        self.decision = decision
+        self.readonly = readonly
+        self.wrote = False
+        self.dirty = False
+
+    @property
+    def node(self) -> str:
+        return self.pool.name
+
+    def check(self, cls: Classification) -> None:
+        """Refuse, before sending, what cannot run on this connection."""
+        if cls.route == "write" and self.readonly:
+            raise ReadOnlyViolation(
+                f"{cls.reason}: not allowed in a read-only transaction on {self.node}"
+            )
+        if cls.route == "write":
+            self.wrote = True
+        if Effect.PIN in cls.effects:
+            self.dirty = True
+
+
+async def _hold(
+    router: AsyncRouter, scope: Scope, *, readonly: bool, isolation: str | None
+) -> _Held:
+    """A connection for a transaction: a replica when read-only (it may run a standby's
+    isolation levels), else the primary. Failing to *start* on a replica is retried on the
+    next candidate: nothing has been sent yet."""
+    on_replica = readonly and (isolation or "").lower() != "serializable"
+    failed: set[str] = set()
+    while True:
+        if on_replica:
+            decision = router._read_decision(scope, failed, retry=bool(failed))
+        else:
+            decision = router._write_decision()
+        node = decision.node
+        assert node is not None
+        pool = router._pools[node]
+        try:
+            conn = await pool.acquire()
+        except (OSError, asyncpg.PostgresConnectionError) as exc:
+            if decision.primary or not on_replica:
+                raise
+            failed.add(node)
+            router._monitor.report_failure(node, FailureKind.CONNECT_FAILED, type(exc).__name__)
+            continue
+        if decision.wait_for is not None and not await router._wait_replayed(
+            conn, node, decision.wait_for
+        ):
+            await pool.release(conn)
+            decision = replace(
+                router._write_decision(),
+                reason=Reason.CONSISTENCY,
+                detail=f"{node} did not replay {decision.wait_for} within ryw_wait",
+            )
+            assert decision.node is not None
+            pool = router._pools[decision.node]
+            conn = await pool.acquire()
+        router._decisions[(pool.name, decision.reason.value)] += 1
+        return _Held(pool, conn, decision, readonly)
+
+
+async def _commit_position(conn: asyncpg.Connection) -> Lsn:
+    return Lsn.parse(await conn.fetchval(_POSITION_QUERY))
+
+
+class AsyncTransaction(_Queries):
+    """One transaction on one node, from ``async with`` to its end: commit on success,
+    rollback on an exception. Its query methods check each statement before sending it;
+    :attr:`connection` is the raw asyncpg connection (no checks)."""
+
+    def __init__(
+        self,
+        router: AsyncRouter,
+        scope: Scope,
+        *,
+        readonly: bool,
+        isolation: str | None,
+        session: AsyncSession | None = None,
+    ) -> None:
+        self._router = router
+        self._scope = scope
+        self._readonly = readonly
+        self._isolation = isolation
+        self._session = session
+        self._held: _Held | None = None
+        self._own = True
+        self._tx: Any = None
+
+    @property
+    def node(self) -> str:
+        """The node this transaction runs on."""
+        return self._active().node
+
+    @property
+    def decision(self) -> Decision:
+        return self._active().decision
+
+    @property
+    def connection(self) -> asyncpg.Connection:
+        return self._active().conn
+
+    def _active(self) -> _Held:
+        if self._held is None:
+            raise RuntimeError("the transaction is not active: use `async with`")
+        return self._held
+
+    async def __aenter__(self) -> Self:
+        pinned = self._session._pinned if self._session is not None else None
+        if pinned is not None:
+            self._held, self._own = pinned, False
+        else:
+            self._held = await _hold(
+                self._router, self._scope, readonly=self._readonly, isolation=self._isolation
+            )
+        held = self._held
+        self._tx = held.conn.transaction(isolation=self._isolation, readonly=self._readonly)
+        try:
+            await self._tx.start()
+        except BaseException:
+            await self._release()
+            raise
+        self._wrote_before = held.wrote
+        held.wrote = False
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        held = self._active()
+        try:
+            if exc is not None:
+                if not held.conn.is_closed():
+                    await self._tx.rollback()
+                return
+            await self._tx.commit()
+            if held.wrote and self._scope.wants_position:
+                self._scope.advance(await _commit_position(held.conn))
+        finally:
+            held.wrote = held.wrote or self._wrote_before
+            await self._release()
+
+    async def _release(self) -> None:
+        held, self._held = self._held, None
+        if held is not None and self._own:
+            await held.pool.release(held.conn, dirty=held.dirty)
+
+    async def _call(
+        self, method: str, query: str, args: tuple[Any, ...], kw: dict[str, Any]
+    ) -> Any:
+        held = self._active()
+        cls = self._router._classify(query)
+        if not cls.effects.isdisjoint(_TX_CONTROL):
+            raise SessionStateError(
+                f"{cls.reason}: the transaction is ended by its `async with` block"
+            )
+        held.check(cls)
+        LAST_DECISION.set(held.decision)
+        return await getattr(held.conn, method)(query, *args, **kw)
+
+
+class AsyncSession(_Queries):
+    """Statements of one unit of work (a request, a job) with one consistency floor.
+
+    Reads go to eligible replicas at or past the session's floor (its own commits, the
+    ``after`` token, what it has read), writes to the primary. A statement that leaves
+    session state (``SET``, ``LISTEN``, a temp table, ...) pins the session to one primary
+    connection until it ends. ``BEGIN`` … ``COMMIT`` sent as statements hold one node for the
+    transaction: a replica for ``BEGIN READ ONLY``, else the primary.
+    """
+
+    def __init__(self, router: AsyncRouter, scope: Scope) -> None:
+        self._router = router
+        self._scope = scope
+        self._pinned: _Held | None = None
+        self._in_tx: _Held | None = None
+
+    @property
+    def consistency(self) -> str:
+        return self._scope.consistency.value
+
+    @property
+    def pinned(self) -> bool:
+        """Whether session state keeps this session on one primary connection."""
+        return self._pinned is not None
+
+    def token(self) -> str | None:
+        """The latest commit position this session has seen, as a token (or ``None``)."""
+        return self._router._token(self._scope)
+
+    def transaction(
+        self, *, readonly: bool = False, isolation: str | None = None
+    ) -> AsyncTransaction:
+        return AsyncTransaction(
+            self._router, self._scope, readonly=readonly, isolation=isolation, session=self
+        )
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """End the session: an open ``BEGIN`` is rolled back, a pinned connection reset."""
+        in_tx, self._in_tx = self._in_tx, None
+        pinned, self._pinned = self._pinned, None
+        if in_tx is not None and in_tx is not pinned:
+            await in_tx.pool.release(in_tx.conn, dirty=True)
+        if pinned is not None:
+            await pinned.pool.release(pinned.conn, dirty=True)
+
+    async def _call(
+        self, method: str, query: str, args: tuple[Any, ...], kw: dict[str, Any]
+    ) -> Any:
+        router = self._router
+        cls = router._classify(query)
+        held = self._in_tx or self._pinned
+        if held is None:
+            if Effect.PIN in cls.effects:
+                held = self._pinned = await self._pin(cls)
+            elif Effect.TX_BEGIN in cls.effects:
+                held = self._in_tx = await _hold(
+                    router,
+                    self._scope,
+                    readonly=bool(cls.readonly_begin),
+                    isolation=cls.isolation,
+                )
+            else:
+                call = Call(method, query, args, kw, cls)
+                if cls.route == "write" or cls.hint == "primary":
+                    return await router._write(self._scope, call)
+                return await router._read(self._scope, call)
+        return await self._on_held(held, Call(method, query, args, kw, cls))
+
+    async def _pin(self, cls: Classification) -> _Held:
+        router = self._router
+        decision = replace(
+            router._write_decision(), reason=Reason.PINNED, detail=f"pinned: {cls.reason}"
+        )
+        assert decision.node is not None
+        pool = router._pools[decision.node]
+        conn = await pool.acquire()
+        router._decisions[(pool.name, Reason.PINNED.value)] += 1
+        return _Held(pool, conn, decision, readonly=False)
+
+    async def _on_held(self, held: _Held, call: Call) -> Any:
+        cls = call.cls
+        if Effect.PIN in cls.effects and held is not self._pinned:
+            if held.readonly:
+                raise SessionStateError(
+                    f"{cls.reason}: session state cannot be kept inside a read-only transaction"
+                    " on a replica (use SET LOCAL, or set it before the transaction)"
+                )
+            self._pinned = held  # the primary connection of this transaction stays ours
+        held.check(cls)
+        LAST_DECISION.set(held.decision)
+        result = await call.on(held.conn)
+        if Effect.TX_END in cls.effects and held is self._in_tx:
+            self._in_tx = None
+            if held.wrote and self._scope.wants_position:
+                self._scope.advance(await _commit_position(held.conn))
+            held.wrote = False
+            if held is not self._pinned:
+                await held.pool.release(held.conn, dirty=held.dirty)
+        elif held is self._pinned and self._in_tx is None and held.wrote:
+            # Autocommit on the pinned connection: each write commits at once.
+            if self._scope.wants_position:
+                self._scope.advance(await _commit_position(held.conn))
+            held.wrote = False
+        return result

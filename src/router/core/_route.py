@@ -1,0 +1,118 @@
+"""Where a read goes: the one decision every read makes, pure.
+
+The shells ask :func:`choose_read` with the current topology, the caller's consistency level
+and floor, and the node statistics the policy needs; they get back a :class:`Decision`
+naming the node and *why*. Writes need no choice (the primary, or an error when there is
+none or there are two) and are decided by :func:`choose_write`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Container, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from random import Random
+
+from router.core._eligibility import Cause, Consistency, Eligibility, eligible
+from router.core._lsn import Lsn
+from router.core._policies import CandidateLike, Policy
+from router.core._topology import Topology
+
+__all__ = ["Decision", "Reason", "choose_read", "choose_write"]
+
+
+class Reason(StrEnum):
+    """The kind of reason behind a decision (the ``router.reason`` telemetry attribute)."""
+
+    CLASSIFIER = "classifier"  # a READ on a replica, a WRITE on the primary
+    HINT = "hint"  # a /* router:primary */ comment
+    PINNED = "pinned"  # session state or a write earlier in the session's transaction
+    TRANSACTION = "transaction"  # the node the transaction started on
+    LAG_GATE = "lag-gate"  # replicas too far behind: the primary serves
+    CONSISTENCY = "consistency"  # strong, or no replica at the session's floor yet
+    FALLBACK = "fallback"  # no replica at all (down, none configured)
+    RETRY = "retry"  # a retried read, or a write retried after rediscovery
+    SHADOW = "shadow"  # shadow mode: would have gone elsewhere
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Where a statement goes. ``node`` is ``None`` when nothing can serve it; then
+    ``detail`` says why. ``wait_for``: wait on the chosen replica until it has replayed
+    this position before running the read (``ryw_wait``)."""
+
+    node: str | None
+    primary: bool
+    reason: Reason
+    detail: str
+    wait_for: Lsn | None = None
+
+
+def choose_write(topology: Topology) -> Decision:
+    """The primary, or a decision with ``node=None`` saying why there is none usable."""
+    if topology.split_brain:
+        return Decision(None, True, Reason.CLASSIFIER, "two nodes claim to be primary")
+    if topology.primary is None:
+        return Decision(None, True, Reason.CLASSIFIER, "no primary is reachable")
+    return Decision(topology.primary, True, Reason.CLASSIFIER, "write")
+
+
+def choose_read(
+    topology: Topology,
+    consistency: Consistency,
+    policy: Policy,
+    stats: Mapping[str, CandidateLike],
+    rng: Random,
+    *,
+    floor: Lsn | None = None,
+    wait: bool = False,
+    exclude: Container[str] = (),
+    fallback_to_primary: bool = True,
+) -> Decision:
+    """Choose the node for a read.
+
+    Only eligible replicas (healthy, in recovery, admitted by the lag gate, at or past
+    *floor*) are offered to *policy*; nodes in *exclude* (failed on this call) are skipped.
+    With *wait*, a replica that is eligible but for the floor may be chosen, with
+    ``wait_for`` set. Otherwise the primary serves, or, with ``fallback_to_primary`` false,
+    the decision has ``node=None`` and the reason why no replica qualifies.
+    """
+    primary = topology.primary
+    if consistency is Consistency.STRONG:
+        return _on_primary(primary, Reason.CONSISTENCY, "consistency strong")
+    found = eligible(topology, consistency, floor=floor)
+    names = [n for n in found.replicas if n not in exclude] if exclude else found.replicas
+    if names:
+        choice = policy([stats[n] for n in names], rng)
+        if choice is None:
+            return _on_primary(primary, Reason.CLASSIFIER, "policy primary-only")
+        return Decision(choice.name, False, Reason.CLASSIFIER, "read")
+    if wait and floor is not None:
+        waiting = [n for n in found.behind_floor if n not in exclude]
+        if waiting:
+            choice = policy([stats[n] for n in waiting], rng)
+            if choice is not None:
+                return Decision(
+                    choice.name, False, Reason.CONSISTENCY, f"wait for {floor}", wait_for=floor
+                )
+    reason, detail = _why_none(found, exclude)
+    if not fallback_to_primary:
+        return Decision(None, False, reason, detail)
+    return _on_primary(primary, reason, detail)
+
+
+def _on_primary(primary: str | None, reason: Reason, detail: str) -> Decision:
+    if primary is None:
+        return Decision(None, True, reason, f"{detail}; no primary is reachable")
+    return Decision(primary, True, reason, detail)
+
+
+def _why_none(found: Eligibility, exclude: Container[str]) -> tuple[Reason, str]:
+    if found.replicas:  # there were some, and every one of them failed on this call
+        return Reason.RETRY, "every eligible replica failed on this call"
+    causes = {e.cause for e in found.excluded if e.name not in exclude}
+    if Cause.FLOOR in causes:
+        return Reason.CONSISTENCY, found.reason
+    if Cause.LAG_GATE in causes or Cause.STALENESS in causes:
+        return Reason.LAG_GATE, found.reason
+    return Reason.FALLBACK, found.reason

@@ -1,0 +1,430 @@
+"""AsyncRouter on the real cluster: where statements go, read-your-writes, transactions,
+sessions, tokens. Where a statement ran is proven by the router's own report
+(``last_decision``) and, where it matters, by the server itself (``pg_is_in_recovery()``,
+``inet_server_port()`` in the same call)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import pytest
+import pytest_asyncio
+
+import router
+from router.core import Route
+from router.testing.pytest_plugin import ClusterDatabase
+from tests.unit.classify_cases import CASE_CATALOG_ROWS, CASES, FIXTURE_SCHEMA_SQL
+
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
+
+FAST = {"monitor_interval": 0.1, "readmit_hold": 0.2}
+
+
+@pytest.fixture(scope="module")
+def db(cluster_db: ClusterDatabase) -> ClusterDatabase:
+    async def setup() -> None:
+        conn = await asyncpg.connect(cluster_db.primary_dsn)
+        try:
+            await conn.execute(FIXTURE_SCHEMA_SQL)
+            await conn.execute("CREATE TABLE kv (k int PRIMARY KEY, v int NOT NULL)")
+        finally:
+            await conn.close()
+
+    asyncio.run(setup())
+    cluster_db.cluster.wait_caught_up()
+    return cluster_db
+
+
+@pytest_asyncio.fixture
+async def r(db: ClusterDatabase) -> AsyncIterator[router.AsyncRouter]:
+    async with router.AsyncRouter(db.router_config(**FAST)) as rt:
+        yield rt
+
+
+def _ports(db: ClusterDatabase) -> dict[int, str]:
+    return {n.port: n.name for n in db.cluster.nodes}
+
+
+# -- where statements go -------------------------------------------------------------------
+
+# Routed for real, except: COPY (simple-protocol COPY needs a data stream) and a backup start
+# (a spread checkpoint: seconds). Those are checked through explain().
+_EXPLAIN_ONLY = ("COPY", "PG_BACKUP_START")
+# The router loads the function catalog from the primary, which holds the fixture's functions:
+# cases that are WRITE only for want of a catalog are READ here.
+WITH_CATALOG = router.Classifier(catalog=router.FunctionCatalog.from_rows(CASE_CATALOG_ROWS))
+WRITE_CASES = [c for c in CASES if WITH_CATALOG.classify(c.sql).route is Route.WRITE]
+READ_CASES = [
+    c
+    for c in CASES
+    if c.route is Route.READ and not c.params and not c.effects and "$" not in c.sql
+]
+
+
+async def test_every_write_case_runs_on_the_primary(
+    r: router.AsyncRouter, db: ClusterDatabase
+) -> None:
+    """Each WRITE case of the classifier's table, sent through a session (so statements that
+    pin are accepted), inside BEGIN ... ROLLBACK so it leaves nothing behind, runs on the
+    primary."""
+    misrouted, refused_by_standby = [], []
+    for case in WRITE_CASES:
+        if any(word in case.sql.upper() for word in _EXPLAIN_ONLY):
+            explained = r.explain(case.sql)
+            if explained.node is not None and explained.node != "primary":
+                misrouted.append((case.sql, explained))
+            continue
+        wrapped = f"BEGIN;\n{case.sql}\n;ROLLBACK"
+        if router.classify(wrapped).route is not Route.WRITE:
+            wrapped = case.sql  # empty or comment-only: nothing to leave behind anyway
+        async with r.session() as s:
+            try:
+                await s.execute(wrapped)
+            except asyncpg.ReadOnlySQLTransactionError:
+                refused_by_standby.append(case.sql)
+            except (asyncpg.PostgresError, UnicodeEncodeError, AttributeError):
+                # The primary's own verdict on a deliberately odd statement, or the driver's:
+                # asyncpg cannot encode a lone surrogate, and fails on an empty query.
+                pass
+            decision = r.last_decision
+            assert decision is not None
+            if decision.node != "primary":
+                misrouted.append((case.sql, decision))
+    assert misrouted == []
+    assert refused_by_standby == []
+    assert len(WRITE_CASES) > 250
+
+
+async def test_read_cases_run_on_replicas_and_are_accepted(r: router.AsyncRouter) -> None:
+    on_primary, refused = [], []
+    for case in READ_CASES:
+        try:
+            await r.execute(case.sql)
+        except asyncpg.PostgresError as exc:
+            # e.g. DECLARE outside a transaction block; never a standby's refusal.
+            if "read-only" in str(exc) or "recovery" in str(exc):
+                refused.append((case.sql, str(exc)))
+        decision = r.last_decision
+        assert decision is not None
+        if decision.primary:
+            on_primary.append((case.sql, decision.detail))
+    assert on_primary == []
+    assert refused == []
+    assert len(READ_CASES) > 150
+
+
+async def test_the_server_confirms_where_reads_and_writes_ran(r: router.AsyncRouter) -> None:
+    assert await r.fetchval("SELECT pg_is_in_recovery()") is True
+    assert r.last_decision is not None
+    assert r.last_decision.node in {"replica1", "replica2"}
+    assert await r.fetchval("INSERT INTO kv VALUES (1, 1) RETURNING pg_is_in_recovery()") is False
+    assert r.last_decision is not None
+    assert r.last_decision.node == "primary"
+    hinted = await r.fetchval("/* router:primary */ SELECT pg_is_in_recovery()")
+    assert hinted is False
+    assert r.last_decision is not None
+    assert r.last_decision.reason == "hint"
+
+
+async def test_bad_sql_reaches_the_primary_and_its_error_comes_back_unchanged(
+    r: router.AsyncRouter,
+) -> None:
+    with pytest.raises(asyncpg.PostgresSyntaxError, match="syntax error"):
+        await r.execute("SELEC 1")
+    assert r.last_decision is not None
+    assert r.last_decision.node == "primary"
+    with pytest.raises(asyncpg.UndefinedTableError):
+        await r.fetch("SELECT * FROM no_such_table")
+
+
+@pytest.mark.parametrize(
+    ("policy", "check"),
+    [
+        ("round-robin", lambda c: c["replica1"] == c["replica2"] == 100),
+        ("random", lambda c: 70 <= c["replica1"] <= 130 and c["replica1"] + c["replica2"] == 200),
+        ("least-outstanding", lambda c: c["replica1"] > 0 and c["replica2"] > 0),
+        ("latency", lambda c: c["replica1"] > 0 and c["replica2"] > 0),
+        ("primary-only", lambda c: c["primary"] == 200),
+    ],
+)
+async def test_reads_spread_as_each_policy_promises(
+    db: ClusterDatabase, policy: str, check: Any
+) -> None:
+    async with router.AsyncRouter(db.router_config(policy=policy, **FAST)) as rt:
+        ports = _ports(db)
+        counts: Counter[str] = Counter()
+
+        async def worker(n: int) -> None:
+            for _ in range(n):
+                counts[ports[await rt.fetchval("SELECT inet_server_port()")]] += 1
+
+        # Concurrency lets least-outstanding and latency see load; the sum is exact.
+        await asyncio.gather(*(worker(25) for _ in range(8)))
+    assert sum(counts.values()) == 200
+    assert check(counts), dict(counts)
+
+
+# -- read-your-writes ----------------------------------------------------------------------
+
+
+async def _stale_reads(session: Any, writer: Any, cycles: int, base: int) -> int:
+    stale = 0
+    for i in range(cycles):
+        await writer.execute("INSERT INTO kv VALUES ($1, $2)", base + i, i)
+        if await session.fetchval("SELECT v FROM kv WHERE k = $1", base + i) != i:
+            stale += 1
+    return stale
+
+
+@pytest.mark.faults
+async def test_read_your_writes_under_apply_delay(db: ClusterDatabase) -> None:
+    for replica in db.cluster.replicas:
+        db.cluster.set_apply_delay(replica, 0.5)
+    async with router.AsyncRouter(db.router_config(**FAST)) as rt, rt.session() as s:
+        assert await _stale_reads(s, s, 200, 10_000) == 0
+        # The delay is real: a session that has not written reads stale data from replicas.
+        await rt.execute("INSERT INTO kv VALUES (-1, -1)")
+        async with rt.session(consistency="eventual") as eventual:
+            assert await eventual.fetchval("SELECT v FROM kv WHERE k = -1") is None
+
+
+@pytest.mark.faults
+async def test_a_token_carries_read_your_writes_to_another_router(db: ClusterDatabase) -> None:
+    for replica in db.cluster.replicas:
+        db.cluster.set_apply_delay(replica, 0.5)
+    cfg = db.router_config(**FAST)
+    async with router.AsyncRouter(cfg) as writer, router.AsyncRouter(cfg) as reader:
+        stale = 0
+        for i in range(200):
+            async with writer.session() as w:
+                await w.execute("INSERT INTO kv VALUES ($1, $2)", 20_000 + i, i)
+                token = w.token()
+            assert token is not None
+            async with reader.session(after=token) as rs:
+                if await rs.fetchval("SELECT v FROM kv WHERE k = $1", 20_000 + i) != i:
+                    stale += 1
+        assert stale == 0
+        assert writer.token() is not None
+
+
+async def test_with_ryw_wait_most_reads_after_writes_stay_on_replicas(
+    db: ClusterDatabase,
+) -> None:
+    async with router.AsyncRouter(db.router_config(ryw_wait=0.5, **FAST)) as rt:
+        on_replica = stale = 0
+        async with rt.session() as s:
+            for i in range(200):
+                await s.execute("INSERT INTO kv VALUES ($1, $2)", 30_000 + i, i)
+                if await s.fetchval("SELECT v FROM kv WHERE k = $1", 30_000 + i) != i:
+                    stale += 1
+                decision = rt.last_decision
+                assert decision is not None
+                on_replica += not decision.primary
+        assert stale == 0
+        assert on_replica >= 180, on_replica
+
+
+async def test_tokens_of_another_cluster_are_refused(r: router.AsyncRouter) -> None:
+    from router.testing import LocalCluster, router_config
+
+    with LocalCluster(replicas=0) as other:
+        async with router.AsyncRouter(router_config(other)) as elsewhere:
+            await elsewhere.execute("CREATE TABLE t (x int)")
+            foreign = elsewhere.token()
+    assert foreign is not None
+    with pytest.raises(router.ForeignToken):
+        r.session(after=foreign)
+    with pytest.raises(router.InvalidToken):
+        r.session(after="not-a-token")
+
+
+# -- lag gate --------------------------------------------------------------------------------
+
+
+@pytest.mark.faults
+async def test_a_paused_replica_leaves_and_returns(db: ClusterDatabase) -> None:
+    # bounded: the lag gate alone decides (no read-your-writes floor after the writes below).
+    cfg = db.router_config(
+        consistency="bounded", max_lag_bytes=64 * 1024, max_lag_seconds=None, **FAST
+    )
+    async with router.AsyncRouter(cfg) as rt:
+        db.cluster.pause_replay("replica1")
+        started = asyncio.get_running_loop().time()
+        while rt.stats()["nodes"]["replica1"]["admitted"]:
+            await rt.execute("INSERT INTO kv SELECT g, g FROM generate_series(40000, 40999) g")
+            await rt.execute("DELETE FROM kv WHERE k >= 40000")
+            assert asyncio.get_running_loop().time() - started < 10, "never left"
+        left_after = asyncio.get_running_loop().time() - started
+        # The write burst may have pushed replica2 over the small budget for a moment too.
+        while not rt.stats()["nodes"]["replica2"]["admitted"]:
+            await asyncio.sleep(0.02)
+            assert asyncio.get_running_loop().time() - started < 10, "replica2 never back"
+        ports = _ports(db)
+        served = Counter([ports[await rt.fetchval("SELECT inet_server_port()")] for _ in range(50)])
+        assert served == {"replica2": 50}
+        db.cluster.resume_replay("replica1")
+        db.cluster.wait_caught_up()
+        while not rt.stats()["nodes"]["replica1"]["admitted"]:
+            await asyncio.sleep(0.02)
+            assert asyncio.get_running_loop().time() - started < 20, "never came back"
+        served = Counter([ports[await rt.fetchval("SELECT inet_server_port()")] for _ in range(50)])
+        assert served["replica1"] > 0
+    assert left_after < 10
+
+
+@pytest.mark.faults
+async def test_all_replicas_lagging_fall_back_to_the_primary_or_raise(
+    db: ClusterDatabase,
+) -> None:
+    for replica in db.cluster.replicas:
+        db.cluster.pause_replay(replica)
+    options = {"max_lag_bytes": 1024, "max_lag_seconds": None, **FAST}
+    async with (
+        router.AsyncRouter(db.router_config(**options)) as fallback,
+        router.AsyncRouter(db.router_config(fallback="error", **options)) as strict,
+    ):
+        await fallback.execute("INSERT INTO kv SELECT g, g FROM generate_series(50000, 50999) g")
+        while any(n["admitted"] for n in strict.stats()["nodes"].values()):
+            await asyncio.sleep(0.02)
+        while any(n["admitted"] for n in fallback.stats()["nodes"].values()):
+            await asyncio.sleep(0.02)
+        assert await fallback.fetchval("SELECT pg_is_in_recovery()") is False
+        assert fallback.last_decision is not None
+        assert fallback.last_decision.reason == "lag-gate"
+        with pytest.raises(router.NoReplicaAvailable, match="replica1"):
+            await strict.fetchval("SELECT 1")
+
+
+# -- transactions and sessions ------------------------------------------------------------
+
+
+async def test_a_read_only_transaction_stays_on_one_replica_and_refuses_writes(
+    r: router.AsyncRouter,
+) -> None:
+    async with r.transaction(readonly=True) as tx:
+        ports = {await tx.fetchval("SELECT inet_server_port()") for _ in range(10)}
+        assert len(ports) == 1
+        assert await tx.fetchval("SELECT pg_is_in_recovery()") is True
+        with pytest.raises(router.ReadOnlyViolation):
+            await tx.execute("INSERT INTO kv VALUES (60000, 1)")
+        # Nothing was sent: a refused statement would have aborted the transaction.
+        assert await tx.fetchval("SELECT 1") == 1
+        assert tx.node in {"replica1", "replica2"}
+
+
+async def test_a_default_transaction_runs_on_the_primary_and_commits(
+    r: router.AsyncRouter,
+) -> None:
+    async with r.transaction() as tx:
+        assert tx.node == "primary"
+        await tx.execute("INSERT INTO kv VALUES (61000, 1)")
+        assert await tx.fetchval("SELECT pg_is_in_recovery()") is False
+
+    async def fail_inside() -> None:
+        async with r.transaction() as tx:
+            await tx.execute("INSERT INTO kv VALUES (61001, 1)")
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        await fail_inside()
+    async with r.session() as s:
+        assert await s.fetchval("SELECT count(*) FROM kv WHERE k IN (61000, 61001)") == 1
+
+
+async def test_a_session_reads_its_own_write_and_raw_begin_holds_one_node(
+    r: router.AsyncRouter,
+) -> None:
+    async with r.session() as s:
+        assert await s.fetchval("SELECT pg_is_in_recovery()") is True
+        await s.execute("INSERT INTO kv VALUES (62000, 7)")
+        # After its first write the session never reads from a replica behind that write.
+        assert await s.fetchval("SELECT v FROM kv WHERE k = 62000") == 7
+        await s.execute("BEGIN")
+        ports = {await s.fetchval("SELECT inet_server_port()") for _ in range(5)}
+        await s.execute("UPDATE kv SET v = 8 WHERE k = 62000")
+        ports.add(await s.fetchval("SELECT inet_server_port()"))
+        await s.execute("COMMIT")
+        assert ports == {db_port(r, "primary")}
+        await s.execute("BEGIN READ ONLY")
+        # Wherever it runs (a replica that replayed the update, else the primary), it sees it.
+        assert await s.fetchval("SELECT v FROM kv WHERE k = 62000") == 8
+        with pytest.raises(router.ReadOnlyViolation):
+            await s.execute("DELETE FROM kv")
+        await s.execute("ROLLBACK")
+        assert await s.fetchval("SELECT v FROM kv WHERE k = 62000") == 8
+
+
+def db_port(r: router.AsyncRouter, node: str) -> int:
+    return r.config.all_nodes[[n.name for n in r.config.all_nodes].index(node)].port
+
+
+async def test_session_state_pins_a_session_and_is_refused_outside_one(
+    r: router.AsyncRouter,
+) -> None:
+    with pytest.raises(router.SessionStateError, match="session"):
+        await r.execute("SET work_mem = '7MB'")
+    async with r.session() as s:
+        await s.execute("SET work_mem = '7MB'")
+        assert s.pinned
+        assert await s.fetchval("SHOW work_mem") == "7MB"
+        assert await s.fetchval("SELECT pg_is_in_recovery()") is False
+    # The pinned connection was reset before going back to the pool.
+    async with router.AsyncRouter(
+        r.config.replace(pool=router.PoolConfig(min_size=1, max_size=1))
+    ) as one:
+        async with one.session() as s:
+            await s.execute("SET work_mem = '9MB'")
+        assert await one.fetchval("/* router:primary */ SHOW work_mem") == "4MB"
+
+
+async def test_explain_and_stats(r: router.AsyncRouter) -> None:
+    read = r.explain("SELECT * FROM users WHERE id = $1")
+    assert read.role == "replica"
+    assert read.node in read.eligible
+    write = r.explain("UPDATE users SET name = 'x'")
+    assert (write.node, write.role) == ("primary", "primary")
+    assert "UPDATE" in write.detail
+    pinned = r.explain("LISTEN x")
+    assert pinned.node is None
+    assert pinned.reason == "session-state"
+    await r.fetchval("SELECT 1")
+    stats = r.stats()
+    assert stats["primary"] == "primary"
+    assert set(stats["nodes"]) == {"primary", "replica1", "replica2"}
+    assert stats["nodes"]["replica1"]["role"] == "replica"
+    assert sum(n["reads"] for n in stats["nodes"].values()) >= 1
+    assert stats["monitor_rounds"] >= 1
+
+
+async def test_shadow_mode_runs_everything_on_the_primary_and_says_where_it_would_go(
+    db: ClusterDatabase,
+) -> None:
+    async with router.AsyncRouter(db.router_config(shadow=True, **FAST)) as rt:
+        assert await rt.fetchval("SELECT pg_is_in_recovery()") is False
+        decision = rt.last_decision
+        assert decision is not None
+        assert decision.reason == "shadow"
+        assert "would go to replica" in decision.detail
+
+
+async def test_replica_emulation_makes_a_misrouted_write_fail_loudly(
+    db: ClusterDatabase,
+) -> None:
+    conn = await asyncpg.connect(db.primary_dsn)
+    await conn.execute(
+        "CREATE OR REPLACE FUNCTION bump() RETURNS int LANGUAGE sql AS"
+        " 'INSERT INTO kv VALUES (63000, 1) RETURNING 1'"
+    )
+    await conn.close()
+    cfg = db.router_config(emulate_replicas=True, read_functions=["bump"], **FAST)
+    async with router.AsyncRouter(cfg) as rt:
+        assert await rt.fetchval("SELECT pg_is_in_recovery()") is False
+        with pytest.raises(asyncpg.ReadOnlySQLTransactionError):
+            await rt.fetchval("SELECT bump()")
+        assert (
+            await rt.fetchval("/* router:primary */ SELECT count(*) FROM kv WHERE k = 63000") == 0
+        )

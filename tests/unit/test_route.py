@@ -1,0 +1,127 @@
+"""The read/write decision, pure: topology in, node and reason out."""
+
+from __future__ import annotations
+
+from random import Random
+
+import pytest
+
+from router.core import (
+    Candidate,
+    CheckFailure,
+    Consistency,
+    FailureKind,
+    GateParams,
+    Lsn,
+    NodeStatus,
+    RoundRobinPolicy,
+    Topology,
+    primary_only,
+    tick,
+)
+from router.core._route import Reason, choose_read, choose_write
+
+PARAMS = GateParams(max_lag_bytes=1000, max_lag_seconds=None)
+STATS = {n: Candidate(n) for n in ("p", "r1", "r2")}
+
+
+def topology(
+    r1: int = 100, r2: int = 100, primary: int = 100, *, then: dict[str, object] | None = None
+) -> Topology:
+    """A topology after one round of checks with these positions, and optionally a second
+    round in which some checks fail (``then``: node name -> CheckFailure)."""
+    observations: dict[str, object] = {
+        "p": NodeStatus(in_recovery=False, wal_lsn=Lsn(primary)),
+        "r1": NodeStatus(in_recovery=True, replay_lsn=Lsn(r1)),
+        "r2": NodeStatus(in_recovery=True, replay_lsn=Lsn(r2)),
+    }
+    t = tick(Topology.initial(["p", "r1", "r2"]), observations, 0.0, PARAMS)  # type: ignore[arg-type]
+    if then:
+        t = tick(t, then, 1.0, PARAMS)  # type: ignore[arg-type]
+    return t
+
+
+def read(t: Topology, **kw: object) -> tuple[str | None, bool, Reason]:
+    kw.setdefault("consistency", Consistency.READ_YOUR_WRITES)
+    d = choose_read(t, kw.pop("consistency"), RoundRobinPolicy(), STATS, Random(1), **kw)  # type: ignore[arg-type]
+    return d.node, d.primary, d.reason
+
+
+def test_reads_go_to_replicas_and_writes_to_the_primary() -> None:
+    t = topology()
+    assert read(t)[:2] in {("r1", False), ("r2", False)}
+    w = choose_write(t)
+    assert (w.node, w.primary) == ("p", True)
+
+
+def test_strong_reads_the_primary() -> None:
+    assert read(topology(), consistency=Consistency.STRONG) == ("p", True, Reason.CONSISTENCY)
+
+
+def test_a_floor_excludes_replicas_behind_it() -> None:
+    t = topology(r1=50, r2=100)
+    assert read(t, floor=Lsn(80))[0] == "r2"
+    assert read(t, floor=Lsn(150)) == ("p", True, Reason.CONSISTENCY)
+
+
+def test_waiting_picks_a_replica_behind_the_floor_and_says_what_to_wait_for() -> None:
+    t = topology(r1=50, r2=60)
+    d = choose_read(
+        t,
+        Consistency.READ_YOUR_WRITES,
+        RoundRobinPolicy(),
+        STATS,
+        Random(1),
+        floor=Lsn(90),
+        wait=True,
+    )
+    assert d.node in {"r1", "r2"}
+    assert d.wait_for == Lsn(90)
+    assert d.reason is Reason.CONSISTENCY
+
+
+def test_lagging_replicas_fall_back_to_the_primary_or_to_nothing() -> None:
+    t = topology(r1=0, r2=0, primary=5000)
+    assert read(t) == ("p", True, Reason.LAG_GATE)
+    node, primary, reason = read(t, fallback_to_primary=False)
+    assert (node, primary, reason) == (None, False, Reason.LAG_GATE)
+
+
+def test_failed_replicas_are_skipped_and_then_the_primary_serves() -> None:
+    t = topology()
+    assert read(t, exclude={"r1"})[0] == "r2"
+    assert read(t, exclude={"r1", "r2"}) == ("p", True, Reason.RETRY)
+
+
+def test_down_replicas_are_not_offered() -> None:
+    down = CheckFailure(FailureKind.BROKEN_CONNECTION)
+    assert read(topology(then={"r2": down}))[0] == "r1"
+
+
+def test_a_primary_only_policy_never_picks_a_replica() -> None:
+    d = choose_read(topology(), Consistency.EVENTUAL, primary_only, STATS, Random(1))
+    assert (d.node, d.reason) == ("p", Reason.CLASSIFIER)
+
+
+def test_no_primary_and_two_primaries_leave_writes_nowhere() -> None:
+    gone = topology(then={"p": CheckFailure(FailureKind.BROKEN_CONNECTION)})
+    assert choose_write(gone).node is None
+    assert "no primary" in choose_write(gone).detail
+    assert read(gone)[0] in {"r1", "r2"}  # reads carry on
+    two = tick(
+        Topology.initial(["p", "r1"]),
+        {"p": NodeStatus(in_recovery=False), "r1": NodeStatus(in_recovery=False)},
+        0.0,
+        PARAMS,
+    )
+    assert two.split_brain
+    assert choose_write(two).node is None
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_round_robin_alternates(seed: int) -> None:
+    t = topology()
+    policy = RoundRobinPolicy()
+    rng = Random(seed)
+    picks = [choose_read(t, Consistency.EVENTUAL, policy, STATS, rng).node for _ in range(10)]
+    assert picks.count("r1") == picks.count("r2") == 5
