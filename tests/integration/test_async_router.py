@@ -442,3 +442,17 @@ async def test_replica_emulation_makes_a_misrouted_write_fail_loudly(
         assert (
             await rt.fetchval("/* router:primary */ SELECT count(*) FROM kv WHERE k = 63000") == 0
         )
+
+
+async def test_connections_older_than_max_lifetime_are_replaced(db: ClusterDatabase) -> None:
+    pool = router.PoolConfig(min_size=1, max_size=1, max_lifetime=0.2)
+    async with router.AsyncRouter(db.router_config(pool=pool, **FAST)) as rt:
+        query = "/* router:primary */ SELECT pg_backend_pid()"
+        first = await rt.fetchval(query)
+        assert await rt.fetchval(query) == first  # young: reused
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 5
+        while (pid := await rt.fetchval(query)) == first:
+            assert loop.time() < deadline, "the connection was never replaced"
+            await asyncio.sleep(0.05)
+        assert pid != first

@@ -72,7 +72,8 @@ class NodePool:
         self._settings = settings
         self._pool: asyncpg.Pool | None = None
         self._read_only = False
-        self._lock = asyncio.Lock()
+        # Server pid -> when that connection was opened: asyncpg has no max lifetime.
+        self._born: dict[int, float] = {}
 
     def __repr__(self) -> str:
         return f"NodePool({self.name!r}, read_only={self._read_only})"
@@ -92,6 +93,8 @@ class NodePool:
             await self._pool.expire_connections()
 
     async def _init(self, conn: asyncpg.Connection) -> None:
+        if self._settings.max_lifetime is not None:
+            self._born[conn.get_server_pid()] = time.monotonic()
         if self._read_only:
             await conn.execute("SET default_transaction_read_only = on")
 
@@ -154,13 +157,26 @@ class NodePool:
             conn.terminate()
             return
         try:
-            if not conn.is_closed() and conn.is_in_transaction():
+            if self._expired(conn):
+                conn.terminate()  # the pool opens a fresh one when it needs it
+            elif not conn.is_closed() and conn.is_in_transaction():
                 await conn.execute("ROLLBACK")
-            if dirty:
+            if dirty and not conn.is_closed():
                 await conn.reset()
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
             conn.terminate()
         await pool.release(conn)
+
+    def _expired(self, conn: asyncpg.Connection) -> bool:
+        lifetime = self._settings.max_lifetime
+        if lifetime is None or conn.is_closed():
+            return False
+        pid = conn.get_server_pid()
+        born = self._born.get(pid)
+        if born is None or time.monotonic() - born < lifetime:
+            return False
+        del self._born[pid]
+        return True
 
     def usage(self) -> dict[str, int]:
         pool = self._pool
