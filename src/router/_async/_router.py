@@ -7,7 +7,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from random import Random
 from types import TracebackType
 from typing import Any, Self
@@ -20,6 +20,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from router._async._introspect import Explanation, describe, explain, stats
 from router._async._monitor import Monitor
 from router._async._pool import NodePool, PoolSettings
 from router._async._scope import LAST_DECISION, Call, Scope
@@ -41,7 +42,6 @@ from router.core import (
     Topology,
     as_policy,
     decode_token,
-    eligible,
     encode_token,
     policy_from_name,
 )
@@ -81,20 +81,6 @@ class _Retry(Exception):
         self.node = node
         self.cause = cause
         super().__init__(node)
-
-
-@dataclass(frozen=True, slots=True)
-class Explanation:
-    """Where a statement would go now, and why (:meth:`AsyncRouter.explain`)."""
-
-    sql: str
-    classification: Classification
-    node: str | None
-    role: str | None
-    reason: str
-    detail: str
-    eligible: tuple[str, ...]
-    excluded: tuple[tuple[str, str], ...]
 
 
 def _gate_params(config: RouterConfig) -> GateParams:
@@ -203,9 +189,9 @@ class AsyncRouter:
         Telemetry.watch(self)
         self._state = "open"
         if topology.primary is None:
-            logger.warning("no primary found at start-up: %s", self._describe(topology))
+            logger.warning("no primary found at start-up: %s", describe(topology))
         else:
-            logger.info("router open: %s", self._describe(topology))
+            logger.info("router open: %s", describe(topology))
         return self
 
     async def refresh_catalog(self) -> None:
@@ -256,9 +242,9 @@ class AsyncRouter:
         if self._state != "open":
             return  # open() syncs the pools and reports the topology itself
         if old.primary != new.primary or old.split_brain != new.split_brain:
-            logger.warning("topology changed: %s", self._describe(new))
+            logger.warning("topology changed: %s", describe(new))
         else:
-            logger.info("topology changed: %s", self._describe(new))
+            logger.info("topology changed: %s", describe(new))
         task = asyncio.get_running_loop().create_task(self._sync_roles(new))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
@@ -269,15 +255,6 @@ class AsyncRouter:
                 await self._pools[node.name].set_read_only(node.role is Role.REPLICA)
         if self._system_id is None:
             self._system_id = self._cluster_identity()
-
-    @staticmethod
-    def _describe(topology: Topology) -> str:
-        parts = [
-            f"{n.name}={n.role.value}/{n.health.value}"
-            + (" (not admitted)" if n.role is Role.REPLICA and not n.admitted else "")
-            for n in topology.nodes
-        ]
-        return ", ".join(parts) + (" SPLIT BRAIN" if topology.split_brain else "")
 
     # -- queries outside a transaction ----------------------------------------------
 
@@ -591,68 +568,11 @@ class AsyncRouter:
 
     def explain(self, sql: str) -> Explanation:
         """Where *sql* would go now from outside any session, and why. Sends nothing."""
-        cls = self._classify(sql)
-        topology = self._monitor.topology
-        found = eligible(topology, self._scope.consistency, floor=self._scope.floor)
-        excluded = tuple((e.name, e.reason) for e in found.excluded)
-        if cls.effects and not cls.effects.isdisjoint(_TX_CONTROL | {Effect.PIN}):
-            detail = f"{cls.reason}: only inside a session"
-            return Explanation(sql, cls, None, None, "session-state", detail, (), ())
-        try:
-            if cls.route == "write" or cls.hint is Hint.PRIMARY:
-                decision = self._write_decision()
-            else:
-                decision = self._read_decision(self._scope)
-        except (PrimaryUnavailable, TopologyError, NoReplicaAvailable) as exc:
-            return Explanation(
-                sql, cls, None, None, type(exc).__name__, str(exc), found.replicas, excluded
-            )
-        role = "primary" if decision.primary else "replica"
-        return Explanation(
-            sql,
-            cls,
-            decision.node,
-            role,
-            decision.reason.value,
-            f"{cls.reason}; {decision.detail}",
-            found.replicas,
-            excluded,
-        )
+        return explain(self, sql)
 
     def stats(self) -> dict[str, Any]:
         """Per node: role, health, lag, pool use and counters; plus decisions by reason."""
-        topology = self._monitor.topology
-        nodes = {}
-        for health in topology.nodes:
-            pool = self._pools[health.name]
-            s = pool.stats
-            nodes[health.name] = {
-                "role": health.role.value,
-                "health": health.health.value,
-                "admitted": health.admitted,
-                "reason": health.reason,
-                "lag_bytes": health.lag_bytes,
-                "lag_seconds": health.lag_seconds,
-                "replay_lsn": None if health.replay_lsn is None else str(health.replay_lsn),
-                "pool": pool.usage(),
-                "acquired": s.acquired,
-                "acquire_wait_seconds": round(s.acquire_wait, 6),
-                "outstanding": s.outstanding,
-                "reads": s.reads,
-                "writes": s.writes,
-                "errors": s.errors,
-                "latency_ewma_seconds": s.ewma_latency,
-            }
-        decisions: dict[str, dict[str, int]] = {}
-        for (node, reason), count in self._decisions.items():
-            decisions.setdefault(node, {})[reason] = count
-        return {
-            "primary": topology.primary,
-            "split_brain": topology.split_brain,
-            "monitor_rounds": self._monitor.rounds,
-            "nodes": nodes,
-            "decisions": decisions,
-        }
+        return stats(self._monitor.topology, self._pools, self._decisions, self._monitor.rounds)
 
     def gauge_lag_bytes(self) -> Iterable[tuple[str, int]]:
         return [

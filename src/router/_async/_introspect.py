@@ -1,0 +1,111 @@
+"""What the router can tell about itself: where a statement would go, and per-node state."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from router._async._pool import NodePool
+from router.core import Classification, Effect, Hint, Role, Topology, eligible
+from router.errors import NoReplicaAvailable, PrimaryUnavailable, TopologyError
+
+if TYPE_CHECKING:
+    from router._async._router import AsyncRouter
+
+__all__ = ["Explanation", "describe", "explain", "stats"]
+
+_SESSION_ONLY = frozenset({Effect.TX_BEGIN, Effect.TX_END, Effect.SAVEPOINT, Effect.PIN})
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """Where a statement would go now, and why (:meth:`AsyncRouter.explain`)."""
+
+    sql: str
+    classification: Classification
+    node: str | None
+    role: str | None
+    reason: str
+    detail: str
+    eligible: tuple[str, ...]
+    excluded: tuple[tuple[str, str], ...]
+
+
+def explain(router: AsyncRouter, sql: str) -> Explanation:
+    cls = router._classify(sql)
+    scope = router._scope
+    found = eligible(router._monitor.topology, scope.consistency, floor=scope.floor)
+    excluded = tuple((e.name, e.reason) for e in found.excluded)
+    if not cls.effects.isdisjoint(_SESSION_ONLY):
+        detail = f"{cls.reason}: only inside a session"
+        return Explanation(sql, cls, None, None, "session-state", detail, (), ())
+    try:
+        if cls.route == "write" or cls.hint is Hint.PRIMARY:
+            decision = router._write_decision()
+        else:
+            decision = router._read_decision(scope)
+    except (PrimaryUnavailable, TopologyError, NoReplicaAvailable) as exc:
+        return Explanation(
+            sql, cls, None, None, type(exc).__name__, str(exc), found.replicas, excluded
+        )
+    return Explanation(
+        sql,
+        cls,
+        decision.node,
+        "primary" if decision.primary else "replica",
+        decision.reason.value,
+        f"{cls.reason}; {decision.detail}",
+        found.replicas,
+        excluded,
+    )
+
+
+def stats(
+    topology: Topology,
+    pools: Mapping[str, NodePool],
+    decisions: Counter[tuple[str, str]],
+    rounds: int,
+) -> dict[str, Any]:
+    nodes = {}
+    for health in topology.nodes:
+        pool = pools[health.name]
+        s = pool.stats
+        nodes[health.name] = {
+            "role": health.role.value,
+            "health": health.health.value,
+            "admitted": health.admitted,
+            "reason": health.reason,
+            "lag_bytes": health.lag_bytes,
+            "lag_seconds": health.lag_seconds,
+            "replay_lsn": None if health.replay_lsn is None else str(health.replay_lsn),
+            "pool": pool.usage(),
+            "acquired": s.acquired,
+            "acquire_wait_seconds": round(s.acquire_wait, 6),
+            "outstanding": s.outstanding,
+            "reads": s.reads,
+            "writes": s.writes,
+            "errors": s.errors,
+            "latency_ewma_seconds": s.ewma_latency,
+        }
+    by_node: dict[str, dict[str, int]] = {}
+    for (node, reason), count in decisions.items():
+        by_node.setdefault(node, {})[reason] = count
+    return {
+        "primary": topology.primary,
+        "split_brain": topology.split_brain,
+        "monitor_rounds": rounds,
+        "nodes": nodes,
+        "decisions": by_node,
+    }
+
+
+def describe(topology: Topology) -> str:
+    """One line for logs: each node's role and health."""
+    parts = [
+        f"{n.name}={n.role.value}/{n.health.value}"
+        + (" (not admitted)" if n.role is Role.REPLICA and not n.admitted else "")
+        for n in topology.nodes
+    ]
+    return ", ".join(parts) + (" SPLIT BRAIN" if topology.split_brain else "")
