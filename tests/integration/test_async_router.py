@@ -456,3 +456,16 @@ async def test_connections_older_than_max_lifetime_are_replaced(db: ClusterDatab
             assert loop.time() < deadline, "the connection was never replaced"
             await asyncio.sleep(0.05)
         assert pid != first
+
+
+async def test_roles_are_discovered_from_a_multi_host_url(db: ClusterDatabase) -> None:
+    nodes = db.cluster.nodes[::-1]  # replicas first: the order must not matter
+    hosts = ",".join(f"{n.host}:{n.port}" for n in nodes)
+    url = f"postgresql://postgres@{hosts}/{db.name}?router_monitor_interval=0.1"
+    async with router.AsyncRouter(router.RouterConfig.from_url(url)) as rt:
+        assert await rt.fetchval("SELECT pg_is_in_recovery()") is True
+        assert await rt.fetchval("INSERT INTO kv VALUES (64000, 1) RETURNING 1") == 1
+        assert rt.last_decision is not None
+        primary = db.cluster.primary
+        assert rt.last_decision.node == f"{primary.host}:{primary.port}"
+        assert rt.stats()["primary"] == rt.last_decision.node

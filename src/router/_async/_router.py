@@ -20,6 +20,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from router._async._dsn import asyncpg_dsn
 from router._async._introspect import Explanation, describe, explain, stats
 from router._async._monitor import Monitor
 from router._async._pool import NodePool, PoolSettings
@@ -148,12 +149,14 @@ class AsyncRouter:
             application_name=config.application_name,
             replica_read_only=config.replica_read_only,
         )
-        self._pools = {n.name: NodePool(n.name, n.connect_dsn, settings) for n in nodes}
+        self._pools = {
+            n.name: NodePool(n.name, asyncpg_dsn(n.connect_dsn), settings) for n in nodes
+        }
         for n in nodes:
             self._pools[n.name].stats.weight = n.weight
         self._stats = {name: pool.stats for name, pool in self._pools.items()}
         self._monitor = Monitor(
-            {n.name: n.connect_dsn for n in nodes},
+            {n.name: asyncpg_dsn(n.connect_dsn) for n in nodes},
             self._params,
             interval=config.monitor_interval,
             timeout=config.monitor_timeout,
