@@ -19,7 +19,7 @@ import asyncpg
 from router.core import Ewma
 from router.errors import PoolTimeout
 
-__all__ = ["NodePool", "NodeStats", "PoolSettings"]
+__all__ = ["NodePool", "NodeStats", "PoolSettings", "connection_closed"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +56,17 @@ class NodeStats:
     @property
     def ewma_latency(self) -> float | None:
         return self.latency.value
+
+
+def connection_closed(conn: asyncpg.Connection) -> bool:
+    """Whether *conn* is of no further use. When the socket of a pooled connection is lost,
+    asyncpg hands it back to its pool by itself and detaches the proxy its user still holds:
+    every method of that proxy, ``is_closed()`` included, then raises ``InterfaceError``."""
+    try:
+        closed: bool = conn.is_closed()
+    except asyncpg.InterfaceError:
+        return True
+    return closed
 
 
 async def _no_reset(conn: asyncpg.Connection) -> None:
@@ -154,7 +165,11 @@ class NodePool:
         left inside a transaction. A connection that cannot be reset is closed instead."""
         pool = self._pool
         if pool is None:
-            conn.terminate()
+            if not connection_closed(conn):
+                conn.terminate()
+            return
+        if connection_closed(conn):
+            await pool.release(conn)  # nothing to reset: asyncpg finishes its own clean-up
             return
         try:
             if self._expired(conn):
@@ -164,7 +179,8 @@ class NodePool:
             if dirty and not conn.is_closed():
                 await conn.reset()
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
-            conn.terminate()
+            if not connection_closed(conn):
+                conn.terminate()
         await pool.release(conn)
 
     def _expired(self, conn: asyncpg.Connection) -> bool:

@@ -17,13 +17,14 @@ from tenacity import (
     AsyncRetrying,
     retry_if_exception_type,
     stop_after_attempt,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
 
 from router._async._dsn import asyncpg_dsn
 from router._async._introspect import Explanation, describe, explain, stats
 from router._async._monitor import Monitor
-from router._async._pool import NodePool, PoolSettings
+from router._async._pool import NodePool, PoolSettings, connection_closed
 from router._async._scope import LAST_DECISION, Call, Scope
 from router._catalog import load_catalog_async
 from router._telemetry import NodeAddress, Telemetry
@@ -356,7 +357,10 @@ class AsyncRouter:
 
     async def _rediscover(self, suspect: str) -> None:
         self._monitor.request_rediscovery(suspect)
-        await self._monitor.check()
+        topology = await self._monitor.check()
+        # The retry must not take a connection the new primary's pool opened while it was a
+        # replica (default_transaction_read_only): sync the pools now, not in a later task.
+        await self._sync_roles(topology)
 
     def _read_decision(
         self, scope: Scope, exclude: Iterable[str] = (), *, retry: bool = False
@@ -409,9 +413,10 @@ class AsyncRouter:
             raise first.cause
         retrying = AsyncRetrying(
             stop=stop_after_attempt(retry.attempts - 1),
-            wait=wait_exponential_jitter(
-                initial=retry.backoff_initial, max=retry.backoff_max, jitter=retry.jitter
-            ),
+            # Not wait_exponential_jitter: its `initial` is deprecated in tenacity 9.2 and its
+            # replacement `multiplier` is missing before 9.1; this is the same wait.
+            wait=wait_exponential(multiplier=retry.backoff_initial, max=retry.backoff_max)
+            + wait_random(0, retry.jitter),
             retry=retry_if_exception_type(_Retry),
             reraise=True,
         )
@@ -526,12 +531,22 @@ class AsyncRouter:
         except BaseException as exc:
             # Only a failure of the connection itself says anything about the node; a closed
             # connection alone does not (asyncpg closes it after some of its own errors).
-            if isinstance(exc, CONNECTION_ERRORS):
+            lost = isinstance(exc, CONNECTION_ERRORS)
+            if lost:
                 self._monitor.report_failure(
                     node, FailureKind.BROKEN_CONNECTION, type(exc).__name__
                 )
-                if not write:
-                    raise _Retry(node, exc) from exc
+            # asyncpg's protocol state is broken (e.g. it read the server's FATAL on an idle
+            # connection before the EOF): nothing was sent, and the connection is done for.
+            broken = isinstance(exc, asyncpg.InternalClientError)
+            if broken and not connection_closed(conn):
+                conn.terminate()
+            if (
+                not write
+                and isinstance(exc, Exception)
+                and (lost or broken or connection_closed(conn))
+            ):
+                raise _Retry(node, exc) from exc
             raise
         finally:
             await pool.release(conn)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 import asyncpg
 
-from router._async._pool import NodePool
+from router._async._pool import NodePool, connection_closed
 from router._async._scope import LAST_DECISION, Call, Scope
 from router.core import Classification, Effect, FailureKind, Lsn
 from router.core._route import Decision, Reason
@@ -196,7 +196,7 @@ class AsyncTransaction(_Queries):
         held = self._active()
         try:
             if exc is not None:
-                if not held.conn.is_closed():
+                if not connection_closed(held.conn):
                     await self._tx.rollback()
                 return
             await self._tx.commit()

@@ -1,0 +1,147 @@
+"""Helpers for async integration tests: poll with a deadline, a bounded read load, direct
+queries on one node (outside the router)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import Any, Self, TypeVar, overload
+
+import asyncpg
+
+from router import AsyncRouter
+
+__all__ = [
+    "WHO_ANSWERS",
+    "ReadLoad",
+    "backends",
+    "node_value",
+    "wait_for",
+]
+
+T = TypeVar("T")
+
+#: A read that says which server answered it.
+WHO_ANSWERS = "SELECT inet_server_port()"
+
+
+@overload
+async def wait_for(
+    condition: Callable[[], Awaitable[T]],
+    timeout: float = ...,
+    what: str = ...,
+    *,
+    interval: float = ...,
+) -> T: ...
+
+
+@overload
+async def wait_for(
+    condition: Callable[[], T],
+    timeout: float = ...,
+    what: str = ...,
+    *,
+    interval: float = ...,
+) -> T: ...
+
+
+async def wait_for(
+    condition: Callable[[], Any],
+    timeout: float = 10.0,
+    what: str = "condition",
+    *,
+    interval: float = 0.005,
+) -> Any:
+    """The first truthy value of *condition()* (awaited if it returns an awaitable), polled
+    every *interval* s; fail the test after *timeout* s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if isinstance(value, Awaitable):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+async def node_value(dsn: str, query: str, *args: Any) -> Any:
+    """``fetchval`` on the server of *dsn*, over a connection of its own (not the router's)."""
+    conn = await asyncpg.connect(dsn, timeout=5)
+    try:
+        return await conn.fetchval(query, *args, timeout=5)
+    finally:
+        await conn.close()
+
+
+async def backends(dsn: str, application_name: str) -> int:
+    """Server processes of *application_name* (and its monitor) on the server of *dsn*."""
+    count: int = await node_value(
+        dsn,
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name IN ($1, $1 || ' monitor')",
+        application_name,
+    )
+    return count
+
+
+class ReadLoad:
+    """*tasks* concurrent loops of reads outside any transaction through *router*, until the
+    ``async with`` block ends. Each read asks which server answered; answers are counted per
+    :attr:`phase` (set it as the scenario moves on) and per server port. A read that raises,
+    or takes longer than *call_timeout* s, is a failure."""
+
+    def __init__(
+        self,
+        router: AsyncRouter,
+        *,
+        tasks: int = 8,
+        pause: float = 0.001,
+        call_timeout: float = 5.0,
+    ) -> None:
+        self.router = router
+        self.phase = "start"
+        self.reads: defaultdict[str, Counter[int]] = defaultdict(Counter)
+        self.failures: list[tuple[str, BaseException]] = []
+        self._count = tasks
+        self._pause = pause
+        self._call_timeout = call_timeout
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def __aenter__(self) -> Self:
+        self._tasks = [
+            asyncio.create_task(self._loop(), name=f"read-load-{i}") for i in range(self._count)
+        ]
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        await asyncio.gather(*self._tasks)
+
+    async def _loop(self) -> None:
+        while not self._stop.is_set():
+            phase = self.phase
+            try:
+                port = await asyncio.wait_for(
+                    self.router.fetchval(WHO_ANSWERS), timeout=self._call_timeout
+                )
+            except Exception as exc:  # every failure is what the test counts
+                self.failures.append((phase, exc))
+            else:
+                self.reads[phase][port] += 1
+            await asyncio.sleep(self._pause)
+
+    def total(self, phase: str) -> int:
+        return sum(self.reads[phase].values())
+
+    def describe_failures(self) -> str:
+        return "; ".join(f"[{phase}] {type(exc).__name__}: {exc}" for phase, exc in self.failures)

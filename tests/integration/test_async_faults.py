@@ -1,0 +1,553 @@
+"""AsyncRouter under faults, on the real cluster (issue 4, "Faults"; design §5 and §6).
+
+A replica killed under load, the primary stopped or killed, a failover found by the monitor,
+and a switchover the router learns of from a SQLSTATE 25006 answer. Each test measures what it
+promises (detection and recovery times, reads per node, failures) against a small monitor
+interval, so the whole module stays within a few tens of seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg
+import psycopg
+import pytest
+
+from router import (
+    AsyncRouter,
+    PoolConfig,
+    PrimaryUnavailable,
+    RetryConfig,
+    RouterConfig,
+    RouterError,
+    TopologyError,
+)
+from router.testing import LocalCluster, Node
+from router.testing.pytest_plugin import ClusterDatabase
+from tests.integration.async_support import (
+    WHO_ANSWERS,
+    ReadLoad,
+    backends,
+    node_value,
+    wait_for,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.faults]
+
+INTERVAL = 0.1
+INSERT = "INSERT INTO items (v) VALUES ($1)"
+INSERT_WHERE = "INSERT INTO items (v) VALUES ($1) RETURNING inet_server_port()"
+COUNT = "SELECT count(*) FROM items WHERE v = $1"
+#: What a caller may see from a write sent before the router knows its node is gone: the
+#: driver's own connection errors, passed through unchanged.
+CONNECTION_FAILURES = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError)
+#: What asyncpg raises for a statement whose server died under it (which one depends on how
+#: far the statement got): any of them, but nothing from the router itself.
+DRIVER_ERRORS = (
+    OSError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+)
+#: A statement in flight when its server is killed: the connection is gone mid-operation.
+LOST_IN_FLIGHT = (
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    ConnectionError,
+)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def items(cluster_db: ClusterDatabase) -> None:
+    with psycopg.connect(cluster_db.primary_dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE items (id bigserial PRIMARY KEY, v text NOT NULL)")
+    cluster_db.cluster.wait_caught_up()
+
+
+def _config(db: ClusterDatabase, app: str, **options: Any) -> RouterConfig:
+    """Fast monitor, fast probes, short retries; *options* win."""
+    base: dict[str, Any] = {
+        "application_name": app,
+        "monitor_interval": INTERVAL,
+        "monitor_timeout": 0.5,
+        "failures_to_down": 2,
+        "probe_backoff_initial": 0.1,
+        "probe_backoff_max": 0.4,
+        "readmit_hold": 0.3,
+        "retry": RetryConfig(attempts=3, backoff_initial=0.01, backoff_max=0.05, jitter=0.01),
+        "pool": PoolConfig(min_size=1, max_size=10, acquire_timeout=2.0, connect_timeout=1.0),
+    }
+    return db.router_config(**{**base, **options})
+
+
+def _node(router: AsyncRouter, name: str) -> dict[str, Any]:
+    node: dict[str, Any] = router.stats()["nodes"][name]
+    return node
+
+
+def _serving(router: AsyncRouter, *replicas: str) -> bool:
+    """The router knows its primary and has admitted every one of *replicas*."""
+    stats = router.stats()
+    return stats["primary"] == "primary" and all(
+        stats["nodes"][n]["health"] == "up" and stats["nodes"][n]["admitted"] for n in replicas
+    )
+
+
+async def _first_seen(condition: Callable[[], bool], timeout: float, what: str) -> float:
+    """``time.monotonic()`` when *condition* was first seen true (polled every 5 ms)."""
+    seen: float = await wait_for(lambda: condition() and time.monotonic(), timeout, what)
+    return seen
+
+
+async def _no_backends_left(db: ClusterDatabase, app: str) -> None:
+    """After close(): no server process of the router's pools or monitor on any node."""
+    running = [n for n in db.cluster.nodes if n.is_running()]
+
+    async def left() -> bool:
+        counts = [await backends(db.dsn(n), app) for n in running]
+        return sum(counts) == 0
+
+    await wait_for(left, 5, f"the backends of {app!r} to end after close()", interval=0.05)
+
+
+def _report(name: str, **numbers: Any) -> None:
+    # Shown with `pytest -s` (or in the report of a failing test): the measured numbers.
+    print(f"\n[{name}] " + ", ".join(f"{k}={v}" for k, v in numbers.items()))
+
+
+# -- a replica dies under load -------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_a_replica_killed_under_load_costs_no_read_and_comes_back(
+    cluster_db: ClusterDatabase, cluster: LocalCluster
+) -> None:
+    app = "faults-kill"
+    port = {n.name: n.port for n in cluster.nodes}
+    r1, r2 = port["replica1"], port["replica2"]
+    async with AsyncRouter(_config(cluster_db, app)) as router:
+        await wait_for(lambda: _serving(router, "replica1", "replica2"), 5, "replicas admitted")
+        async with ReadLoad(router, tasks=8) as load:
+            load.phase = "before"
+            await asyncio.sleep(0.5)  # a bounded load window
+            rounds_at_kill = router.stats()["monitor_rounds"]
+            load.phase = "kill"
+            down = asyncio.create_task(
+                _first_seen(lambda: _node(router, "replica1")["health"] == "down", 5, "down")
+            )
+            await asyncio.to_thread(cluster.kill, "replica1")
+            killed_at = time.monotonic()
+            down_at = await down
+            load.phase = "down"
+            await asyncio.sleep(0.5)
+            rounds_while_down = router.stats()["monitor_rounds"] - rounds_at_kill
+
+            load.phase = "restart"
+            await asyncio.to_thread(cluster.start_node, "replica1")
+            started_at = time.monotonic()
+            back_at = await _first_seen(
+                lambda: _serving(router, "replica1", "replica2"), 10, "replica1 admitted again"
+            )
+            load.phase = "after"
+            await wait_for(lambda: load.reads["after"][r1] >= 20, 5, "reads on replica1 again")
+        stats = router.stats()
+
+    detection = down_at - killed_at
+    _report(
+        "replica killed",
+        detection_after_kill_s=round(detection, 3),
+        readmitted_after_start_s=round(back_at - started_at, 3),
+        monitor_rounds_while_down=rounds_while_down,
+        reads={phase: dict(counts) for phase, counts in load.reads.items()},
+        failures=len(load.failures),
+        replica1_errors=stats["nodes"]["replica1"]["errors"],
+        decisions=stats["decisions"],
+    )
+    assert not load.failures, load.describe_failures()
+    assert detection <= 2 * INTERVAL + 0.1, f"marked down {detection:.3f} s after the kill"
+    # While it was down every read went to the other replica.
+    assert load.reads["down"][r1] == 0
+    assert load.reads["down"][r2] > 0
+    assert load.total("down") == load.reads["down"][r2]
+    # The monitor went on through the node's death.
+    assert rounds_while_down >= 3
+    # Nothing leaked: every pooled connection is back, and close() leaves no backend behind.
+    for name, node in stats["nodes"].items():
+        assert node["outstanding"] == 0, name
+        assert node["pool"]["in_use"] == 0, (name, node["pool"])
+        assert node["pool"]["waiting"] == 0, (name, node["pool"])
+        assert node["pool"]["size"] <= 10, (name, node["pool"])
+    await _no_backends_left(cluster_db, app)
+
+
+@pytest.mark.asyncio
+async def test_a_transaction_on_a_replica_that_dies_fails_and_does_not_move(
+    cluster_db: ClusterDatabase, cluster: LocalCluster
+) -> None:
+    app = "faults-tx"
+    port = {n.name: n.port for n in cluster.nodes}
+    async with AsyncRouter(_config(cluster_db, app)) as router:
+        await wait_for(lambda: _serving(router, "replica1", "replica2"), 5, "replicas admitted")
+        seen: dict[str, Any] = {}
+
+        async def read_while_its_replica_dies() -> None:
+            async with router.transaction(readonly=True) as tx:
+                seen["node"] = tx.node
+                seen["first"] = await tx.fetchval(WHO_ANSWERS)
+                await asyncio.to_thread(cluster.kill, tx.node)
+                try:
+                    await tx.fetchval(WHO_ANSWERS)
+                except Exception as exc:
+                    seen["error"] = exc
+                    raise
+                seen["moved"] = tx.node
+
+        with pytest.raises(DRIVER_ERRORS) as raised:
+            await read_while_its_replica_dies()
+        node = seen["node"]
+        assert seen["first"] == port[node]
+        # The statement's own error reaches the caller: not retried elsewhere (that would
+        # have answered), and not masked by the end of the transaction.
+        assert "moved" not in seen
+        assert raised.value is seen["error"], f"{raised.value!r} masked {seen['error']!r}"
+        assert not isinstance(raised.value, RouterError)
+        stats = router.stats()
+        assert stats["nodes"][node]["pool"]["in_use"] == 0
+        # The router goes on reading from the other replica.
+        other = "replica2" if node == "replica1" else "replica1"
+        assert await router.fetchval(WHO_ANSWERS) == port[other]
+    await _no_backends_left(cluster_db, app)
+
+
+# -- the primary goes away ---------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_with_the_primary_stopped_writes_fail_fast_and_reads_carry_on(
+    cluster_db: ClusterDatabase, cluster: LocalCluster
+) -> None:
+    app = "faults-stop"
+    port = {n.name: n.port for n in cluster.nodes}
+    async with AsyncRouter(_config(cluster_db, app)) as router:
+        await wait_for(lambda: _serving(router, "replica1", "replica2"), 5, "replicas admitted")
+        async with ReadLoad(router, tasks=4) as load:
+            load.phase = "before"
+            await asyncio.sleep(0.3)
+            load.phase = "stopping"
+            await asyncio.to_thread(cluster.stop, "primary")
+            stopped_at = time.monotonic()
+            load.phase = "stopped"
+            attempts: list[tuple[float, str]] = []
+            while True:
+                try:
+                    await asyncio.wait_for(router.execute(INSERT, "after stop"), timeout=2)
+                except PrimaryUnavailable:
+                    attempts.append((time.monotonic() - stopped_at, "PrimaryUnavailable"))
+                    break
+                except TimeoutError:
+                    pytest.fail(f"a write hung with the primary stopped; before it: {attempts}")
+                except CONNECTION_FAILURES as exc:
+                    attempts.append((time.monotonic() - stopped_at, type(exc).__name__))
+                else:
+                    pytest.fail("a write succeeded with the primary stopped")
+                assert time.monotonic() - stopped_at < 1.0, f"no PrimaryUnavailable: {attempts}"
+                await asyncio.sleep(0.01)
+            refused_after = attempts[-1][0]
+            # From then on every write is refused at once, never sent, never hanging.
+            slowest = 0.0
+            for _ in range(50):
+                began = time.monotonic()
+                with pytest.raises(PrimaryUnavailable):
+                    await asyncio.wait_for(router.execute(INSERT, "refused"), timeout=1)
+                slowest = max(slowest, time.monotonic() - began)
+            await asyncio.sleep(0.5)  # reads go on, the primary still down
+        stats = router.stats()
+
+    stopped = load.reads["stopped"]
+    _report(
+        "primary stopped",
+        first_PrimaryUnavailable_s=round(refused_after, 3),
+        attempts=[(round(t, 3), kind) for t, kind in attempts],
+        slowest_refusal_s=round(slowest, 4),
+        reads={phase: dict(counts) for phase, counts in load.reads.items()},
+        failures=len(load.failures),
+    )
+    assert refused_after < 1.0
+    assert slowest < 0.05
+    assert not load.failures, load.describe_failures()
+    assert stopped[port["primary"]] == 0
+    assert stopped[port["replica1"]] > 0
+    assert stopped[port["replica2"]] > 0
+    assert stats["primary"] is None
+    assert stats["nodes"]["primary"]["health"] == "down"
+    assert stats["nodes"]["primary"]["writes"] == 0
+    await _no_backends_left(cluster_db, app)
+
+
+@pytest.mark.asyncio
+async def test_a_write_in_flight_when_the_primary_dies_is_not_retried(
+    cluster_db: ClusterDatabase, cluster: LocalCluster
+) -> None:
+    app = "faults-inflight"
+    primary_dsn = cluster_db.primary_dsn
+    primary_port = cluster.node("primary").port
+    async with AsyncRouter(_config(cluster_db, app)) as router:
+        await wait_for(lambda: _serving(router), 5, "the primary known")
+        sleeper = asyncio.create_task(
+            router.execute("INSERT INTO items (v) SELECT $1 FROM pg_sleep(30)", "in flight")
+        )
+        await wait_for(
+            lambda: node_value(
+                primary_dsn,
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE application_name = $1 AND wait_event = 'PgSleep'",
+                app,
+            ),
+            5,
+            "the write to be running on the primary",
+            interval=0.02,
+        )
+        await asyncio.to_thread(cluster.kill, "primary")
+        killed_at = time.monotonic()
+        with pytest.raises(DRIVER_ERRORS) as raised:
+            await asyncio.wait_for(sleeper, timeout=2)
+        failed_after = time.monotonic() - killed_at
+        # The driver's error for the lost statement, unchanged (not one from the router's own
+        # clean-up): the write's outcome is unknown, so it is not sent again.
+        assert isinstance(raised.value, LOST_IN_FLIGHT), repr(raised.value)
+        # The broken connection itself marked the primary down: no wait for the monitor.
+        assert _node(router, "primary")["health"] == "down", _node(router, "primary")["reason"]
+        with pytest.raises(PrimaryUnavailable):
+            await router.execute(INSERT, "refused")
+
+        await asyncio.to_thread(cluster.start_node, "primary")
+        started_at = time.monotonic()
+        while True:
+            try:
+                served_by = await asyncio.wait_for(router.fetchval(INSERT_WHERE, "back"), 2)
+                break
+            except (PrimaryUnavailable, *CONNECTION_FAILURES):
+                assert time.monotonic() - started_at < 3.0, "writes did not resume"
+                await asyncio.sleep(0.01)
+        resumed_after = time.monotonic() - started_at
+        stats = router.stats()
+
+    _report(
+        "write in flight",
+        in_flight_error=type(raised.value).__name__,
+        raised_after_kill_returned_s=round(failed_after, 3),
+        writes_resumed_after_start_s=round(resumed_after, 3),
+        decisions=stats["decisions"],
+    )
+    assert served_by == primary_port
+    assert not any("retry" in reasons for reasons in stats["decisions"].values())
+    assert await node_value(primary_dsn, COUNT, "in flight") == 0
+    assert await node_value(primary_dsn, COUNT, "back") == 1
+    await _no_backends_left(cluster_db, app)
+
+
+# -- failover ------------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_after_a_failover_writes_reach_the_promoted_replica_within_2s(
+    cluster_db: ClusterDatabase, cluster: LocalCluster
+) -> None:
+    app = "faults-failover"
+    port = {n.name: n.port for n in cluster.nodes}
+    async with AsyncRouter(_config(cluster_db, app)) as router:
+        await wait_for(lambda: _serving(router, "replica1", "replica2"), 5, "replicas admitted")
+        async with ReadLoad(router, tasks=4) as load:
+            load.phase = "before"
+            await asyncio.sleep(0.3)
+            load.phase = "promoted"
+            await asyncio.to_thread(cluster.promote, "replica1")
+            # Two servers take writes now: the router refuses writes rather than pick one.
+            await wait_for(lambda: router.stats()["split_brain"], 2, "the split brain seen")
+            with pytest.raises(TopologyError):
+                await router.execute(INSERT, "split")
+            load.phase = "stopping"
+            await asyncio.to_thread(cluster.stop, "primary")
+            stopped_at = time.monotonic()
+            load.phase = "failed over"
+            seen: list[str] = []
+            while True:
+                try:
+                    served_by = await asyncio.wait_for(
+                        router.fetchval(INSERT_WHERE, "failover"), timeout=2
+                    )
+                    break
+                except TimeoutError:
+                    pytest.fail(f"a write hung during the failover; before it: {seen}")
+                except (RouterError, *CONNECTION_FAILURES) as exc:
+                    seen.append(type(exc).__name__)
+                assert time.monotonic() - stopped_at < 2.0, f"no write reached a primary: {seen}"
+                await asyncio.sleep(0.01)
+            reached_after = time.monotonic() - stopped_at
+            assert router.stats()["primary"] == "replica1"
+            await asyncio.sleep(0.3)  # reads go on after the failover
+        stats = router.stats()
+
+    _report(
+        "failover",
+        write_reached_new_primary_s=round(reached_after, 3),
+        errors_before=seen,
+        reads={phase: dict(counts) for phase, counts in load.reads.items()},
+        failures=len(load.failures),
+        decisions=stats["decisions"],
+    )
+    assert served_by == port["replica1"]
+    assert reached_after < 2.0
+    assert not load.failures, load.describe_failures()
+    assert load.reads["failed over"][port["primary"]] == 0
+    new_primary = cluster_db.dsn("replica1")
+    assert await node_value(new_primary, "SELECT pg_is_in_recovery()") is False
+    assert await node_value(new_primary, COUNT, "failover") == 1
+    assert await node_value(new_primary, COUNT, "split") == 0
+    await _no_backends_left(cluster_db, app)
+
+
+# -- SQLSTATE 25006 from the node believed primary ---------------------------------------
+
+
+def _switch_over(cluster: LocalCluster, old: Node, new: Node) -> None:
+    """A clean switchover behind the router's back: *old* stops (its last WAL reaches the
+    replicas), *new* is promoted, *old* comes back as a hot standby of *new*."""
+    cluster.wait_caught_up()
+    conninfo = f"host={new.host} port={new.port} user={new.user} application_name={old.name}"
+    with old.connect() as conn:
+        conn.execute(f"ALTER SYSTEM SET primary_conninfo = '{conninfo}'")
+    cluster.stop(old)
+    cluster.promote(new)
+    signal = old.datadir / "standby.signal"
+    signal.touch()
+    owner = old.datadir.stat()
+    os.chown(signal, owner.st_uid, owner.st_gid)
+    cluster.start_node(old)
+
+
+def _undo_switch_over(old: Node) -> None:
+    """Make *old* a primary again (a new timeline), as the harness's reset expects of it:
+    the reset then re-clones the promoted replica from it."""
+    if not old.is_running():
+        return
+    with old.connect() as conn:
+        row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+        if row is not None and row[0]:
+            conn.execute("SELECT pg_promote(wait => true, wait_seconds => 60)")
+        conn.execute("ALTER SYSTEM RESET primary_conninfo")
+        conn.execute("SELECT pg_reload_conf()")
+
+
+@pytest.mark.asyncio
+async def test_25006_from_a_demoted_primary_rediscovers_and_retries_the_write_once(
+    cluster_db: ClusterDatabase, cluster: LocalCluster
+) -> None:
+    app = "faults-25006"
+    old, new = cluster.node("primary"), cluster.node("replica1")
+    # The monitor looks at open and once more, then not for a minute: only the 25006 path can
+    # explain a quick recovery.
+    config = _config(cluster_db, app, monitor_interval=60.0)
+    async with AsyncRouter(config) as router:
+        await wait_for(
+            lambda: (
+                _serving(router, "replica1", "replica2") and router.stats()["monitor_rounds"] >= 2
+            ),
+            5,
+            "the first rounds of the monitor",
+        )
+        rounds = router.stats()["monitor_rounds"]
+        # Reads first, as an application would: the pool of replica1 now holds connections
+        # opened for a replica (default_transaction_read_only = on).
+        answers = {await router.fetchval(WHO_ANSWERS) for _ in range(10)}
+        assert new.port in answers
+        try:
+            await asyncio.to_thread(_switch_over, cluster, old, new)
+            assert await node_value(cluster_db.dsn(old), "SELECT pg_is_in_recovery()") is True
+            assert router.stats()["primary"] == "primary"  # still believed
+            assert router.stats()["monitor_rounds"] == rounds  # and the monitor did not look
+            began = time.monotonic()
+            served_by = await asyncio.wait_for(
+                router.fetchval(INSERT_WHERE, "after switchover"), timeout=5
+            )
+            took = time.monotonic() - began
+            stats = router.stats()
+            written = await node_value(cluster_db.dsn(new), COUNT, "after switchover")
+        finally:
+            await asyncio.to_thread(_undo_switch_over, old)
+
+    _report(
+        "25006",
+        write_took_s=round(took, 3),
+        monitor_rounds_before=rounds,
+        monitor_rounds_after=stats["monitor_rounds"],
+        decisions=stats["decisions"],
+    )
+    assert served_by == new.port
+    assert took < 1.0
+    assert written == 1
+    assert stats["primary"] == "replica1"
+    assert stats["nodes"]["primary"]["role"] == "replica"
+    # One attempt on the node believed primary, rejected; one retry on the new primary.
+    assert stats["decisions"]["primary"] == {"classifier": 1}
+    assert stats["decisions"]["replica1"].get("retry") == 1
+    assert stats["nodes"]["replica1"]["writes"] == 1
+    await _no_backends_left(cluster_db, app)
+
+
+def _set_read_only(node: Node, on: bool) -> None:
+    """``default_transaction_read_only`` for every session of *node*, in force on return."""
+    with node.connect() as conn:
+        conn.execute("SET default_transaction_read_only = off")
+        if on:
+            conn.execute("ALTER SYSTEM SET default_transaction_read_only = on")
+        else:
+            conn.execute("ALTER SYSTEM RESET default_transaction_read_only")
+        conn.execute("SELECT pg_reload_conf()")
+    want = "on" if on else "off"
+
+    def loaded() -> bool:
+        with node.connect() as conn:
+            row = conn.execute("SHOW default_transaction_read_only").fetchone()
+        return row is not None and row[0] == want
+
+    deadline = time.monotonic() + 10
+    while not loaded():
+        assert time.monotonic() < deadline, f"{node.name}: default_transaction_read_only {want}"
+        time.sleep(0.01)
+
+
+@pytest.mark.asyncio
+async def test_25006_from_a_read_only_primary_with_another_primary_refuses_the_write(
+    cluster_db: ClusterDatabase, cluster: LocalCluster
+) -> None:
+    # The old primary is read-only but not in recovery, and a promoted replica takes writes:
+    # rediscovery finds two primaries, so the write is refused, not sent to either.
+    app = "faults-25006-split"
+    old, new = cluster.node("primary"), cluster.node("replica1")
+    config = _config(cluster_db, app, monitor_interval=60.0)
+    async with AsyncRouter(config) as router:
+        await wait_for(lambda: _serving(router, "replica1", "replica2"), 5, "replicas admitted")
+        await asyncio.to_thread(cluster.promote, new)
+        try:
+            await asyncio.to_thread(_set_read_only, old, True)
+            assert router.stats()["primary"] == "primary"  # still believed
+            with pytest.raises(TopologyError) as raised:
+                await asyncio.wait_for(router.execute(INSERT, "refused"), timeout=5)
+            stats = router.stats()
+        finally:
+            await asyncio.to_thread(_set_read_only, old, False)
+
+    assert isinstance(raised.value.__context__, asyncpg.ReadOnlySQLTransactionError)
+    assert stats["split_brain"]
+    assert stats["primary"] is None
+    assert stats["decisions"] == {"primary": {"classifier": 1}}
+    for node in (old, new):
+        assert await node_value(cluster_db.dsn(node), COUNT, "refused") == 0
+    await _no_backends_left(cluster_db, app)
