@@ -226,7 +226,9 @@ class _StubPool:
     async def acquire(self) -> _StubConn:
         return self._conn
 
-    async def release(self, conn: _StubConn, *, dirty: bool = False) -> None:
+    async def release(
+        self, conn: _StubConn, *, dirty: bool = False, settled: bool = False
+    ) -> None:
         return None
 
     async def set_read_only(self, read_only: bool) -> None:

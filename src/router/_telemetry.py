@@ -7,12 +7,21 @@ microsecond. Attributes never carry query parameters, passwords, or database err
 
 from __future__ import annotations
 
+import math
+import time
 import weakref
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from opentelemetry import metrics, trace
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import (
+    INVALID_SPAN,
+    ProxyTracerProvider,
+    Span,
+    SpanKind,
+    Status,
+    StatusCode,
+)
 
 from router._version import __version__
 
@@ -37,9 +46,17 @@ class NodeAddress:
 class Telemetry:
     def __init__(self, *, record_sql: bool) -> None:
         self.record_sql = record_sql
-        self._decisions = _meter.create_counter(
-            "router.decisions", unit="{decision}", description="routing decisions by node, reason"
-        )
+        self._checked_at = -math.inf
+        self._tracing = False
+
+    def _tracing_on(self) -> bool:
+        # Without an SDK the API hands out no-op spans, but making one still costs a few
+        # microseconds per call: look (at most once a second) whether a provider is set.
+        now = time.monotonic()
+        if now - self._checked_at > 1.0:
+            self._checked_at = now
+            self._tracing = not isinstance(trace.get_tracer_provider(), ProxyTracerProvider)
+        return self._tracing
 
     def start(
         self,
@@ -53,7 +70,8 @@ class Telemetry:
         sql: str,
         extra: dict[str, Any] | None = None,
     ) -> Span:
-        self._decisions.add(1, {"router.node": node.name, "router.reason": reason})
+        if not self._tracing_on():
+            return INVALID_SPAN
         span = _tracer.start_span(f"router.{operation}", kind=SpanKind.CLIENT)
         if span.is_recording():
             attributes: dict[str, Any] = {
@@ -89,6 +107,7 @@ class Telemetry:
 
 
 class GaugeSource(Protocol):
+    def gauge_decisions(self) -> Iterable[tuple[str, str, int]]: ...
     def gauge_lag_bytes(self) -> Iterable[tuple[str, int]]: ...
     def gauge_pool_in_use(self) -> Iterable[tuple[str, int]]: ...
 
@@ -107,6 +126,18 @@ def _observe(read: Callable[[GaugeSource], Iterable[tuple[str, int]]]) -> Any:
     return callback
 
 
+def _decisions(_options: metrics.CallbackOptions) -> Iterable[metrics.Observation]:
+    return [
+        metrics.Observation(count, {"router.node": node, "router.reason": reason})
+        for source in list(_sources)
+        for node, reason, count in source.gauge_decisions()
+    ]
+
+
+# Counted by the router as it routes; read when a metrics SDK collects, never per call.
+_meter.create_observable_counter(
+    "router.decisions", [_decisions], unit="{decision}", description="decisions by node, reason"
+)
 _meter.create_observable_gauge(
     "router.replica.lag", [_observe(lambda s: s.gauge_lag_bytes())], unit="By"
 )

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,8 +85,13 @@ class NodePool:
         self._settings = settings
         self._pool: asyncpg.Pool | None = None
         self._read_only = False
-        # Server pid -> when that connection was opened: asyncpg has no max lifetime.
-        self._born: dict[int, float] = {}
+        # Server pid -> when that connection was opened: asyncpg has no max lifetime. Until
+        # ``_next_expiry`` no connection can be due, and releases skip the check.
+        self._born: dict[int, tuple[float, weakref.ref[asyncpg.Connection]]] = {}
+        self._next_expiry = math.inf
+        # Connections handed out and not yet released. Exact: the router is its asyncpg
+        # pool's only user, on one event loop.
+        self._in_use = 0
 
     def __repr__(self) -> str:
         return f"NodePool({self.name!r}, read_only={self._read_only})"
@@ -104,8 +111,11 @@ class NodePool:
             await self._pool.expire_connections()
 
     async def _init(self, conn: asyncpg.Connection) -> None:
-        if self._settings.max_lifetime is not None:
-            self._born[conn.get_server_pid()] = time.monotonic()
+        lifetime = self._settings.max_lifetime
+        if lifetime is not None:
+            born = time.monotonic()
+            self._born[conn.get_server_pid()] = (born, weakref.ref(conn))
+            self._next_expiry = min(self._next_expiry, born + lifetime)
         if self._read_only:
             await conn.execute("SET default_transaction_read_only = on")
 
@@ -148,25 +158,51 @@ class NodePool:
         if pool is None:
             raise RuntimeError(f"the pool of {self.name} is not open")
         stats = self.stats
+        self._in_use += 1
+        try:
+            if self._in_use <= self._settings.max_size:
+                # A slot is free: asyncpg's timeout would only arm and cancel a timer here,
+                # twice (it also times the release). Connecting is bounded by connect_timeout.
+                conn = await pool.acquire()
+            else:
+                conn = await self._wait(pool)
+        except BaseException:
+            self._in_use -= 1
+            raise
+        stats.acquired += 1
+        return conn
+
+    async def _wait(self, pool: asyncpg.Pool) -> asyncpg.Connection:
+        stats = self.stats
         stats.waiting += 1
         started = time.perf_counter()
         try:
-            conn = await pool.acquire(timeout=self._settings.acquire_timeout)
+            return await pool.acquire(timeout=self._settings.acquire_timeout)
         except TimeoutError:
             raise PoolTimeout(self.name, self._settings.acquire_timeout) from None
         finally:
             stats.waiting -= 1
             stats.acquire_wait += time.perf_counter() - started
-        stats.acquired += 1
-        return conn
 
-    async def release(self, conn: asyncpg.Connection, *, dirty: bool = False) -> None:
+    async def release(
+        self, conn: asyncpg.Connection, *, dirty: bool = False, settled: bool = False
+    ) -> None:
         """Give *conn* back; reset it first if its session state changed (*dirty*) or it was
-        left inside a transaction. A connection that cannot be reset is closed instead."""
+        left inside a transaction (not possible when *settled*: a single statement that
+        neither begins nor ends one). A connection that cannot be reset is closed instead."""
+        try:
+            await self._release(conn, dirty, settled)
+        finally:
+            self._in_use -= 1
+
+    async def _release(self, conn: asyncpg.Connection, dirty: bool, settled: bool) -> None:
         pool = self._pool
         if pool is None:
             if not connection_closed(conn):
                 conn.terminate()
+            return
+        if settled and not dirty and time.monotonic() < self._next_expiry:
+            await pool.release(conn)  # the common case: nothing to check, nothing to reset
             return
         if connection_closed(conn):
             await pool.release(conn)  # nothing to reset: asyncpg finishes its own clean-up
@@ -187,12 +223,20 @@ class NodePool:
         lifetime = self._settings.max_lifetime
         if lifetime is None or conn.is_closed():
             return False
-        pid = conn.get_server_pid()
-        born = self._born.get(pid)
-        if born is None or time.monotonic() - born < lifetime:
+        now = time.monotonic()
+        if now < self._next_expiry:
             return False
-        del self._born[pid]
-        return True
+        # Forget connections asyncpg has closed by itself (idle, max_queries, expired).
+        for pid, (_, ref) in list(self._born.items()):
+            alive = ref()
+            if alive is None or alive.is_closed():
+                del self._born[pid]
+        entry = self._born.get(conn.get_server_pid())
+        expired = entry is not None and now - entry[0] >= lifetime
+        if expired:
+            del self._born[conn.get_server_pid()]
+        self._next_expiry = min((b for b, _ in self._born.values()), default=math.inf) + lifetime
+        return expired
 
     def usage(self) -> dict[str, int]:
         pool = self._pool

@@ -73,6 +73,7 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
 
 _TX_CONTROL = frozenset({Effect.TX_BEGIN, Effect.TX_END, Effect.SAVEPOINT})
 _POSITION_QUERY = "SELECT pg_current_wal_insert_lsn()::text"
+_NOTHING: frozenset[str] = frozenset()
 _REPLAY_QUERY = "SELECT pg_last_wal_replay_lsn()::text"
 
 
@@ -366,7 +367,7 @@ class AsyncRouter:
         self, scope: Scope, exclude: Iterable[str] = (), *, retry: bool = False
     ) -> Decision:
         topology = self._monitor.topology
-        excluded = frozenset(exclude)
+        excluded = frozenset(exclude) if exclude else _NOTHING
         sticky = scope.sticky
         if sticky is not None and sticky not in excluded and scope.parent is not None:
             decision = choose_read(
@@ -549,7 +550,8 @@ class AsyncRouter:
                 raise _Retry(node, exc) from exc
             raise
         finally:
-            await pool.release(conn)
+            # One statement outside any transaction block: nothing can be left open.
+            await pool.release(conn, settled=True)
 
     def _after_replica_read(self, scope: Scope, node: str) -> None:
         # Monotonic reads: stay on this replica while it is eligible; and never go below what
@@ -596,6 +598,9 @@ class AsyncRouter:
         return [
             (n.name, n.lag_bytes) for n in self._monitor.topology.nodes if n.lag_bytes is not None
         ]
+
+    def gauge_decisions(self) -> Iterable[tuple[str, str, int]]:
+        return [(node, reason, n) for (node, reason), n in self._decisions.items()]
 
     def gauge_pool_in_use(self) -> Iterable[tuple[str, int]]:
         return [(name, pool.usage()["in_use"]) for name, pool in self._pools.items()]

@@ -48,13 +48,28 @@ class Decision:
     wait_for: Lsn | None = None
 
 
+# The everyday decisions, made once per node: reads and writes allocate nothing to decide.
+_PLAIN_READS: dict[str, Decision] = {}
+_PLAIN_WRITES: dict[str, Decision] = {}
+
+
+def _plain_read(node: str) -> Decision:
+    decision = _PLAIN_READS.get(node)
+    if decision is None:
+        decision = _PLAIN_READS[node] = Decision(node, False, Reason.CLASSIFIER, "read")
+    return decision
+
+
 def choose_write(topology: Topology) -> Decision:
     """The primary, or a decision with ``node=None`` saying why there is none usable."""
-    if topology.split_brain:
-        return Decision(None, True, Reason.CLASSIFIER, "two nodes claim to be primary")
-    if topology.primary is None:
-        return Decision(None, True, Reason.CLASSIFIER, "no primary is reachable")
-    return Decision(topology.primary, True, Reason.CLASSIFIER, "write")
+    primary = topology.primary
+    if primary is None:
+        why = "two nodes claim to be primary" if topology.split_brain else "no primary is reachable"
+        return Decision(None, True, Reason.CLASSIFIER, why)
+    decision = _PLAIN_WRITES.get(primary)
+    if decision is None:
+        decision = _PLAIN_WRITES[primary] = Decision(primary, True, Reason.CLASSIFIER, "write")
+    return decision
 
 
 def choose_read(
@@ -86,7 +101,7 @@ def choose_read(
         choice = policy([stats[n] for n in names], rng)
         if choice is None:
             return _on_primary(primary, Reason.CLASSIFIER, "policy primary-only")
-        return Decision(choice.name, False, Reason.CLASSIFIER, "read")
+        return _plain_read(choice.name)
     if wait and floor is not None:
         waiting = [n for n in found.behind_floor if n not in exclude]
         if waiting:
