@@ -103,3 +103,20 @@ def test_a_directory_the_server_user_cannot_enter_is_a_clear_error(tmp_path: Pat
     assert "cannot enter" in up.stderr
     assert "postgres" in up.stderr
     assert not (private / "cluster").exists()
+
+
+def test_a_closed_pipe_stops_quietly_and_leaves_no_half_started_cluster(
+    cluster_dir: Path,
+) -> None:
+    done = subprocess.run(
+        f"{sys.executable} -m router.cli cluster up --replicas 0 --dir {cluster_dir} | head -c 1",
+        shell=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert "Traceback" not in done.stderr
+    # Either it finished and detached (then `down` removes it) or it cleaned up after itself.
+    _router("cluster", "down", "--dir", str(cluster_dir))
+    assert not cluster_dir.exists()
