@@ -551,3 +551,32 @@ async def test_25006_from_a_read_only_primary_with_another_primary_refuses_the_w
     for node in (old, new):
         assert await node_value(cluster_db.dsn(node), COUNT, "refused") == 0
     await _no_backends_left(cluster_db, app)
+
+
+@pytest.mark.asyncio
+async def test_a_router_opened_without_a_primary_loads_the_catalog_when_it_appears(
+    cluster_db: ClusterDatabase, cluster: LocalCluster
+) -> None:
+    conn = await asyncpg.connect(cluster_db.primary_dsn)
+    try:
+        await conn.execute(
+            "CREATE OR REPLACE FUNCTION stable_answer() RETURNS int LANGUAGE sql STABLE"
+            " AS 'SELECT 42'"
+        )
+    finally:
+        await conn.close()
+    await asyncio.to_thread(cluster.wait_caught_up)
+    await asyncio.to_thread(cluster.stop, "primary")
+    async with AsyncRouter(_config(cluster_db, "faults-catalog")) as router:
+        # No catalog: an unknown function is a write, and there is nowhere to write.
+        with pytest.raises(PrimaryUnavailable):
+            await router.fetchval("SELECT stable_answer()")
+        await asyncio.to_thread(cluster.start_node, "primary")
+        await wait_for(
+            lambda: router.explain("SELECT stable_answer()").role == "replica",
+            10,
+            "the catalog to load once the primary is back",
+        )
+        assert await router.fetchval("SELECT stable_answer()") == 42
+        assert router.last_decision is not None
+        assert not router.last_decision.primary

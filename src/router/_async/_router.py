@@ -260,6 +260,13 @@ class AsyncRouter:
                 await self._pools[node.name].set_read_only(node.role is Role.REPLICA)
         if self._system_id is None:
             self._system_id = self._cluster_identity()
+        if self._own_classifier and self._classifier.catalog is None and topology.primary:
+            # The primary was away at open(): user functions have been WRITE meanwhile (the
+            # safe side); now their volatility can be read.
+            try:
+                await self.refresh_catalog()
+            except (PrimaryUnavailable, TopologyError, *CONNECTION_ERRORS, asyncpg.PostgresError):
+                logger.warning("could not load the function catalog yet; will try again")
 
     # -- queries outside a transaction ----------------------------------------------
 
