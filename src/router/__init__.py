@@ -6,7 +6,17 @@ from router._async._router import AsyncRouter, Explanation
 from router._async._session import AsyncSession, AsyncTransaction
 from router._catalog import load_catalog, load_catalog_async
 from router._version import __version__
-from router.config import NodeConfig, PoolConfig, RetryConfig, RouterConfig
+from router.config import (
+    Consistency,
+    Fallback,
+    NodeConfig,
+    PolicyName,
+    PoolConfig,
+    PoolerMode,
+    RetryConfig,
+    RouterConfig,
+    redact,
+)
 from router.core import (
     CATALOG_QUERY,
     Classification,
@@ -40,15 +50,19 @@ __all__ = [
     "Classification",
     "Classifier",
     "ConfigurationError",
+    "Consistency",
     "Effect",
     "Explanation",
+    "Fallback",
     "ForeignToken",
     "FunctionCatalog",
     "Hint",
     "InvalidToken",
     "NoReplicaAvailable",
     "NodeConfig",
+    "PolicyName",
     "PoolConfig",
+    "PoolerMode",
     "PoolTimeout",
     "PrimaryUnavailable",
     "ReadOnlyViolation",
@@ -64,4 +78,5 @@ __all__ = [
     "load_catalog",
     "load_catalog_async",
     "normalize_placeholders",
+    "redact",
 ]
