@@ -469,3 +469,13 @@ async def test_roles_are_discovered_from_a_multi_host_url(db: ClusterDatabase) -
         primary = db.cluster.primary
         assert rt.last_decision.node == f"{primary.host}:{primary.port}"
         assert rt.stats()["primary"] == rt.last_decision.node
+
+
+async def test_a_primary_read_weight_lets_the_primary_serve_reads_too(
+    db: ClusterDatabase,
+) -> None:
+    cfg = db.router_config(policy="round-robin", primary_read_weight=1.0, **FAST)
+    async with router.AsyncRouter(cfg) as rt:
+        ports = _ports(db)
+        served = Counter([ports[await rt.fetchval("SELECT inet_server_port()")] for _ in range(90)])
+    assert served == {"primary": 30, "replica1": 30, "replica2": 30}

@@ -125,3 +125,23 @@ def test_round_robin_alternates(seed: int) -> None:
     rng = Random(seed)
     picks = [choose_read(t, Consistency.EVENTUAL, policy, STATS, rng).node for _ in range(10)]
     assert picks.count("r1") == picks.count("r2") == 5
+
+
+def test_a_primary_read_weight_offers_the_primary_to_the_policy() -> None:
+    t = topology()
+    counts = {"p": 0, "r1": 0, "r2": 0}
+    rng = Random(7)
+    from router.core import RandomPolicy
+
+    for _ in range(3000):
+        d = choose_read(t, Consistency.EVENTUAL, RandomPolicy(), STATS, rng, primary_weight=2.0)
+        assert d.node is not None
+        counts[d.node] += 1
+        assert d.primary is (d.node == "p")
+    # weights 2 : 1 : 1
+    assert 1350 <= counts["p"] <= 1650, counts
+    assert 600 <= counts["r1"] <= 900, counts
+    without = {
+        choose_read(t, Consistency.EVENTUAL, RandomPolicy(), STATS, rng).node for _ in range(200)
+    }
+    assert without == {"r1", "r2"}

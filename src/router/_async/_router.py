@@ -137,6 +137,7 @@ class AsyncRouter:
         self._scope = Scope(self._consistency)
         self._fallback_to_primary = Fallback(str(config.fallback)) is Fallback.PRIMARY
         self._ryw_wait = config.ryw_wait
+        self._primary_weight = config.primary_read_weight
         nodes = config.all_nodes
         self._addresses = {n.name: NodeAddress(n.name, n.host, n.port, n.dbname) for n in nodes}
         settings = PoolSettings(
@@ -398,6 +399,7 @@ class AsyncRouter:
             wait=self._ryw_wait > 0,
             exclude=excluded,
             fallback_to_primary=self._fallback_to_primary,
+            primary_weight=self._primary_weight,
         )
         if decision.node is None:
             if decision.primary:

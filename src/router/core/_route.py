@@ -15,7 +15,7 @@ from random import Random
 
 from router.core._eligibility import Cause, Consistency, Eligibility, eligible
 from router.core._lsn import Lsn
-from router.core._policies import CandidateLike, Policy
+from router.core._policies import Candidate, CandidateLike, Policy
 from router.core._topology import Topology
 
 __all__ = ["Decision", "Reason", "choose_read", "choose_write"]
@@ -83,6 +83,7 @@ def choose_read(
     wait: bool = False,
     exclude: Container[str] = (),
     fallback_to_primary: bool = True,
+    primary_weight: float = 0.0,
 ) -> Decision:
     """Choose the node for a read.
 
@@ -90,7 +91,9 @@ def choose_read(
     *floor*) are offered to *policy*; nodes in *exclude* (failed on this call) are skipped.
     With *wait*, a replica that is eligible but for the floor may be chosen, with
     ``wait_for`` set. Otherwise the primary serves, or, with ``fallback_to_primary`` false,
-    the decision has ``node=None`` and the reason why no replica qualifies.
+    the decision has ``node=None`` and the reason why no replica qualifies. With a positive
+    *primary_weight* the primary is offered to the policy beside the eligible replicas, with
+    that weight (it is past every floor).
     """
     primary = topology.primary
     if consistency is Consistency.STRONG:
@@ -98,9 +101,15 @@ def choose_read(
     found = eligible(topology, consistency, floor=floor)
     names = [n for n in found.replicas if n not in exclude] if exclude else found.replicas
     if names:
-        choice = policy([stats[n] for n in names], rng)
+        candidates: list[CandidateLike] = [stats[n] for n in names]
+        if primary_weight > 0 and primary is not None and primary not in exclude:
+            own = stats[primary]
+            candidates.append(Candidate(primary, primary_weight, own.outstanding, own.ewma_latency))
+        choice = policy(candidates, rng)
         if choice is None:
             return _on_primary(primary, Reason.CLASSIFIER, "policy primary-only")
+        if choice.name == primary:
+            return Decision(primary, True, Reason.CLASSIFIER, "read (primary_read_weight)")
         return _plain_read(choice.name)
     if wait and floor is not None:
         waiting = [n for n in found.behind_floor if n not in exclude]
