@@ -8,15 +8,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from router._async._pool import NodePool
-from router.core import Classification, Effect, Hint, Role, Topology, eligible
+from router._async._scope import needs_session
+from router.core import Classification, Hint, Role, Topology, eligible
 from router.errors import NoReplicaAvailable, PrimaryUnavailable, TopologyError
 
 if TYPE_CHECKING:
     from router._async._router import AsyncRouter
 
 __all__ = ["Explanation", "describe", "explain", "stats"]
-
-_SESSION_ONLY = frozenset({Effect.TX_BEGIN, Effect.TX_END, Effect.SAVEPOINT, Effect.PIN})
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +37,7 @@ def explain(router: AsyncRouter, sql: str) -> Explanation:
     scope = router._scope
     found = eligible(router._monitor.topology, scope.consistency, floor=scope.floor)
     excluded = tuple((e.name, e.reason) for e in found.excluded)
-    if not cls.effects.isdisjoint(_SESSION_ONLY):
+    if needs_session(cls):
         detail = f"{cls.reason}: only inside a session"
         return Explanation(sql, cls, None, None, "session-state", detail, (), ())
     try:

@@ -25,7 +25,7 @@ from router._async._dsn import asyncpg_dsn
 from router._async._introspect import Explanation, describe, explain, stats
 from router._async._monitor import Monitor
 from router._async._pool import NodePool, PoolSettings, connection_closed
-from router._async._scope import LAST_DECISION, Call, Scope
+from router._async._scope import LAST_DECISION, Call, Scope, commit_position, needs_session
 from router._catalog import load_catalog_async
 from router._telemetry import NodeAddress, Telemetry
 from router.config import Fallback, RouterConfig
@@ -33,7 +33,6 @@ from router.core import (
     Classification,
     Classifier,
     Consistency,
-    Effect,
     FailureKind,
     GateParams,
     Hint,
@@ -71,8 +70,6 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.TooManyConnectionsError,
 )
 
-_TX_CONTROL = frozenset({Effect.TX_BEGIN, Effect.TX_END, Effect.SAVEPOINT})
-_POSITION_QUERY = "SELECT pg_current_wal_insert_lsn()::text"
 _NOTHING: frozenset[str] = frozenset()
 _REPLAY_QUERY = "SELECT pg_last_wal_replay_lsn()::text"
 
@@ -332,7 +329,7 @@ class AsyncRouter:
     ) -> Any:
         """A statement outside any transaction and outside any pinned session."""
         cls = self._classify(query)
-        if cls.effects and not cls.effects.isdisjoint(_TX_CONTROL | {Effect.PIN}):
+        if needs_session(cls):
             raise SessionStateError(
                 f"{cls.reason}: outside a session this would be lost on a pooled connection"
                 " (use router.session() or router.transaction())"
@@ -536,7 +533,7 @@ class AsyncRouter:
             else:
                 result = await call.on(conn)
             if write and scope.wants_position:
-                scope.advance(Lsn.parse(await conn.fetchval(_POSITION_QUERY)))
+                scope.advance(await commit_position(conn))
             return True, result
         except BaseException as exc:
             # Only a failure of the connection itself says anything about the node; a closed

@@ -5,14 +5,30 @@ from __future__ import annotations
 from contextvars import ContextVar
 from typing import Any
 
-from router.core import Classification, Consistency, Lsn
+from router.core import Classification, Consistency, Effect, Lsn
 from router.core._route import Decision
 
-__all__ = ["LAST_DECISION", "Call", "Scope"]
+__all__ = ["LAST_DECISION", "Call", "Scope", "commit_position", "needs_session"]
 
 #: The decision behind the latest statement of the current task (or thread): where it ran
 #: and why. Read through ``AsyncRouter.last_decision``.
 LAST_DECISION: ContextVar[Decision | None] = ContextVar("router_last_decision", default=None)
+
+#: Effects whose state lives on one connection: only a session can keep them.
+_SESSION_ONLY = frozenset({Effect.TX_BEGIN, Effect.TX_END, Effect.SAVEPOINT, Effect.PIN})
+_POSITION_QUERY = "SELECT pg_current_wal_insert_lsn()::text"
+
+
+def needs_session(cls: Classification) -> bool:
+    """Whether the statement leaves state (a transaction block, a setting, ...) that a pooled
+    connection would lose, or leak to the next caller, outside a session."""
+    return bool(cls.effects) and not cls.effects.isdisjoint(_SESSION_ONLY)
+
+
+async def commit_position(conn: Any) -> Lsn:
+    """The primary's WAL insert position, read after a commit: at or past its commit record
+    whatever ``synchronous_commit`` says, so a replica that replayed it has the commit."""
+    return Lsn.parse(await conn.fetchval(_POSITION_QUERY))
 
 
 class Scope:

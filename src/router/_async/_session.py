@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any, Self
 import asyncpg
 
 from router._async._pool import NodePool, connection_closed
-from router._async._scope import LAST_DECISION, Call, Scope
-from router.core import Classification, Effect, FailureKind, Lsn
+from router._async._scope import LAST_DECISION, Call, Scope, commit_position
+from router.core import Classification, Effect, FailureKind
 from router.core._route import Decision, Reason
 from router.errors import ReadOnlyViolation, SessionStateError
 
@@ -19,7 +19,6 @@ if TYPE_CHECKING:
 
 __all__ = ["AsyncSession", "AsyncTransaction"]
 
-_POSITION_QUERY = "SELECT pg_current_wal_insert_lsn()::text"
 _TX_CONTROL = frozenset({Effect.TX_BEGIN, Effect.TX_END})
 
 
@@ -123,10 +122,6 @@ async def _hold(
         return _Held(pool, conn, decision, readonly)
 
 
-async def _commit_position(conn: asyncpg.Connection) -> Lsn:
-    return Lsn.parse(await conn.fetchval(_POSITION_QUERY))
-
-
 class AsyncTransaction(_Queries):
     """One transaction on one node, from ``async with`` to its end: commit on success,
     rollback on an exception. Its query methods check each statement before sending it;
@@ -201,7 +196,7 @@ class AsyncTransaction(_Queries):
                 return
             await self._tx.commit()
             if held.wrote and self._scope.wants_position:
-                self._scope.advance(await _commit_position(held.conn))
+                self._scope.advance(await commit_position(held.conn))
         finally:
             held.wrote = held.wrote or self._wrote_before
             await self._release()
@@ -330,13 +325,13 @@ class AsyncSession(_Queries):
         if Effect.TX_END in cls.effects and held is self._in_tx:
             self._in_tx = None
             if held.wrote and self._scope.wants_position:
-                self._scope.advance(await _commit_position(held.conn))
+                self._scope.advance(await commit_position(held.conn))
             held.wrote = False
             if held is not self._pinned:
                 await held.pool.release(held.conn, dirty=held.dirty)
         elif held is self._pinned and self._in_tx is None and held.wrote:
             # Autocommit on the pinned connection: each write commits at once.
             if self._scope.wants_position:
-                self._scope.advance(await _commit_position(held.conn))
+                self._scope.advance(await commit_position(held.conn))
             held.wrote = False
         return result

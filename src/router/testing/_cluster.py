@@ -9,7 +9,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -624,6 +624,3 @@ class LocalCluster:
         return NodeStatus(
             node.name, node.port, True, "replica", lag_bytes, lag_seconds, paused, streaming
         )
-
-    def _iter_running(self) -> Iterator[Node]:
-        return (n for n in self._nodes if n.is_running())

@@ -205,7 +205,3 @@ def tail(path: Path, lines: int = 15) -> str:
     except OSError:
         return ""
     return "\n".join(text.rstrip().splitlines()[-lines:])
-
-
-def signal_name(sig: int) -> str:
-    return signal.Signals(sig).name
