@@ -1,4 +1,5 @@
-"""The monitor: checks every node on an interval and keeps the topology current.
+"""The monitor: checks every node on an interval and keeps the topology current (generated
+into ``router/_sync`` by ``tools/unasync.py``).
 
 Each node gets a connection of its own (not from the pools, so a busy pool cannot starve the
 monitor). A round runs the checks of the nodes that are due concurrently, each bounded by
@@ -8,16 +9,15 @@ monitor). A round runs the checks of the nodes that are due concurrently, each b
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
 import logging
 import time
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
-import asyncpg
-
+from router._async import _driver as driver
+from router._async._runtime import Lock, Loop, gather, guard
 from router.core import (
     CheckFailure,
     FailureKind,
@@ -46,14 +46,6 @@ SELECT r.in_recovery,
 FROM (SELECT pg_is_in_recovery() AS in_recovery) AS r
 """
 
-_BROKEN = (
-    asyncpg.ConnectionDoesNotExistError,
-    asyncpg.InterfaceError,
-    ConnectionError,
-    asyncpg.AdminShutdownError,
-    asyncpg.CannotConnectNowError,
-)
-
 
 def _lsn(text: str | None) -> Lsn | None:
     return None if text is None else Lsn.parse(text)
@@ -80,63 +72,49 @@ class Monitor:
         self._app = f"{application_name} monitor"
         self._on_change = on_change
         self._clock = clock
-        self._conns: dict[str, asyncpg.Connection] = {}
+        self._conns: dict[str, driver.Connection] = {}
         self.system_ids: dict[str, int] = {}
         self.topology = Topology.initial(self._dsns)
-        self._task: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
-        self._round_lock = asyncio.Lock()
+        self._loop = Loop(self._round, interval, "router-monitor")
+        self._round_lock = Lock()
         self.rounds = 0
 
     # -- lifecycle ---------------------------------------------------------------------
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="router-monitor")
+        self._loop.start()
 
     async def close(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                if not task.cancelled():
-                    raise
+        await self._loop.stop()
         conns, self._conns = self._conns, {}
         for conn in conns.values():
-            conn.terminate()
+            driver.terminate(conn)
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.check()
-            except Exception:
-                # A bug in a round must not end monitoring for good: say so and go on.
-                logger.exception("monitor round failed")
-            self._wake.clear()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self._interval)
+    async def _round(self) -> None:
+        await self.check()
 
     # -- rounds ------------------------------------------------------------------------
 
     def request_rediscovery(self, suspect: str | None = None) -> None:
         """Roles may have changed (e.g. SQLSTATE 25006 from the believed primary): check all
         nodes at once instead of waiting for the next tick."""
-        self.topology = self.topology.request_rediscovery(self._clock(), suspect)
-        self._wake.set()
+        with guard():
+            self.topology = self.topology.request_rediscovery(self._clock(), suspect)
+        self._loop.wake()
 
     def learn_replay(self, name: str, lsn: Lsn) -> None:
         """A replay position seen by a read-your-writes check: newer than the last tick's."""
-        topology = self.topology
-        health = topology.by_name.get(name)
-        if health is not None and (health.replay_lsn is None or lsn > health.replay_lsn):
-            self.topology = topology.replace(dataclasses.replace(health, replay_lsn=lsn))
+        with guard():
+            topology = self.topology
+            health = topology.by_name.get(name)
+            if health is not None and (health.replay_lsn is None or lsn > health.replay_lsn):
+                self.topology = topology.replace(dataclasses.replace(health, replay_lsn=lsn))
 
     def report_failure(self, name: str, kind: FailureKind, detail: str = "") -> None:
         """A pool connection of *name* failed: fold it in now, not at the next tick."""
-        old = self.topology
-        self.topology = old.mark_failed(name, kind, self._clock(), self._params, detail)
+        with guard():
+            old = self.topology
+            self.topology = old.mark_failed(name, kind, self._clock(), self._params, detail)
         self._changed(old)
 
     async def check(self) -> Topology:
@@ -145,10 +123,19 @@ class Monitor:
             now = self._clock()
             topology = self.topology
             names = list(self._dsns) if topology.rediscover else list(topology.due(now))
-            outcomes = await asyncio.gather(*(self._check(n) for n in names))
-            old = self.topology
-            # Fold into the *current* value: a rediscovery asked for meanwhile survives.
-            self.topology = tick(old, dict(zip(names, outcomes, strict=True)), now, self._params)
+            # Each check bounds itself; the gather's own bound is for a driver that cannot.
+            thunks = [partial(self._check, n) for n in names]
+            outcomes = [
+                CheckFailure(FailureKind.TIMEOUT, f"no answer within {self._timeout:g} s")
+                if isinstance(outcome, TimeoutError)
+                else outcome
+                for outcome in await gather(thunks, timeout=2 * self._timeout + 1)
+            ]
+            with guard():
+                old = self.topology
+                # Fold into the *current* value: a rediscovery asked for meanwhile survives.
+                observed = dict(zip(names, outcomes, strict=True))
+                self.topology = tick(old, observed, now, self._params)
             self.rounds += 1
             self._changed(old)
             return self.topology
@@ -165,32 +152,27 @@ class Monitor:
 
     async def _check(self, name: str) -> Observation:
         conn = self._conns.get(name)
-        fresh = conn is None or conn.is_closed()
+        fresh = conn is None or driver.closed(conn)
         try:
             if fresh:
-                conn = await asyncpg.connect(
-                    self._dsns[name],
-                    timeout=self._timeout,
-                    statement_cache_size=0,
-                    server_settings={"application_name": self._app},
-                )
+                conn = await driver.connect_monitor(self._dsns[name], self._timeout, self._app)
                 self._conns[name] = conn
-                row = await conn.fetchrow(
-                    "SELECT system_identifier FROM pg_control_system()", timeout=self._timeout
+                row = await driver.fetchrow(
+                    conn, "SELECT system_identifier FROM pg_control_system()", self._timeout
                 )
                 if row is not None:
                     self.system_ids[name] = int(row[0])
             assert conn is not None
-            row = await conn.fetchrow(CHECK_QUERY, timeout=self._timeout)
+            row = await driver.fetchrow(conn, CHECK_QUERY, self._timeout)
         except TimeoutError:
-            self._drop(name)
+            self._drop(name, conn)
             return CheckFailure(FailureKind.TIMEOUT, f"no answer within {self._timeout:g} s")
-        except (OSError, *_BROKEN) as exc:
-            self._drop(name)
+        except driver.MONITOR_BROKEN as exc:
+            self._drop(name, conn)
             kind = FailureKind.CONNECT_FAILED if fresh else FailureKind.BROKEN_CONNECTION
             return CheckFailure(kind, f"{type(exc).__name__}: {exc}")
-        except asyncpg.PostgresError as exc:
-            self._drop(name)
+        except driver.DATABASE_ERRORS as exc:
+            self._drop(name, conn)
             return CheckFailure(FailureKind.ERROR, f"{type(exc).__name__}: {exc}")
         assert row is not None
         in_recovery, wal, replay, receive, paused, replayed_at, server_now = row
@@ -204,7 +186,10 @@ class Monitor:
             server_now=server_now,
         )
 
-    def _drop(self, name: str) -> None:
-        conn = self._conns.pop(name, None)
+    def _drop(self, name: str, conn: driver.Connection | None) -> None:
+        """Forget *conn*, the connection of *name* a check failed on (not one a later
+        check may have opened meanwhile)."""
+        if conn is not None and self._conns.get(name) is conn:
+            del self._conns[name]
         if conn is not None:
-            conn.terminate()
+            driver.terminate(conn)

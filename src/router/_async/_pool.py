@@ -13,62 +13,17 @@ import logging
 import math
 import time
 import weakref
-from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 
-from router.core import Ewma
+from router._async._driver import closed as connection_closed
+from router._stats import NodeStats, PoolSettings
 from router.errors import PoolTimeout
 
-__all__ = ["NodePool", "NodeStats", "PoolSettings", "connection_closed"]
+__all__ = ["NodePool"]
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class PoolSettings:
-    min_size: int
-    max_size: int
-    acquire_timeout: float
-    connect_timeout: float
-    max_lifetime: float | None
-    max_idle: float | None
-    max_queries: int | None
-    statement_cache_size: int
-    application_name: str
-    replica_read_only: bool
-
-
-@dataclass(slots=True)
-class NodeStats:
-    """Per-node counters; also what the policies read (name, weight, outstanding, latency)."""
-
-    name: str
-    weight: float = 1.0
-    outstanding: int = 0
-    latency: Ewma = field(default_factory=lambda: Ewma(alpha=0.2))
-    waiting: int = 0
-    acquired: int = 0
-    acquire_wait: float = 0.0
-    errors: int = 0
-    reads: int = 0
-    writes: int = 0
-
-    @property
-    def ewma_latency(self) -> float | None:
-        return self.latency.value
-
-
-def connection_closed(conn: asyncpg.Connection) -> bool:
-    """Whether *conn* is of no further use. When the socket of a pooled connection is lost,
-    asyncpg hands it back to its pool by itself and detaches the proxy its user still holds:
-    every method of that proxy, ``is_closed()`` included, then raises ``InterfaceError``."""
-    try:
-        closed: bool = conn.is_closed()
-    except asyncpg.InterfaceError:
-        return True
-    return closed
 
 
 async def _no_reset(conn: asyncpg.Connection) -> None:

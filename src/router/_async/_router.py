@@ -1,18 +1,21 @@
-"""``AsyncRouter``: every statement to the node that may serve it, over asyncpg."""
+"""``AsyncRouter``: every statement to the node that may serve it.
+
+The sync ``Router`` is generated from this file by ``tools/unasync.py``: keep driver calls in
+``_driver.py`` and concurrency in ``_runtime.py``, and everything else flavour-neutral.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
+from functools import partial
 from random import Random
 from types import TracebackType
 from typing import Any, Self
 
-import asyncpg
 from tenacity import (
     AsyncRetrying,
     retry_if_exception_type,
@@ -21,12 +24,14 @@ from tenacity import (
     wait_random,
 )
 
-from router._async._dsn import asyncpg_dsn
-from router._async._introspect import Explanation, describe, explain, stats
+from router._async import _driver as driver
 from router._async._monitor import Monitor
-from router._async._pool import NodePool, PoolSettings, connection_closed
-from router._async._scope import LAST_DECISION, Call, Scope, commit_position, needs_session
-from router._catalog import load_catalog_async
+from router._async._pool import NodePool
+from router._async._queries import Queries
+from router._async._runtime import Background, gather, guard, sleep
+from router._introspect import Explanation, describe, explain, stats
+from router._scope import LAST_DECISION, POSITION_QUERY, Call, Scope, needs_session
+from router._stats import PoolSettings
 from router._telemetry import NodeAddress, Telemetry
 from router.config import Fallback, RouterConfig
 from router.core import (
@@ -59,18 +64,14 @@ __all__ = ["AsyncRouter", "Explanation"]
 
 logger = logging.getLogger("router")
 
-#: Failures of the connection itself (not of the statement): a read that met one before any
-#: row came back may run again elsewhere.
-CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    asyncpg.ConnectionDoesNotExistError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.AdminShutdownError,
-    asyncpg.CrashShutdownError,
-    asyncpg.TooManyConnectionsError,
-)
-
 _NOTHING: frozenset[str] = frozenset()
+#: Failures that leave the function catalog for the next topology change to load.
+_CATALOG_LATER: tuple[type[BaseException], ...] = (
+    PrimaryUnavailable,
+    TopologyError,
+    *driver.CONNECTION_ERRORS,
+    *driver.DATABASE_ERRORS,
+)
 _REPLAY_QUERY = "SELECT pg_last_wal_replay_lsn()::text"
 
 
@@ -101,12 +102,13 @@ def _policy(config: RouterConfig) -> Policy:
     return as_policy(config.policy)
 
 
-class AsyncRouter:
+class AsyncRouter(Queries):
     """Routes each statement, transaction and session of an application to the primary or a
     replica of a PostgreSQL cluster with streaming replication.
 
-    ``fetch``/``fetchrow``/``fetchval``/``execute``/``executemany`` take asyncpg's arguments and
-    run outside any transaction: a READ on an eligible replica, anything else on the primary.
+    ``fetch``/``fetchrow``/``fetchval``/``execute``/``executemany`` take the driver's arguments
+    and run outside any transaction: a READ on an eligible replica, anything else on the
+    primary.
     :meth:`transaction` holds one node for a whole transaction; :meth:`session` gives
     read-your-writes, monotonic reads and session state. No I/O until :meth:`open`.
     """
@@ -146,17 +148,16 @@ class AsyncRouter:
             max_idle=config.pool.max_idle,
             max_queries=config.pool.max_queries,
             statement_cache_size=config.effective_statement_cache_size,
+            prepare_threshold=config.effective_prepare_threshold,
             application_name=config.application_name,
             replica_read_only=config.replica_read_only,
         )
-        self._pools = {
-            n.name: NodePool(n.name, asyncpg_dsn(n.connect_dsn), settings) for n in nodes
-        }
+        self._pools = {n.name: NodePool(n.name, driver.dsn(n.connect_dsn), settings) for n in nodes}
         for n in nodes:
             self._pools[n.name].stats.weight = n.weight
         self._stats = {name: pool.stats for name, pool in self._pools.items()}
         self._monitor = Monitor(
-            {n.name: asyncpg_dsn(n.connect_dsn) for n in nodes},
+            {n.name: driver.dsn(n.connect_dsn) for n in nodes},
             self._params,
             interval=config.monitor_interval,
             timeout=config.monitor_timeout,
@@ -166,13 +167,15 @@ class AsyncRouter:
         )
         self._telemetry = Telemetry(record_sql=config.record_sql)
         self._decisions: Counter[tuple[str, str]] = Counter()
-        self._background: set[asyncio.Task[Any]] = set()
+        self._background = Background()
         self._system_id: int | None = None
         self._state = "new"
 
     def __repr__(self) -> str:
         names = ", ".join(self._pools)
-        return f"<AsyncRouter {self._state} nodes=[{names}] policy={self.config.policy!r}>"
+        return (
+            f"<{type(self).__name__} {self._state} nodes=[{names}] policy={self.config.policy!r}>"
+        )
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -181,9 +184,12 @@ class AsyncRouter:
         if self._state == "open":
             return self
         if self._state == "closed":
-            raise RuntimeError("a closed AsyncRouter cannot be opened again")
+            raise RuntimeError(f"a closed {type(self).__name__} cannot be opened again")
         topology = await self._monitor.check()
-        await asyncio.gather(*(pool.open() for pool in self._pools.values()))
+        opening = [pool.open for pool in self._pools.values()]
+        for failed in await gather(opening, timeout=self.config.pool.connect_timeout + 5):
+            if isinstance(failed, BaseException):
+                raise failed
         await self._sync_roles(topology)
         self._system_id = self._cluster_identity()
         if self._own_classifier and topology.primary is not None:
@@ -205,7 +211,7 @@ class AsyncRouter:
         pool = self._pools[primary]
         conn = await pool.acquire()
         try:
-            self._classifier.set_catalog(await load_catalog_async(conn))
+            self._classifier.set_catalog(await driver.load_catalog(conn))
         finally:
             await pool.release(conn)
 
@@ -215,10 +221,8 @@ class AsyncRouter:
             return
         self._state = "closed"
         await self._monitor.close()
-        for task in list(self._background):
-            task.cancel()
-        await asyncio.gather(*self._background, return_exceptions=True)
-        await asyncio.gather(*(pool.close() for pool in self._pools.values()))
+        await self._background.close()
+        await gather([pool.close for pool in self._pools.values()], timeout=15)
 
     async def __aenter__(self) -> Self:
         return await self.open()
@@ -248,9 +252,7 @@ class AsyncRouter:
             logger.warning("topology changed: %s", describe(new))
         else:
             logger.info("topology changed: %s", describe(new))
-        task = asyncio.get_running_loop().create_task(self._sync_roles(new))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._background.spawn(partial(self._sync_roles, new), name="router-sync-roles")
 
     async def _sync_roles(self, topology: Topology) -> None:
         for node in topology.nodes:
@@ -263,33 +265,15 @@ class AsyncRouter:
             # safe side); now their volatility can be read.
             try:
                 await self.refresh_catalog()
-            except (PrimaryUnavailable, TopologyError, *CONNECTION_ERRORS, asyncpg.PostgresError):
+            except _CATALOG_LATER:
                 logger.warning("could not load the function catalog yet; will try again")
 
     # -- queries outside a transaction ----------------------------------------------
 
-    async def fetch(self, query: str, *args: Any, timeout: float | None = None, **kw: Any) -> Any:
-        return await self._call(self._scope, "fetch", query, args, {"timeout": timeout, **kw})
-
-    async def fetchrow(
-        self, query: str, *args: Any, timeout: float | None = None, **kw: Any
+    async def _query(
+        self, method: str, query: str, args: tuple[Any, ...], kw: dict[str, Any]
     ) -> Any:
-        return await self._call(self._scope, "fetchrow", query, args, {"timeout": timeout, **kw})
-
-    async def fetchval(
-        self, query: str, *args: Any, column: int = 0, timeout: float | None = None
-    ) -> Any:
-        kw = {"column": column, "timeout": timeout}
-        return await self._call(self._scope, "fetchval", query, args, kw)
-
-    async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:
-        result: str = await self._call(self._scope, "execute", query, args, {"timeout": timeout})
-        return result
-
-    async def executemany(
-        self, command: str, args: Iterable[Sequence[Any]], *, timeout: float | None = None
-    ) -> None:
-        await self._call(self._scope, "executemany", command, (args,), {"timeout": timeout})
+        return await self._call(self._scope, method, query, args, kw)
 
     def transaction(
         self, *, readonly: bool = False, isolation: str | None = None
@@ -303,11 +287,15 @@ class AsyncRouter:
         """A session: reads on replicas at or past its floor, writes on the primary, session
         state pinned to the primary. *after*: a token from :meth:`token` (of any router or
         process on this cluster) the session's reads must not be behind."""
+        return AsyncSession(self, self._new_scope(consistency, after))
+
+    def _new_scope(self, consistency: str | None = None, after: str | None = None) -> Scope:
+        """A session's scope: its consistency, and the floor of the *after* token."""
         level = Consistency(consistency) if consistency is not None else self._consistency
         floor = None
         if after is not None:
             floor = decode_token(after, system_id=self._system_id).lsn
-        return AsyncSession(self, Scope(level, floor, parent=self._scope))
+        return Scope(level, floor, parent=self._scope)
 
     def token(self) -> str | None:
         """An opaque string for the latest commit position seen by this router (any session),
@@ -353,7 +341,7 @@ class AsyncRouter:
             decision = replace(decision, reason=Reason.HINT, detail="router:primary hint")
         try:
             return await self._run(scope, decision, call, write=True)
-        except asyncpg.ReadOnlySQLTransactionError:
+        except driver.READ_ONLY_ERRORS:
             # The node we believed primary is not (a failover happened): the statement wrote
             # nothing, so rediscover and try once on the new primary.
             assert decision.node is not None
@@ -369,8 +357,16 @@ class AsyncRouter:
         await self._sync_roles(topology)
 
     def _read_decision(
-        self, scope: Scope, exclude: Iterable[str] = (), *, retry: bool = False
+        self,
+        scope: Scope,
+        exclude: Iterable[str] = (),
+        *,
+        retry: bool = False,
+        wait: bool | None = None,
     ) -> Decision:
+        """Where a read of *scope* goes now (no I/O). *wait*: whether a replica that has not
+        yet replayed the scope's floor may be chosen, to wait for it there (default: when
+        ``ryw_wait`` > 0)."""
         topology = self._monitor.topology
         excluded = frozenset(exclude) if exclude else _NOTHING
         sticky = scope.sticky
@@ -393,7 +389,7 @@ class AsyncRouter:
             self._stats,
             self._rng,
             floor=scope.floor,
-            wait=self._ryw_wait > 0,
+            wait=self._ryw_wait > 0 if wait is None else wait,
             exclude=excluded,
             fallback_to_primary=self._fallback_to_primary,
             primary_weight=self._primary_weight,
@@ -468,7 +464,8 @@ class AsyncRouter:
             route=call.cls.route.value,
             sql=call.query,
         )
-        stats.outstanding += 1
+        with guard():
+            stats.outstanding += 1
         started = time.perf_counter()
         try:
             done, result = await self._on_node(
@@ -479,7 +476,8 @@ class AsyncRouter:
             Telemetry.fail(span, exc)
             raise
         finally:
-            stats.outstanding -= 1
+            with guard():
+                stats.outstanding -= 1
             span.end()
         if not done:
             # The replica did not catch up within ryw_wait: the primary serves instead.
@@ -517,7 +515,7 @@ class AsyncRouter:
             if write:
                 raise
             raise _Retry(node, exc) from exc
-        except CONNECTION_ERRORS as exc:
+        except driver.CONNECTION_ERRORS as exc:
             self._monitor.report_failure(node, FailureKind.CONNECT_FAILED, type(exc).__name__)
             if write:
                 raise
@@ -528,36 +526,48 @@ class AsyncRouter:
             ):
                 return False, None
             if read_only:
-                async with conn.transaction(readonly=True):
-                    result = await call.on(conn)
+                result = await self._read_only(conn, call)
             else:
-                result = await call.on(conn)
+                result = await driver.run(conn, call)
             if write and scope.wants_position:
-                scope.advance(await commit_position(conn))
+                scope.advance(await self._commit_position(conn))
             return True, result
         except BaseException as exc:
             # Only a failure of the connection itself says anything about the node; a closed
             # connection alone does not (asyncpg closes it after some of its own errors).
-            lost = isinstance(exc, CONNECTION_ERRORS)
+            lost = isinstance(exc, driver.CONNECTION_ERRORS)
             if lost:
                 self._monitor.report_failure(
                     node, FailureKind.BROKEN_CONNECTION, type(exc).__name__
                 )
-            # asyncpg's protocol state is broken (e.g. it read the server's FATAL on an idle
-            # connection before the EOF): nothing was sent, and the connection is done for.
-            broken = isinstance(exc, asyncpg.InternalClientError)
-            if broken and not connection_closed(conn):
-                conn.terminate()
-            if (
-                not write
-                and isinstance(exc, Exception)
-                and (lost or broken or connection_closed(conn))
-            ):
+            # The driver's protocol state is broken: nothing was sent, the connection is done.
+            broken = isinstance(exc, driver.BROKEN_PROTOCOL)
+            if broken:
+                driver.terminate(conn)
+            if not write and isinstance(exc, Exception) and (lost or broken or driver.closed(conn)):
                 raise _Retry(node, exc) from exc
             raise
         finally:
             # One statement outside any transaction block: nothing can be left open.
             await pool.release(conn, settled=True)
+
+    @staticmethod
+    async def _read_only(conn: driver.Connection, call: Call) -> Any:
+        """*call* inside a READ ONLY transaction (replica emulation on the primary)."""
+        await driver.execute(conn, "BEGIN READ ONLY")
+        try:
+            result = await driver.run(conn, call)
+        except BaseException:
+            if not driver.closed(conn):
+                await driver.execute(conn, "ROLLBACK")
+            raise
+        await driver.execute(conn, "COMMIT")
+        return result
+
+    @staticmethod
+    async def _commit_position(conn: driver.Connection) -> Lsn:
+        """The primary's WAL insert position, read on *conn* after a commit."""
+        return Lsn.parse(await driver.scalar(conn, POSITION_QUERY))
 
     def _after_replica_read(self, scope: Scope, node: str) -> None:
         # Monotonic reads: stay on this replica while it is eligible; and never go below what
@@ -568,20 +578,20 @@ class AsyncRouter:
         if replayed is not None and (scope.floor is None or replayed > scope.floor):
             scope.floor = replayed
 
-    async def _wait_replayed(self, conn: asyncpg.Connection, node: str, target: Lsn) -> bool:
+    async def _wait_replayed(self, conn: driver.Connection, node: str, target: Lsn) -> bool:
         """Wait, up to ``ryw_wait``, until *node* has replayed *target* (PostgreSQL before 19
         has no ``WAIT FOR LSN``: poll with a short, growing pause)."""
         deadline = time.monotonic() + self._ryw_wait
         pause = 0.0005
         while True:
-            replayed = Lsn.parse(await conn.fetchval(_REPLAY_QUERY))
+            replayed = Lsn.parse(await driver.scalar(conn, _REPLAY_QUERY))
             self._monitor.learn_replay(node, replayed)
             if replayed >= target:
                 return True
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
-            await asyncio.sleep(min(pause, left))
+            await sleep(min(pause, left))
             pause = min(pause * 2, 0.02)
 
     # -- introspection -----------------------------------------------------------------
@@ -589,7 +599,8 @@ class AsyncRouter:
     @property
     def last_decision(self) -> Decision | None:
         """Where the latest statement of the current task ran, and why (``node``,
-        ``primary``, ``reason``, ``detail``); ``None`` before any."""
+        ``primary``, ``reason``, ``detail``); ``None`` before any. Per task (async) or per
+        thread (sync)."""
         return LAST_DECISION.get()
 
     def explain(self, sql: str) -> Explanation:

@@ -6,10 +6,10 @@ from dataclasses import replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
-import asyncpg
-
-from router._async._pool import NodePool, connection_closed
-from router._async._scope import LAST_DECISION, Call, Scope, commit_position
+from router._async import _driver as driver
+from router._async._pool import NodePool
+from router._async._queries import Queries
+from router._scope import LAST_DECISION, Call, Scope, begin_statement
 from router.core import Classification, Effect, FailureKind
 from router.core._route import Decision, Reason
 from router.errors import ReadOnlyViolation, SessionStateError
@@ -22,42 +22,13 @@ __all__ = ["AsyncSession", "AsyncTransaction"]
 _TX_CONTROL = frozenset({Effect.TX_BEGIN, Effect.TX_END})
 
 
-class _Queries:
-    """asyncpg's query methods over :meth:`_call`."""
-
-    async def _call(
-        self, method: str, query: str, args: tuple[Any, ...], kw: dict[str, Any]
-    ) -> Any:
-        raise NotImplementedError
-
-    async def fetch(self, query: str, *args: Any, timeout: float | None = None, **kw: Any) -> Any:
-        return await self._call("fetch", query, args, {"timeout": timeout, **kw})
-
-    async def fetchrow(
-        self, query: str, *args: Any, timeout: float | None = None, **kw: Any
-    ) -> Any:
-        return await self._call("fetchrow", query, args, {"timeout": timeout, **kw})
-
-    async def fetchval(
-        self, query: str, *args: Any, column: int = 0, timeout: float | None = None
-    ) -> Any:
-        return await self._call("fetchval", query, args, {"column": column, "timeout": timeout})
-
-    async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:
-        result: str = await self._call("execute", query, args, {"timeout": timeout})
-        return result
-
-    async def executemany(self, command: str, args: Any, *, timeout: float | None = None) -> None:
-        await self._call("executemany", command, (args,), {"timeout": timeout})
-
-
 class _Held:
     """A connection a session or transaction keeps between statements."""
 
     __slots__ = ("conn", "decision", "dirty", "pool", "readonly", "wrote")
 
     def __init__(
-        self, pool: NodePool, conn: asyncpg.Connection, decision: Decision, readonly: bool
+        self, pool: NodePool, conn: driver.Connection, decision: Decision, readonly: bool
     ) -> None:
         self.pool = pool
         self.conn = conn
@@ -100,7 +71,7 @@ async def _hold(
         pool = router._pools[node]
         try:
             conn = await pool.acquire()
-        except (OSError, asyncpg.PostgresConnectionError) as exc:
+        except driver.CONNECT_ERRORS as exc:
             if decision.primary or not on_replica:
                 raise
             failed.add(node)
@@ -122,10 +93,10 @@ async def _hold(
         return _Held(pool, conn, decision, readonly)
 
 
-class AsyncTransaction(_Queries):
+class AsyncTransaction(Queries):
     """One transaction on one node, from ``async with`` to its end: commit on success,
     rollback on an exception. Its query methods check each statement before sending it;
-    :attr:`connection` is the raw asyncpg connection (no checks)."""
+    :attr:`connection` is the driver's own connection (no checks)."""
 
     def __init__(
         self,
@@ -143,7 +114,7 @@ class AsyncTransaction(_Queries):
         self._session = session
         self._held: _Held | None = None
         self._own = True
-        self._tx: Any = None
+        self._wrote_before = False
 
     @property
     def node(self) -> str:
@@ -155,7 +126,7 @@ class AsyncTransaction(_Queries):
         return self._active().decision
 
     @property
-    def connection(self) -> asyncpg.Connection:
+    def connection(self) -> driver.Connection:
         return self._active().conn
 
     def _active(self) -> _Held:
@@ -172,9 +143,8 @@ class AsyncTransaction(_Queries):
                 self._router, self._scope, readonly=self._readonly, isolation=self._isolation
             )
         held = self._held
-        self._tx = held.conn.transaction(isolation=self._isolation, readonly=self._readonly)
         try:
-            await self._tx.start()
+            await driver.execute(held.conn, begin_statement(self._isolation, self._readonly))
         except BaseException:
             await self._release()
             raise
@@ -191,12 +161,12 @@ class AsyncTransaction(_Queries):
         held = self._active()
         try:
             if exc is not None:
-                if not connection_closed(held.conn):
-                    await self._tx.rollback()
+                if not driver.closed(held.conn):
+                    await driver.execute(held.conn, "ROLLBACK")
                 return
-            await self._tx.commit()
+            await driver.execute(held.conn, "COMMIT")
             if held.wrote and self._scope.wants_position:
-                self._scope.advance(await commit_position(held.conn))
+                self._scope.advance(await self._router._commit_position(held.conn))
         finally:
             held.wrote = held.wrote or self._wrote_before
             await self._release()
@@ -206,7 +176,7 @@ class AsyncTransaction(_Queries):
         if held is not None and self._own:
             await held.pool.release(held.conn, dirty=held.dirty)
 
-    async def _call(
+    async def _query(
         self, method: str, query: str, args: tuple[Any, ...], kw: dict[str, Any]
     ) -> Any:
         held = self._active()
@@ -217,10 +187,10 @@ class AsyncTransaction(_Queries):
             )
         held.check(cls)
         LAST_DECISION.set(held.decision)
-        return await getattr(held.conn, method)(query, *args, **kw)
+        return await driver.run(held.conn, Call(method, query, args, kw, cls))
 
 
-class AsyncSession(_Queries):
+class AsyncSession(Queries):
     """Statements of one unit of work (a request, a job) with one consistency floor.
 
     Reads go to eligible replicas at or past the session's floor (its own commits, the
@@ -276,7 +246,7 @@ class AsyncSession(_Queries):
         if pinned is not None:
             await pinned.pool.release(pinned.conn, dirty=True)
 
-    async def _call(
+    async def _query(
         self, method: str, query: str, args: tuple[Any, ...], kw: dict[str, Any]
     ) -> Any:
         router = self._router
@@ -311,6 +281,7 @@ class AsyncSession(_Queries):
         return _Held(pool, conn, decision, readonly=False)
 
     async def _on_held(self, held: _Held, call: Call) -> Any:
+        router = self._router
         cls = call.cls
         if Effect.PIN in cls.effects and held is not self._pinned:
             if held.readonly:
@@ -321,17 +292,17 @@ class AsyncSession(_Queries):
             self._pinned = held  # the primary connection of this transaction stays ours
         held.check(cls)
         LAST_DECISION.set(held.decision)
-        result = await call.on(held.conn)
+        result = await driver.run(held.conn, call)
         if Effect.TX_END in cls.effects and held is self._in_tx:
             self._in_tx = None
             if held.wrote and self._scope.wants_position:
-                self._scope.advance(await commit_position(held.conn))
+                self._scope.advance(await router._commit_position(held.conn))
             held.wrote = False
             if held is not self._pinned:
                 await held.pool.release(held.conn, dirty=held.dirty)
         elif held is self._pinned and self._in_tx is None and held.wrote:
             # Autocommit on the pinned connection: each write commits at once.
             if self._scope.wants_position:
-                self._scope.advance(await commit_position(held.conn))
+                self._scope.advance(await router._commit_position(held.conn))
             held.wrote = False
         return result

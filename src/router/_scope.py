@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from contextvars import ContextVar
 from typing import Any
 
 from router.core import Classification, Consistency, Effect, Lsn
 from router.core._route import Decision
 
-__all__ = ["LAST_DECISION", "Call", "Scope", "commit_position", "needs_session"]
+__all__ = ["LAST_DECISION", "POSITION_QUERY", "Call", "Scope", "begin_statement", "needs_session"]
 
 #: The decision behind the latest statement of the current task (or thread): where it ran
 #: and why. Read through ``AsyncRouter.last_decision``.
@@ -16,19 +17,39 @@ LAST_DECISION: ContextVar[Decision | None] = ContextVar("router_last_decision", 
 
 #: Effects whose state lives on one connection: only a session can keep them.
 _SESSION_ONLY = frozenset({Effect.TX_BEGIN, Effect.TX_END, Effect.SAVEPOINT, Effect.PIN})
-_POSITION_QUERY = "SELECT pg_current_wal_insert_lsn()::text"
+#: The primary's WAL insert position, read after a commit: at or past its commit record
+#: whatever ``synchronous_commit`` says, so a replica that replayed it has the commit.
+POSITION_QUERY = "SELECT pg_current_wal_insert_lsn()::text"
+#: Floors only rise; threads of a sync router share its scope, so the rise is atomic.
+_ADVANCE = threading.Lock()
+
+
+_ISOLATION = {
+    "serializable": "SERIALIZABLE",
+    "repeatable_read": "REPEATABLE READ",
+    "read_committed": "READ COMMITTED",
+    "read_uncommitted": "READ UNCOMMITTED",
+}
+
+
+def begin_statement(isolation: str | None, readonly: bool) -> str:
+    """``BEGIN`` with an isolation level (``"repeatable_read"`` or ``"repeatable read"``,
+    as asyncpg and SQL spell them) and READ ONLY; a :class:`ValueError` for a level that
+    does not exist, before anything is sent."""
+    sql = "BEGIN"
+    if isolation is not None:
+        level = _ISOLATION.get(isolation.strip().lower().replace(" ", "_"))
+        if level is None:
+            choices = ", ".join(sorted(_ISOLATION))
+            raise ValueError(f"isolation: {isolation!r} is not one of {choices}")
+        sql += f" ISOLATION LEVEL {level}"
+    return sql + " READ ONLY" if readonly else sql
 
 
 def needs_session(cls: Classification) -> bool:
     """Whether the statement leaves state (a transaction block, a setting, ...) that a pooled
     connection would lose, or leak to the next caller, outside a session."""
     return bool(cls.effects) and not cls.effects.isdisjoint(_SESSION_ONLY)
-
-
-async def commit_position(conn: Any) -> Lsn:
-    """The primary's WAL insert position, read after a commit: at or past its commit record
-    whatever ``synchronous_commit`` says, so a replica that replayed it has the commit."""
-    return Lsn.parse(await conn.fetchval(_POSITION_QUERY))
 
 
 class Scope:
@@ -54,11 +75,14 @@ class Scope:
     def advance(self, lsn: Lsn | None) -> None:
         """Raise the floor to *lsn* (never lower it); the parent scope sees it too, so the
         router's token covers every session's commits."""
-        scope: Scope | None = self
-        while scope is not None and lsn is not None:
-            if scope.floor is None or lsn > scope.floor:
-                scope.floor = lsn
-            scope = scope.parent
+        if lsn is None:
+            return
+        with _ADVANCE:
+            scope: Scope | None = self
+            while scope is not None:
+                if scope.floor is None or lsn > scope.floor:
+                    scope.floor = lsn
+                scope = scope.parent
 
     @property
     def wants_position(self) -> bool:
@@ -84,7 +108,3 @@ class Call:
         self.args = args
         self.kw = kw
         self.cls = cls
-
-    async def on(self, conn: Any) -> Any:
-        """Run it on a driver connection."""
-        return await getattr(conn, self.method)(self.query, *self.args, **self.kw)

@@ -5,22 +5,43 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from router._async._pool import NodePool
-from router._async._scope import needs_session
+from router._scope import Scope, needs_session
+from router._stats import NodeStats
 from router.core import Classification, Hint, Role, Topology, eligible
+from router.core._route import Decision
 from router.errors import NoReplicaAvailable, PrimaryUnavailable, TopologyError
-
-if TYPE_CHECKING:
-    from router._async._router import AsyncRouter
 
 __all__ = ["Explanation", "describe", "explain", "stats"]
 
 
+class _Monitor(Protocol):
+    @property
+    def topology(self) -> Topology: ...
+
+
+class _Routing(Protocol):
+    """What :func:`explain` reads of a router (either flavour)."""
+
+    _scope: Scope
+
+    @property
+    def _monitor(self) -> _Monitor: ...
+    def _classify(self, query: str) -> Classification: ...
+    def _write_decision(self) -> Decision: ...
+    def _read_decision(self, scope: Scope) -> Decision: ...
+
+
+class _Pool(Protocol):
+    stats: NodeStats
+
+    def usage(self) -> dict[str, int]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Explanation:
-    """Where a statement would go now, and why (:meth:`AsyncRouter.explain`)."""
+    """Where a statement would go now, and why (``Router.explain``)."""
 
     sql: str
     classification: Classification
@@ -32,7 +53,7 @@ class Explanation:
     excluded: tuple[tuple[str, str], ...]
 
 
-def explain(router: AsyncRouter, sql: str) -> Explanation:
+def explain(router: _Routing, sql: str) -> Explanation:
     cls = router._classify(sql)
     scope = router._scope
     found = eligible(router._monitor.topology, scope.consistency, floor=scope.floor)
@@ -63,7 +84,7 @@ def explain(router: AsyncRouter, sql: str) -> Explanation:
 
 def stats(
     topology: Topology,
-    pools: Mapping[str, NodePool],
+    pools: Mapping[str, _Pool],
     decisions: Counter[tuple[str, str]],
     rounds: int,
 ) -> dict[str, Any]:

@@ -1,0 +1,117 @@
+"""Every asyncpg call the generated code makes. Its twin over psycopg is
+``router/_sync/_driver.py``: same names, same behaviour, different driver."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from router._async._dsn import asyncpg_dsn
+from router._catalog import load_catalog_async
+from router._scope import Call
+from router.core import FunctionCatalog
+
+__all__ = [
+    "BROKEN_PROTOCOL",
+    "CONNECTION_ERRORS",
+    "CONNECT_ERRORS",
+    "DATABASE_ERRORS",
+    "MONITOR_BROKEN",
+    "READ_ONLY_ERRORS",
+    "Connection",
+    "closed",
+    "connect_monitor",
+    "dsn",
+    "execute",
+    "fetchrow",
+    "load_catalog",
+    "run",
+    "scalar",
+    "terminate",
+]
+
+Connection = asyncpg.Connection
+
+#: Failures of the connection itself (not of the statement): a read that met one before any
+#: row came back may run again elsewhere.
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.TooManyConnectionsError,
+)
+#: Failing to get a connection at all.
+CONNECT_ERRORS: tuple[type[BaseException], ...] = (OSError, asyncpg.PostgresConnectionError)
+#: The server's verdict on a statement.
+DATABASE_ERRORS: tuple[type[BaseException], ...] = (asyncpg.PostgresError,)
+#: SQLSTATE 25006: a write reached a node in recovery or a read-only transaction.
+READ_ONLY_ERRORS: tuple[type[BaseException], ...] = (asyncpg.ReadOnlySQLTransactionError,)
+#: The client's protocol state is broken (e.g. asyncpg read a server's FATAL on an idle
+#: connection before the EOF): nothing was sent, and the connection is done for.
+BROKEN_PROTOCOL: tuple[type[BaseException], ...] = (asyncpg.InternalClientError,)
+#: A monitor connection that is of no further use.
+MONITOR_BROKEN: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.InterfaceError,
+    ConnectionError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CannotConnectNowError,
+)
+
+
+def dsn(conninfo: str) -> str:
+    """What the driver connects with, from a libpq conninfo (URL or key=value)."""
+    return asyncpg_dsn(conninfo)
+
+
+async def run(conn: asyncpg.Connection, call: Call) -> Any:
+    """Run *call* (``fetch``, ``fetchrow``, ``fetchval``, ``execute``, ``executemany``)."""
+    return await getattr(conn, call.method)(call.query, *call.args, **call.kw)
+
+
+async def execute(conn: asyncpg.Connection, sql: str) -> None:
+    """A statement without parameters or rows (``BEGIN``, ``COMMIT``, ``SET ...``)."""
+    await conn.execute(sql)
+
+
+async def scalar(conn: asyncpg.Connection, sql: str) -> Any:
+    return await conn.fetchval(sql)
+
+
+async def fetchrow(conn: asyncpg.Connection, sql: str, timeout: float) -> Any:
+    return await conn.fetchrow(sql, timeout=timeout)
+
+
+async def connect_monitor(dsn: str, timeout: float, application_name: str) -> Any:
+    """A connection of the monitor's own: no statement cache, bounded by *timeout*."""
+    return await asyncpg.connect(
+        dsn,
+        timeout=timeout,
+        statement_cache_size=0,
+        server_settings={"application_name": application_name},
+    )
+
+
+def closed(conn: asyncpg.Connection) -> bool:
+    """Whether *conn* is of no further use. When the socket of a pooled connection is lost,
+    asyncpg hands it back to its pool by itself and detaches the proxy its user still holds:
+    every method of that proxy, ``is_closed()`` included, then raises ``InterfaceError``."""
+    try:
+        is_closed: bool = conn.is_closed()
+    except asyncpg.InterfaceError:
+        return True
+    return is_closed
+
+
+def terminate(conn: asyncpg.Connection) -> None:
+    """Close *conn* now, without a goodbye to the server (safe from anywhere)."""
+    if not closed(conn):
+        conn.terminate()
+
+
+async def load_catalog(conn: asyncpg.Connection) -> FunctionCatalog:
+    return await load_catalog_async(conn)

@@ -1,0 +1,100 @@
+"""What the generated code needs from its concurrency model: asyncio here, threads in the
+sync twin (``router/_sync/_runtime.py``). Same names, same behaviour."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any
+
+__all__ = ["Background", "Event", "Lock", "Loop", "gather", "guard", "sleep"]
+
+logger = logging.getLogger("router")
+
+Lock = asyncio.Lock
+Event = asyncio.Event
+
+
+def guard() -> contextlib.nullcontext[None]:
+    """A guard for a read-modify-write of shared state: one event loop needs none."""
+    return contextlib.nullcontext()
+
+
+async def sleep(seconds: float) -> None:
+    await asyncio.sleep(seconds)
+
+
+async def gather(thunks: Sequence[Callable[[], Awaitable[Any]]], *, timeout: float) -> list[Any]:
+    """Run every thunk concurrently; a result not ready within *timeout* s comes back as a
+    :class:`TimeoutError` instance (the work is cancelled)."""
+
+    async def bounded(thunk: Callable[[], Awaitable[Any]]) -> Any:
+        try:
+            return await asyncio.wait_for(thunk(), timeout)
+        except TimeoutError as exc:
+            return exc
+
+    if len(thunks) == 1:
+        return [await bounded(thunks[0])]
+    return list(await asyncio.gather(*(bounded(t) for t in thunks)))
+
+
+class Background:
+    """Fire-and-forget work (e.g. syncing pools after a topology change), stopped on close."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def spawn(self, fn: Callable[[], Coroutine[Any, Any, Any]], name: str) -> None:
+        task = asyncio.get_running_loop().create_task(fn(), name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class Loop:
+    """Runs *fn* every *interval* s, or at once when woken, until stopped. An exception in
+    one run is logged and the loop goes on."""
+
+    def __init__(self, fn: Callable[[], Awaitable[Any]], interval: float, name: str) -> None:
+        self._fn = fn
+        self._interval = interval
+        self._name = name
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=self._name)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is None:
+            return
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            if not task.cancelled():
+                raise
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self._fn()
+            except Exception:
+                # A bug in one run must not end the loop for good: say so and go on.
+                logger.exception("%s failed", self._name)
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self._interval)

@@ -1,0 +1,44 @@
+"""What both pool flavours share: their settings and the per-node counters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from router.core import Ewma
+
+__all__ = ["NodeStats", "PoolSettings"]
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSettings:
+    min_size: int
+    max_size: int
+    acquire_timeout: float
+    connect_timeout: float
+    max_lifetime: float | None
+    max_idle: float | None
+    max_queries: int | None
+    statement_cache_size: int  # asyncpg
+    prepare_threshold: int | None  # psycopg; None: never prepare
+    application_name: str
+    replica_read_only: bool
+
+
+@dataclass(slots=True)
+class NodeStats:
+    """Per-node counters; also what the policies read (name, weight, outstanding, latency)."""
+
+    name: str
+    weight: float = 1.0
+    outstanding: int = 0
+    latency: Ewma = field(default_factory=lambda: Ewma(alpha=0.2))
+    waiting: int = 0
+    acquired: int = 0
+    acquire_wait: float = 0.0
+    errors: int = 0
+    reads: int = 0
+    writes: int = 0
+
+    @property
+    def ewma_latency(self) -> float | None:
+        return self.latency.value
