@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from router._async._router import AsyncRouter, Explanation
+from router._async._router import AsyncRouter
 from router._async._session import AsyncSession, AsyncTransaction
 from router._catalog import load_catalog, load_catalog_async
+from router._introspect import Explanation
+from router._sync._router import Router
+from router._sync._session import Session, Transaction
 from router._version import __version__
 from router.config import (
     Consistency,
@@ -68,10 +71,13 @@ __all__ = [
     "ReadOnlyViolation",
     "RetryConfig",
     "Route",
+    "Router",
     "RouterConfig",
     "RouterError",
+    "Session",
     "SessionStateError",
     "TopologyError",
+    "Transaction",
     "__version__",
     "classify",
     "default_classifier",

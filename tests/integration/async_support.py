@@ -1,26 +1,66 @@
 """Helpers for async integration tests: poll with a deadline, a bounded read load, direct
-queries on one node (outside the router)."""
+queries on one node (outside the router), and the driver's exceptions under neutral names.
+``sync_support.py`` has the same names for the generated sync tests."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from time import monotonic
 from types import TracebackType
 from typing import Any, Self, TypeVar, overload
 
 import asyncpg
+import psycopg
+import pytest
 
 from router import AsyncRouter
 
 __all__ = [
+    "MARKS",
+    "ODD_STATEMENT_ERRORS",
     "WHO_ANSWERS",
+    "DatabaseError",
     "ReadLoad",
+    "ReadOnlySqlError",
+    "SyntaxSqlError",
+    "UndefinedTableError",
     "backends",
+    "execute_on",
+    "gather",
+    "monotonic",
     "node_value",
+    "sleep",
     "wait_for",
 ]
+
+MARKS = [pytest.mark.asyncio]
+DatabaseError = asyncpg.PostgresError
+ReadOnlySqlError = asyncpg.ReadOnlySQLTransactionError
+SyntaxSqlError = asyncpg.PostgresSyntaxError
+UndefinedTableError = asyncpg.UndefinedTableError
+#: A deliberately odd statement meets the server's verdict or the driver's own: asyncpg
+#: cannot encode a lone surrogate, and fails on an empty query.
+ODD_STATEMENT_ERRORS = (asyncpg.PostgresError, UnicodeEncodeError, AttributeError)
+
+
+async def sleep(seconds: float) -> None:
+    await asyncio.sleep(seconds)
+
+
+async def gather(thunks: Sequence[Callable[[], Awaitable[T]]]) -> list[T]:
+    """Run the thunks concurrently; their results in order."""
+    return list(await asyncio.gather(*(thunk() for thunk in thunks)))
+
+
+def execute_on(dsn: str, *statements: str) -> None:
+    """Run *statements* on the server of *dsn* (set-up, outside any router)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for sql in statements:
+            conn.execute(sql)
+
 
 T = TypeVar("T")
 

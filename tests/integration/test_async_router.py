@@ -1,40 +1,48 @@
 """AsyncRouter on the real cluster: where statements go, read-your-writes, transactions,
-sessions, tokens. Where a statement ran is proven by the router's own report
+sessions, tokens. ``test_sync_router.py`` is generated from this file (``tools/unasync.py``):
+the sync Router passes the same suite. Where a statement ran is proven by the router's own report
 (``last_decision``) and, where it matters, by the server itself (``pg_is_in_recovery()``,
 ``inet_server_port()`` in the same call)."""
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any
 
-import asyncpg
 import pytest
 import pytest_asyncio
 
 import router
 from router.core import Route
 from router.testing.pytest_plugin import ClusterDatabase
+from tests.integration.async_support import (
+    MARKS,
+    ODD_STATEMENT_ERRORS,
+    DatabaseError,
+    ReadOnlySqlError,
+    SyntaxSqlError,
+    UndefinedTableError,
+    execute_on,
+    gather,
+    monotonic,
+    sleep,
+)
 from tests.unit.classify_cases import CASE_CATALOG_ROWS, CASES, FIXTURE_SCHEMA_SQL
 
-pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
+pytestmark = [pytest.mark.integration, *MARKS]
 
 FAST = {"monitor_interval": 0.1, "readmit_hold": 0.2}
 
 
 @pytest.fixture(scope="module")
 def db(cluster_db: ClusterDatabase) -> ClusterDatabase:
-    async def setup() -> None:
-        conn = await asyncpg.connect(cluster_db.primary_dsn)
-        try:
-            await conn.execute(FIXTURE_SCHEMA_SQL)
-            await conn.execute("CREATE TABLE kv (k int PRIMARY KEY, v int NOT NULL)")
-        finally:
-            await conn.close()
-
-    asyncio.run(setup())
+    execute_on(
+        cluster_db.primary_dsn,
+        FIXTURE_SCHEMA_SQL,
+        "CREATE TABLE kv (k int PRIMARY KEY, v int NOT NULL)",
+    )
     cluster_db.cluster.wait_caught_up()
     return cluster_db
 
@@ -84,11 +92,11 @@ async def test_every_write_case_runs_on_the_primary(
         async with r.session() as s:
             try:
                 await s.execute(wrapped)
-            except asyncpg.ReadOnlySQLTransactionError:
+            except ReadOnlySqlError:
                 refused_by_standby.append(case.sql)
-            except (asyncpg.PostgresError, UnicodeEncodeError, AttributeError):
-                # The primary's own verdict on a deliberately odd statement, or the driver's:
-                # asyncpg cannot encode a lone surrogate, and fails on an empty query.
+            except ODD_STATEMENT_ERRORS:
+                # The primary's own verdict on a deliberately odd statement, or the driver's
+                # (a lone surrogate cannot be encoded; asyncpg fails on an empty query).
                 pass
             decision = r.last_decision
             assert decision is not None
@@ -104,7 +112,7 @@ async def test_read_cases_run_on_replicas_and_are_accepted(r: router.AsyncRouter
     for case in READ_CASES:
         try:
             await r.execute(case.sql)
-        except asyncpg.PostgresError as exc:
+        except DatabaseError as exc:
             # e.g. DECLARE outside a transaction block; never a standby's refusal.
             if "read-only" in str(exc) or "recovery" in str(exc):
                 refused.append((case.sql, str(exc)))
@@ -133,11 +141,11 @@ async def test_the_server_confirms_where_reads_and_writes_ran(r: router.AsyncRou
 async def test_bad_sql_reaches_the_primary_and_its_error_comes_back_unchanged(
     r: router.AsyncRouter,
 ) -> None:
-    with pytest.raises(asyncpg.PostgresSyntaxError, match="syntax error"):
+    with pytest.raises(SyntaxSqlError, match="syntax error"):
         await r.execute("SELEC 1")
     assert r.last_decision is not None
     assert r.last_decision.node == "primary"
-    with pytest.raises(asyncpg.UndefinedTableError):
+    with pytest.raises(UndefinedTableError):
         await r.fetch("SELECT * FROM no_such_table")
 
 
@@ -156,14 +164,13 @@ async def test_reads_spread_as_each_policy_promises(
 ) -> None:
     async with router.AsyncRouter(db.router_config(policy=policy, **FAST)) as rt:
         ports = _ports(db)
-        counts: Counter[str] = Counter()
 
-        async def worker(n: int) -> None:
-            for _ in range(n):
-                counts[ports[await rt.fetchval("SELECT inet_server_port()")]] += 1
+        async def worker(n: int) -> list[str]:
+            return [ports[await rt.fetchval("SELECT inet_server_port()")] for _ in range(n)]
 
         # Concurrency lets least-outstanding and latency see load; the sum is exact.
-        await asyncio.gather(*(worker(25) for _ in range(8)))
+        served = await gather([partial(worker, 25) for _ in range(8)])
+        counts = Counter(node for nodes in served for node in nodes)
     assert sum(counts.values()) == 200
     assert check(counts), dict(counts)
 
@@ -174,8 +181,8 @@ async def test_reads_spread_as_each_policy_promises(
 async def _stale_reads(session: Any, writer: Any, cycles: int, base: int) -> int:
     stale = 0
     for i in range(cycles):
-        await writer.execute("INSERT INTO kv VALUES ($1, $2)", base + i, i)
-        if await session.fetchval("SELECT v FROM kv WHERE k = $1", base + i) != i:
+        await writer.execute(f"INSERT INTO kv VALUES ({base + i}, {i})")
+        if await session.fetchval(f"SELECT v FROM kv WHERE k = {base + i}") != i:
             stale += 1
     return stale
 
@@ -201,11 +208,11 @@ async def test_a_token_carries_read_your_writes_to_another_router(db: ClusterDat
         stale = 0
         for i in range(200):
             async with writer.session() as w:
-                await w.execute("INSERT INTO kv VALUES ($1, $2)", 20_000 + i, i)
+                await w.execute(f"INSERT INTO kv VALUES ({20_000 + i}, {i})")
                 token = w.token()
             assert token is not None
             async with reader.session(after=token) as rs:
-                if await rs.fetchval("SELECT v FROM kv WHERE k = $1", 20_000 + i) != i:
+                if await rs.fetchval(f"SELECT v FROM kv WHERE k = {20_000 + i}") != i:
                     stale += 1
         assert stale == 0
         assert writer.token() is not None
@@ -218,8 +225,8 @@ async def test_with_ryw_wait_most_reads_after_writes_stay_on_replicas(
         on_replica = stale = 0
         async with rt.session() as s:
             for i in range(200):
-                await s.execute("INSERT INTO kv VALUES ($1, $2)", 30_000 + i, i)
-                if await s.fetchval("SELECT v FROM kv WHERE k = $1", 30_000 + i) != i:
+                await s.execute(f"INSERT INTO kv VALUES ({30_000 + i}, {i})")
+                if await s.fetchval(f"SELECT v FROM kv WHERE k = {30_000 + i}") != i:
                     stale += 1
                 decision = rt.last_decision
                 assert decision is not None
@@ -256,14 +263,13 @@ async def test_a_paused_replica_leaves_and_returns(db: ClusterDatabase) -> None:
         monitor_interval=interval,
         readmit_hold=hold,
     )
-    loop = asyncio.get_running_loop()
 
     async def until(condition: Any, limit: float, what: str) -> float:
-        started = loop.time()
+        started = monotonic()
         while not condition():
-            assert loop.time() - started < limit, f"timed out waiting for {what}"
-            await asyncio.sleep(0.005)
-        return loop.time() - started
+            assert monotonic() - started < limit, f"timed out waiting for {what}"
+            await sleep(0.005)
+        return monotonic() - started
 
     def admitted(node: str) -> bool:
         return bool(rt.stats()["nodes"][node]["admitted"])
@@ -303,9 +309,9 @@ async def test_all_replicas_lagging_fall_back_to_the_primary_or_raise(
     ):
         await fallback.execute("INSERT INTO kv SELECT g, g FROM generate_series(50000, 50999) g")
         while any(n["admitted"] for n in strict.stats()["nodes"].values()):
-            await asyncio.sleep(0.02)
+            await sleep(0.02)
         while any(n["admitted"] for n in fallback.stats()["nodes"].values()):
-            await asyncio.sleep(0.02)
+            await sleep(0.02)
         assert await fallback.fetchval("SELECT pg_is_in_recovery()") is False
         assert fallback.last_decision is not None
         assert fallback.last_decision.reason == "lag-gate"
@@ -428,16 +434,15 @@ async def test_shadow_mode_runs_everything_on_the_primary_and_says_where_it_woul
 async def test_replica_emulation_makes_a_misrouted_write_fail_loudly(
     db: ClusterDatabase,
 ) -> None:
-    conn = await asyncpg.connect(db.primary_dsn)
-    await conn.execute(
+    execute_on(
+        db.primary_dsn,
         "CREATE OR REPLACE FUNCTION bump() RETURNS int LANGUAGE sql AS"
-        " 'INSERT INTO kv VALUES (63000, 1) RETURNING 1'"
+        " 'INSERT INTO kv VALUES (63000, 1) RETURNING 1'",
     )
-    await conn.close()
     cfg = db.router_config(emulate_replicas=True, read_functions=["bump"], **FAST)
     async with router.AsyncRouter(cfg) as rt:
         assert await rt.fetchval("SELECT pg_is_in_recovery()") is False
-        with pytest.raises(asyncpg.ReadOnlySQLTransactionError):
+        with pytest.raises(ReadOnlySqlError):
             await rt.fetchval("SELECT bump()")
         assert (
             await rt.fetchval("/* router:primary */ SELECT count(*) FROM kv WHERE k = 63000") == 0
@@ -450,11 +455,10 @@ async def test_connections_older_than_max_lifetime_are_replaced(db: ClusterDatab
         query = "/* router:primary */ SELECT pg_backend_pid()"
         first = await rt.fetchval(query)
         assert await rt.fetchval(query) == first  # young: reused
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 5
+        deadline = monotonic() + 5
         while (pid := await rt.fetchval(query)) == first:
-            assert loop.time() < deadline, "the connection was never replaced"
-            await asyncio.sleep(0.05)
+            assert monotonic() < deadline, "the connection was never replaced"
+            await sleep(0.05)
         assert pid != first
 
 

@@ -14,7 +14,6 @@ from router.core import FunctionCatalog
 
 __all__ = [
     "BROKEN_PROTOCOL",
-    "CONNECTION_ERRORS",
     "CONNECT_ERRORS",
     "DATABASE_ERRORS",
     "MONITOR_BROKEN",
@@ -26,6 +25,7 @@ __all__ = [
     "execute",
     "fetchrow",
     "load_catalog",
+    "lost",
     "run",
     "scalar",
     "terminate",
@@ -44,7 +44,10 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.TooManyConnectionsError,
 )
 #: Failing to get a connection at all.
-CONNECT_ERRORS: tuple[type[BaseException], ...] = (OSError, asyncpg.PostgresConnectionError)
+CONNECT_ERRORS: tuple[type[BaseException], ...] = (
+    *CONNECTION_ERRORS,
+    asyncpg.PostgresConnectionError,
+)
 #: The server's verdict on a statement.
 DATABASE_ERRORS: tuple[type[BaseException], ...] = (asyncpg.PostgresError,)
 #: SQLSTATE 25006: a write reached a node in recovery or a read-only transaction.
@@ -61,6 +64,12 @@ MONITOR_BROKEN: tuple[type[BaseException], ...] = (
     asyncpg.AdminShutdownError,
     asyncpg.CannotConnectNowError,
 )
+
+
+def lost(exc: BaseException, conn: asyncpg.Connection | None) -> bool:
+    """Whether *exc* is a failure of the connection itself (a read that met it before any row
+    came back may run again elsewhere)."""
+    return isinstance(exc, CONNECTION_ERRORS)
 
 
 def dsn(conninfo: str) -> str:

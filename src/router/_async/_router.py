@@ -69,7 +69,7 @@ _NOTHING: frozenset[str] = frozenset()
 _CATALOG_LATER: tuple[type[BaseException], ...] = (
     PrimaryUnavailable,
     TopologyError,
-    *driver.CONNECTION_ERRORS,
+    *driver.CONNECT_ERRORS,
     *driver.DATABASE_ERRORS,
 )
 _REPLAY_QUERY = "SELECT pg_last_wal_replay_lsn()::text"
@@ -515,7 +515,7 @@ class AsyncRouter(Queries):
             if write:
                 raise
             raise _Retry(node, exc) from exc
-        except driver.CONNECTION_ERRORS as exc:
+        except driver.CONNECT_ERRORS as exc:
             self._monitor.report_failure(node, FailureKind.CONNECT_FAILED, type(exc).__name__)
             if write:
                 raise
@@ -525,17 +525,14 @@ class AsyncRouter(Queries):
                 conn, node, decision.wait_for
             ):
                 return False, None
-            if read_only:
-                result = await self._read_only(conn, call)
-            else:
-                result = await driver.run(conn, call)
+            result = await (self._read_only(conn, call) if read_only else driver.run(conn, call))
             if write and scope.wants_position:
                 scope.advance(await self._commit_position(conn))
             return True, result
         except BaseException as exc:
             # Only a failure of the connection itself says anything about the node; a closed
             # connection alone does not (asyncpg closes it after some of its own errors).
-            lost = isinstance(exc, driver.CONNECTION_ERRORS)
+            lost = driver.lost(exc, conn)
             if lost:
                 self._monitor.report_failure(
                     node, FailureKind.BROKEN_CONNECTION, type(exc).__name__

@@ -1,0 +1,145 @@
+"""Every psycopg call the generated code makes: the twin of ``router/_async/_driver.py``
+(same names, same behaviour) over psycopg 3."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import psycopg
+import psycopg.errors as e
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from router._catalog import load_catalog as _load_catalog
+from router._scope import Call
+from router.core import FunctionCatalog
+
+__all__ = [
+    "BROKEN_PROTOCOL",
+    "CONNECT_ERRORS",
+    "DATABASE_ERRORS",
+    "MONITOR_BROKEN",
+    "READ_ONLY_ERRORS",
+    "Connection",
+    "closed",
+    "connect_monitor",
+    "dsn",
+    "execute",
+    "fetchrow",
+    "load_catalog",
+    "lost",
+    "run",
+    "scalar",
+    "terminate",
+]
+
+Connection = psycopg.Connection[Any]
+
+#: Server errors that say the connection (or the server) is going away, not the statement.
+_SERVER_GONE: tuple[type[BaseException], ...] = (
+    e.ConnectionException,
+    e.AdminShutdown,
+    e.CrashShutdown,
+    e.CannotConnectNow,
+    e.TooManyConnections,
+)
+#: Failing to get a connection at all.
+CONNECT_ERRORS: tuple[type[BaseException], ...] = (OSError, psycopg.OperationalError)
+#: The server's verdict on a statement (and the client's own errors).
+DATABASE_ERRORS: tuple[type[BaseException], ...] = (psycopg.Error,)
+#: SQLSTATE 25006: a write reached a node in recovery or a read-only transaction.
+READ_ONLY_ERRORS: tuple[type[BaseException], ...] = (e.ReadOnlySqlTransaction,)
+#: psycopg's protocol state cannot break apart from the connection: nothing to add.
+BROKEN_PROTOCOL: tuple[type[BaseException], ...] = ()
+#: A monitor connection that is of no further use.
+MONITOR_BROKEN: tuple[type[BaseException], ...] = (OSError, psycopg.OperationalError)
+
+
+def lost(exc: BaseException, conn: Connection | None) -> bool:
+    """Whether *exc* is a failure of the connection itself (a read that met it before any row
+    came back may run again elsewhere). psycopg raises ``OperationalError`` for a lost
+    connection and for some statement errors (``QueryCanceled``): the connection's own
+    state tells them apart."""
+    if isinstance(exc, (OSError, *_SERVER_GONE)):
+        return True
+    if isinstance(exc, psycopg.OperationalError):
+        return conn is None or conn.broken or conn.closed or exc.sqlstate is None
+    return False
+
+
+def dsn(conninfo: str) -> str:
+    """What the driver connects with: libpq's own conninfo."""
+    return conninfo
+
+
+def run(conn: Connection, call: Call) -> Any:
+    """Run *call* (``fetch``, ``fetchrow``, ``fetchval``, ``execute``, ``executemany``) with
+    psycopg's arguments: ``args`` is ``(params,)``."""
+    method = call.method
+    kw = call.kw
+    if method == "executemany":
+        with conn.cursor() as cur:
+            cur.executemany(call.query, *call.args)
+        return None
+    cur = conn.execute(call.query, *call.args, prepare=kw.get("prepare"))
+    if method == "fetch":
+        return cur.fetchall()
+    if method == "fetchrow":
+        return cur.fetchone()
+    if method == "fetchval":
+        row = cur.fetchone()
+        return None if row is None else row[kw.get("column", 0)]
+    status = cur.statusmessage
+    while cur.nextset():  # several statements: the status of the last, as asyncpg's
+        status = cur.statusmessage
+    return status or ""
+
+
+def execute(conn: Connection, sql: str) -> None:
+    """A statement without parameters or rows (``BEGIN``, ``COMMIT``, ``SET ...``)."""
+    conn.execute(sql)
+
+
+def scalar(conn: Connection, sql: str) -> Any:
+    row = conn.execute(sql).fetchone()
+    return None if row is None else row[0]
+
+
+def fetchrow(conn: Connection, sql: str, timeout: float) -> Any:
+    """One row; the monitor's connections carry a ``statement_timeout`` of *timeout*."""
+    return conn.execute(sql, prepare=False).fetchone()
+
+
+def connect_monitor(dsn: str, timeout: float, application_name: str) -> Connection:
+    """A connection of the monitor's own, in autocommit, never preparing. psycopg cannot
+    bound a query from the client, so the server does (``statement_timeout``), and so does
+    the kernel for an unanswered link (``tcp_user_timeout``, keepalives)."""
+    params = conninfo_to_dict(dsn)
+    ms = max(1, int(timeout * 1000))
+    options = str(params.get("options") or "")
+    params.update(
+        application_name=application_name,
+        options=f"{options} -c statement_timeout={ms}".strip(),
+        connect_timeout=max(2, math.ceil(timeout)),  # libpq's floor is 2 s
+        tcp_user_timeout=ms,
+        keepalives=1,
+        keepalives_idle=max(1, math.ceil(timeout)),
+        keepalives_interval=1,
+        keepalives_count=2,
+    )
+    return psycopg.connect(make_conninfo("", **params), autocommit=True, prepare_threshold=None)
+
+
+def closed(conn: Connection) -> bool:
+    """Whether *conn* is of no further use."""
+    return conn.closed or conn.broken
+
+
+def terminate(conn: Connection) -> None:
+    """Close *conn* now (from the thread using it)."""
+    if not conn.closed:
+        conn.close()
+
+
+def load_catalog(conn: Connection) -> FunctionCatalog:
+    return _load_catalog(conn)
