@@ -15,6 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+import router
 from router.testing._proc import pid_alive
 from tests.support import wait_until
 
@@ -56,6 +57,18 @@ def test_up_status_smoke_down(cluster_dir: Path) -> None:
     again = _router("cluster", "up", "--dir", str(cluster_dir))
     assert again.returncode == 0
     assert "already up" in again.stdout
+    assert f"ROUTER_URL={described['url']}" in again.stdout
+
+    # The README's quickstart: ROUTER_URL from `router cluster url`, roles discovered.
+    url = _router("cluster", "url", "--dir", str(cluster_dir))
+    assert url.returncode == 0, url.stderr
+    assert url.stdout.strip() == described["url"]
+    config = router.RouterConfig.from_env({"ROUTER_URL": url.stdout.strip()})
+    with router.Router(config) as db:
+        assert db.fetchval("SELECT pg_is_in_recovery()") is True
+        assert db.last_decision is not None
+        assert db.last_decision.node == f"127.0.0.1:{nodes['replica1']['port']}"
+        assert db.fetchval("/* router:primary */ SELECT pg_is_in_recovery()") is False
 
     status = _router("cluster", "status", "--dir", str(cluster_dir), "--json")
     assert status.returncode == 0, status.stderr

@@ -14,6 +14,9 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
+
+from psycopg.conninfo import conninfo_to_dict
 
 from router.testing import ClusterError, LocalCluster
 
@@ -50,6 +53,9 @@ def register(subparsers: Any) -> None:
     )
     up.set_defaults(func=_up)
     add("down", "stop the cluster and remove its files").set_defaults(func=_down)
+    add(
+        "url", "one multi-host URL of every node, for ROUTER_URL / RouterConfig.from_url"
+    ).set_defaults(func=_url)
     add("status", "each node's role, port and replay lag").set_defaults(func=_status)
     add("smoke", "write a row on the primary and time its arrival on every replica").set_defaults(
         func=_smoke
@@ -61,9 +67,20 @@ def _fail(message: str) -> int:
     return 1
 
 
+def cluster_url(cluster: LocalCluster) -> str:
+    """``postgresql://user@host:port,host:port,.../dbname``: every node, roles left for the
+    router to discover. Never a password (give it as ``ROUTER_PASSWORD`` or ``PGPASSWORD``)."""
+    params = conninfo_to_dict(cluster.primary.dsn)
+    user = quote(str(params.get("user") or ""), safe="")
+    hosts = ",".join(f"{n.host}:{n.port}" for n in cluster.nodes)
+    dbname = quote(str(params.get("dbname") or "postgres"), safe="")
+    return f"postgresql://{user}@{hosts}/{dbname}"
+
+
 def _describe(cluster: LocalCluster) -> dict[str, Any]:
     return {
         "dir": str(cluster.base_dir),
+        "url": cluster_url(cluster),
         "nodes": [
             {"name": n.name, "role": n.role, "port": n.port, "dsn": n.dsn} for n in cluster.nodes
         ],
@@ -76,6 +93,17 @@ def _print_nodes(cluster: LocalCluster, as_json: bool) -> None:
         return
     for n in cluster.nodes:
         print(f"{n.name:<10} {n.role:<8} {n.dsn}")
+    print(f"ROUTER_URL={cluster_url(cluster)}")
+
+
+def _url(args: argparse.Namespace) -> int:
+    try:
+        cluster = LocalCluster.attach(args.dir)
+    except ClusterError as exc:
+        return _fail(f"no cluster: {exc} (start one with: router cluster up)")
+    url = cluster_url(cluster)
+    print(json.dumps({"url": url}) if args.json else url)
+    return 0
 
 
 def _up(args: argparse.Namespace) -> int:

@@ -1,0 +1,318 @@
+"""Routed ``fetchrow`` by primary key (sync ``router.Router``) against a raw psycopg_pool.
+
+    .venv/bin/python benchmarks/bench_sync_router.py [--duration 2.5] [--rounds 5]
+        [--concurrency 1,4,16] [--json benchmarks/results/sync_router.json] [--quick]
+
+A :class:`router.testing.LocalCluster` (a primary and two streaming replicas) is started; a
+table of ``--rows`` rows is created on the primary and replicated. Every subject reads one
+row by a random primary key from ``replica1``, from C threads:
+
+- ``raw``: ``psycopg_pool.ConnectionPool(replica1)`` in autocommit (the strongest baseline:
+  one round trip per call), ``with pool.connection() as c: c.execute(q, (id,)).fetchone()``;
+- ``raw-tx``: the same pool with psycopg's default (not autocommit): every ``connection()``
+  block is a transaction, committed when it ends, as most psycopg code runs;
+- ``routed``: ``router.Router`` with the primary and ``replica1`` only, the default
+  consistency (``read_your_writes``), so every read is routed to ``replica1``;
+- ``routed-eventual``: the same with ``consistency="eventual"``.
+
+Per level C each subject has a pool of C connections; all are opened together; each round
+runs every subject once, in an order rotated each round, so drift of the machine falls on all
+alike. A run: C threads loop for ``--warmup`` s (not counted), then for ``--duration`` s.
+Reported per subject and level: ops/s (median over rounds), p50/p99 latency (median of each
+round's), this process's CPU per call, and the ratio to ``raw`` (of medians, and per round).
+The GIL makes the client's CPU per call matter more than in the async benchmark: with two
+cores shared by the client and three servers, every microsecond of Python shows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import random
+import statistics
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import psycopg
+import psycopg_pool
+
+import router
+from router.testing import LocalCluster
+
+QUERY = "SELECT id, payload FROM bench_items WHERE id = %s"
+SUBJECTS = ("raw", "raw-tx", "routed", "routed-eventual")
+BASELINE = "raw"
+
+Fetchrow = Callable[[int], Any]
+
+
+@dataclass
+class Subject:
+    name: str
+    fetchrow: Fetchrow
+    close: Callable[[], None]
+    router: router.Router | None = None
+
+
+@dataclass
+class Run:
+    ops: int
+    seconds: float
+    cpu_seconds: float
+    p50_us: float
+    p99_us: float
+
+    @property
+    def ops_per_s(self) -> float:
+        return self.ops / self.seconds
+
+    @property
+    def cpu_us(self) -> float:
+        return self.cpu_seconds / self.ops * 1e6
+
+
+@dataclass
+class Level:
+    concurrency: int
+    runs: dict[str, list[Run]] = field(default_factory=dict)
+
+
+def _percentile(ordered: list[float], q: float) -> float:
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def _open(name: str, primary: str, replica: str, k: int) -> Subject:
+    if name in ("raw", "raw-tx"):
+        pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]] = psycopg_pool.ConnectionPool(
+            replica,
+            min_size=k,
+            max_size=k,
+            kwargs={"autocommit": name == "raw"},
+            open=True,
+        )
+        pool.wait()
+
+        def fetchrow(key: int) -> Any:
+            with pool.connection() as conn:
+                return conn.execute(QUERY, (key,)).fetchone()
+
+        return Subject(name, fetchrow, pool.close)
+    consistency: Literal["eventual", "read_your_writes"] = (
+        "eventual" if name == "routed-eventual" else "read_your_writes"
+    )
+    config = router.RouterConfig(
+        primary=router.NodeConfig(dsn=primary, name="primary"),
+        replicas=[router.NodeConfig(dsn=replica, name="replica1")],
+        consistency=consistency,
+        pool=router.PoolConfig(min_size=k, max_size=k),
+    )
+    r = router.Router(config).open()
+    return Subject(name, lambda key: r.fetchrow(QUERY, (key,)), r.close, router=r)
+
+
+def _worker(fetchrow: Fetchrow, ids: list[int], start: int, until: float, out: list[Any]) -> None:
+    clock = time.perf_counter
+    n = len(ids)
+    i = start
+    latencies: list[float] = []
+    append = latencies.append
+    while True:
+        began = clock()
+        if began >= until:
+            break
+        fetchrow(ids[i % n])
+        append(clock() - began)
+        i += 1
+    out.append(latencies)
+
+
+def _threads(subject: Subject, concurrency: int, ids: list[int], until: float) -> list[Any]:
+    out: list[Any] = []
+    threads = [
+        threading.Thread(
+            target=_worker,
+            args=(subject.fetchrow, ids, random.randrange(len(ids)), until, out),
+        )
+        for _ in range(concurrency)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return out
+
+
+def _measure(
+    subject: Subject, concurrency: int, ids: list[int], warmup: float, duration: float
+) -> Run:
+    if warmup > 0:
+        _threads(subject, concurrency, ids, time.perf_counter() + warmup)
+    gc.collect()
+    cpu = time.process_time()
+    began = time.perf_counter()
+    done = _threads(subject, concurrency, ids, began + duration)
+    seconds = time.perf_counter() - began
+    cpu = time.process_time() - cpu
+    latencies = sorted(x for worker in done for x in worker)
+    return Run(
+        ops=len(latencies),
+        seconds=seconds,
+        cpu_seconds=cpu,
+        p50_us=_percentile(latencies, 0.50) * 1e6,
+        p99_us=_percentile(latencies, 0.99) * 1e6,
+    )
+
+
+def _check_routing(subject: Subject, replica: str) -> None:
+    """Every routed read must have been served by the replica, for the classifier's reason."""
+    assert subject.router is not None
+    stats = subject.router.stats()
+    decisions = stats["decisions"]
+    if set(decisions) != {replica} or set(decisions[replica]) != {"classifier"}:
+        raise SystemExit(f"{subject.name}: reads not all routed to {replica}: {decisions}")
+    if any(node["errors"] for node in stats["nodes"].values()):
+        raise SystemExit(f"{subject.name}: errors during the run: {stats['nodes']}")
+
+
+def _level(
+    args: argparse.Namespace, primary: str, replica: str, concurrency: int, ids: list[int]
+) -> Level:
+    level = Level(concurrency, {name: [] for name in args.subjects})
+    subjects = [_open(name, primary, replica, concurrency) for name in args.subjects]
+    try:
+        for subject in subjects:
+            row = subject.fetchrow(ids[0])
+            if row is None or row[0] != ids[0]:
+                raise SystemExit(f"{subject.name}: wrong answer {row!r}")
+        for rnd in range(args.rounds):
+            shift = rnd % len(subjects)
+            for subject in subjects[shift:] + subjects[:shift]:
+                run = _measure(subject, concurrency, ids, args.warmup, args.duration)
+                level.runs[subject.name].append(run)
+                print(
+                    f"  c={concurrency:<3} round {rnd + 1}/{args.rounds} {subject.name:<16}"
+                    f" {run.ops_per_s:>8.0f} ops/s  p50 {run.p50_us:>6.0f} µs"
+                    f"  p99 {run.p99_us:>6.0f} µs  cpu/call {run.cpu_us:>5.1f} µs",
+                    flush=True,
+                )
+        for subject in subjects:
+            if subject.router is not None:
+                _check_routing(subject, "replica1")
+    finally:
+        for subject in subjects:
+            subject.close()
+    return level
+
+
+def _summary(level: Level) -> dict[str, Any]:
+    subjects: dict[str, Any] = {}
+    base = level.runs.get(BASELINE)
+    for name, runs in level.runs.items():
+        ops = statistics.median(run.ops_per_s for run in runs)
+        entry: dict[str, Any] = {
+            "ops_per_s": round(ops, 1),
+            "p50_us": round(statistics.median(run.p50_us for run in runs), 1),
+            "p99_us": round(statistics.median(run.p99_us for run in runs), 1),
+            "cpu_us_per_call": round(statistics.median(run.cpu_us for run in runs), 1),
+            "rounds_ops_per_s": [round(run.ops_per_s, 1) for run in runs],
+        }
+        if base and name != BASELINE:
+            paired = [a.ops_per_s / b.ops_per_s for a, b in zip(runs, base, strict=True)]
+            entry["vs_raw"] = round(ops / statistics.median(b.ops_per_s for b in base), 3)
+            entry["vs_raw_paired"] = {
+                "median": round(statistics.median(paired), 3),
+                "min": round(min(paired), 3),
+                "max": round(max(paired), 3),
+            }
+        subjects[name] = entry
+    return {"concurrency": level.concurrency, "pool_size": level.concurrency, "subjects": subjects}
+
+
+def _table(summaries: list[dict[str, Any]]) -> str:
+    lines = [
+        "| C  | subject          |   ops/s | p50 µs | p99 µs | CPU µs/call | vs raw "
+        "| paired (min-max)  |",
+        "|---:|------------------|--------:|-------:|-------:|------------:|-------:"
+        "|-------------------|",
+    ]
+    for s in summaries:
+        for name, e in s["subjects"].items():
+            ratio = f"{e['vs_raw']:.2f}x" if "vs_raw" in e else "1.00x"
+            paired = ""
+            if "vs_raw_paired" in e:
+                p = e["vs_raw_paired"]
+                paired = f"{p['median']:.2f}x ({p['min']:.2f}-{p['max']:.2f})"
+            lines.append(
+                f"| {s['concurrency']:>2} | {name:<16} | {e['ops_per_s']:>7.0f} "
+                f"| {e['p50_us']:>6.0f} | {e['p99_us']:>6.0f} | {e['cpu_us_per_call']:>11.1f} "
+                f"| {ratio:>6} | {paired:<17} |"
+            )
+    return "\n".join(lines)
+
+
+def _parse() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--duration", type=float, default=2.5, help="measured seconds per run")
+    p.add_argument("--warmup", type=float, default=0.5, help="unmeasured seconds before each")
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--concurrency", default="1,4,16", help="comma-separated thread counts")
+    p.add_argument("--subjects", default=",".join(SUBJECTS))
+    p.add_argument("--rows", type=int, default=10_000)
+    p.add_argument("--json", type=Path, default=None, help="write the results here")
+    p.add_argument("--quick", action="store_true", help="~30 s: 0.8 s runs, 2 rounds")
+    args = p.parse_args()
+    if args.quick:
+        args.duration, args.warmup, args.rounds = 0.8, 0.2, 2
+    args.subjects = [s for s in args.subjects.split(",") if s]
+    args.levels = [int(c) for c in args.concurrency.split(",") if c]
+    return args
+
+
+def main() -> None:
+    args = _parse()
+    with LocalCluster(replicas=2) as cluster:
+        primary, replica = cluster.primary.dsn, cluster.node("replica1").dsn
+        with psycopg.connect(primary, autocommit=True) as conn:
+            conn.execute(
+                "CREATE TABLE bench_items (id int PRIMARY KEY, payload text NOT NULL);"
+                "INSERT INTO bench_items SELECT g, md5(g::text)"
+                f" FROM generate_series(1, {args.rows}) g"
+            )
+        cluster.wait_caught_up()
+        ids = list(range(1, args.rows + 1))
+        random.shuffle(ids)
+        summaries = [_summary(_level(args, primary, replica, c, ids)) for c in args.levels]
+    print()
+    print(_table(summaries))
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        result = {
+            "command": "benchmarks/bench_sync_router.py "
+            + " ".join(
+                f"--{k} {v}"
+                for k, v in (
+                    ("duration", args.duration),
+                    ("rounds", args.rounds),
+                    ("concurrency", args.concurrency),
+                )
+            ),
+            "machine": {
+                "cpus": os.cpu_count(),
+                "python": platform.python_version(),
+                "psycopg": psycopg.__version__,
+            },
+            "levels": summaries,
+        }
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
