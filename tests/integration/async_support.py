@@ -1,6 +1,7 @@
 """Helpers for async integration tests: poll with a deadline, a bounded read load, direct
-queries on one node (outside the router), and the driver's exceptions under neutral names.
-``sync_support.py`` has the same names for the generated sync tests."""
+queries on one node (outside the router), work started now and awaited later, and the
+driver's exceptions under neutral names. ``sync_support.py`` has the same names for the
+generated sync tests."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from time import monotonic
 from types import TracebackType
-from typing import Any, Self, TypeVar, overload
+from typing import Any, Generic, Self, TypeVar, overload
 
 import asyncpg
 import psycopg
@@ -19,22 +20,31 @@ import pytest
 from router import AsyncRouter
 
 __all__ = [
+    "CONNECTION_FAILURES",
+    "DRIVER_ERRORS",
+    "LOST_IN_FLIGHT",
     "MARKS",
     "ODD_STATEMENT_ERRORS",
     "WHO_ANSWERS",
     "DatabaseError",
+    "Pending",
     "ReadLoad",
     "ReadOnlySqlError",
     "SyntaxSqlError",
     "UndefinedTableError",
     "backends",
+    "blocking",
     "execute_on",
     "gather",
     "monotonic",
     "node_value",
     "sleep",
+    "start",
     "wait_for",
+    "within",
 ]
+
+T = TypeVar("T")
 
 MARKS = [pytest.mark.asyncio]
 DatabaseError = asyncpg.PostgresError
@@ -44,6 +54,24 @@ UndefinedTableError = asyncpg.UndefinedTableError
 #: A deliberately odd statement meets the server's verdict or the driver's own: asyncpg
 #: cannot encode a lone surrogate, and fails on an empty query.
 ODD_STATEMENT_ERRORS = (asyncpg.PostgresError, UnicodeEncodeError, AttributeError)
+#: What a caller may see from a write sent before the router knows its node is gone: the
+#: driver's own connection errors, passed through unchanged.
+CONNECTION_FAILURES = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError)
+#: What asyncpg raises for a statement whose server died under it (which one depends on how
+#: far the statement got): any of them, but nothing from the router itself.
+DRIVER_ERRORS = (
+    OSError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+)
+#: A statement in flight when its server is killed: the connection is gone mid-operation.
+LOST_IN_FLIGHT = (
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    ConnectionError,
+)
 
 
 async def sleep(seconds: float) -> None:
@@ -55,14 +83,42 @@ async def gather(thunks: Sequence[Callable[[], Awaitable[T]]]) -> list[T]:
     return list(await asyncio.gather(*(thunk() for thunk in thunks)))
 
 
+async def blocking(fn: Callable[..., T], *args: Any) -> T:
+    """*fn(*args)*, a blocking call (the cluster's faults), on a thread: the loop runs on."""
+    return await asyncio.to_thread(fn, *args)
+
+
+async def within(seconds: float, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+    """*fn(*args)*, or :class:`TimeoutError` after *seconds*."""
+    return await asyncio.wait_for(fn(*args), seconds)
+
+
+class Pending(Generic[T]):
+    """Work started by :func:`start`, running until its :meth:`result` is awaited."""
+
+    def __init__(self, task: asyncio.Task[T]) -> None:
+        self._task = task
+
+    async def result(self, timeout: float | None = None) -> T:
+        """Its value (or exception); :class:`TimeoutError` if not done within *timeout* s."""
+        return await asyncio.wait_for(self._task, timeout)
+
+
+def start(fn: Callable[..., Awaitable[T]], *args: Any) -> Pending[T]:
+    """Start *fn(*args)* now, in the background (a task)."""
+    return Pending(asyncio.create_task(_awaited(fn(*args))))
+
+
+async def _awaited(awaitable: Awaitable[T]) -> T:
+    return await awaitable
+
+
 def execute_on(dsn: str, *statements: str) -> None:
     """Run *statements* on the server of *dsn* (set-up, outside any router)."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         for sql in statements:
             conn.execute(sql)
 
-
-T = TypeVar("T")
 
 #: A read that says which server answered it.
 WHO_ANSWERS = "SELECT inet_server_port()"
@@ -109,8 +165,13 @@ async def wait_for(
         await asyncio.sleep(interval)
 
 
-async def node_value(dsn: str, query: str, *args: Any) -> Any:
-    """``fetchval`` on the server of *dsn*, over a connection of its own (not the router's)."""
+async def node_value(dsn: str, query: str) -> Any:
+    """The first value of *query* (literal SQL: the flavours' placeholders differ) on the
+    server of *dsn*, over a connection of its own (not the router's)."""
+    return await _fetchval(dsn, query)
+
+
+async def _fetchval(dsn: str, query: str, *args: Any) -> Any:
     conn = await asyncpg.connect(dsn, timeout=5)
     try:
         return await conn.fetchval(query, *args, timeout=5)
@@ -120,7 +181,7 @@ async def node_value(dsn: str, query: str, *args: Any) -> Any:
 
 async def backends(dsn: str, application_name: str) -> int:
     """Server processes of *application_name* (and its monitor) on the server of *dsn*."""
-    count: int = await node_value(
+    count: int = await _fetchval(
         dsn,
         "SELECT count(*) FROM pg_stat_activity WHERE application_name IN ($1, $1 || ' monitor')",
         application_name,

@@ -3,19 +3,18 @@
 A replica killed under load, the primary stopped or killed, a failover found by the monitor,
 and a switchover the router learns of from a SQLSTATE 25006 answer. Each test measures what it
 promises (detection and recovery times, reads per node, failures) against a small monitor
-interval, so the whole module stays within a few tens of seconds.
+interval, so the whole module stays within a few tens of seconds. ``test_sync_faults.py`` is
+generated from this file (``tools/unasync.py``): the sync Router passes the same suite. SQL
+values are literals, not parameters: the two drivers' placeholders differ.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from collections.abc import Callable
 from typing import Any
 
-import asyncpg
-import psycopg
 import pytest
 
 from router import (
@@ -30,43 +29,46 @@ from router import (
 from router.testing import LocalCluster, Node
 from router.testing.pytest_plugin import ClusterDatabase
 from tests.integration.async_support import (
+    CONNECTION_FAILURES,
+    DRIVER_ERRORS,
+    LOST_IN_FLIGHT,
+    MARKS,
     WHO_ANSWERS,
     ReadLoad,
+    ReadOnlySqlError,
     backends,
+    blocking,
+    execute_on,
     node_value,
+    sleep,
+    start,
     wait_for,
+    within,
 )
 
-pytestmark = [pytest.mark.integration, pytest.mark.faults]
+pytestmark = [pytest.mark.integration, pytest.mark.faults, *MARKS]
 
 INTERVAL = 0.1
-INSERT = "INSERT INTO items (v) VALUES ($1)"
-INSERT_WHERE = "INSERT INTO items (v) VALUES ($1) RETURNING inet_server_port()"
-COUNT = "SELECT count(*) FROM items WHERE v = $1"
-#: What a caller may see from a write sent before the router knows its node is gone: the
-#: driver's own connection errors, passed through unchanged.
-CONNECTION_FAILURES = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError)
-#: What asyncpg raises for a statement whose server died under it (which one depends on how
-#: far the statement got): any of them, but nothing from the router itself.
-DRIVER_ERRORS = (
-    OSError,
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,
-)
-#: A statement in flight when its server is killed: the connection is gone mid-operation.
-LOST_IN_FLIGHT = (
-    asyncpg.ConnectionDoesNotExistError,
-    asyncpg.AdminShutdownError,
-    asyncpg.CrashShutdownError,
-    ConnectionError,
-)
+
+
+def _insert(value: str) -> str:
+    return f"INSERT INTO items (v) VALUES ('{value}')"
+
+
+def _insert_where(value: str) -> str:
+    """An insert that says which server took it."""
+    return f"INSERT INTO items (v) VALUES ('{value}') RETURNING inet_server_port()"
+
+
+def _count(value: str) -> str:
+    return f"SELECT count(*) FROM items WHERE v = '{value}'"
 
 
 @pytest.fixture(scope="module", autouse=True)
 def items(cluster_db: ClusterDatabase) -> None:
-    with psycopg.connect(cluster_db.primary_dsn, autocommit=True) as conn:
-        conn.execute("CREATE TABLE items (id bigserial PRIMARY KEY, v text NOT NULL)")
+    execute_on(
+        cluster_db.primary_dsn, "CREATE TABLE items (id bigserial PRIMARY KEY, v text NOT NULL)"
+    )
     cluster_db.cluster.wait_caught_up()
 
 
@@ -118,13 +120,14 @@ async def _no_backends_left(db: ClusterDatabase, app: str) -> None:
 
 def _report(name: str, **numbers: Any) -> None:
     # Shown with `pytest -s` (or in the report of a failing test): the measured numbers.
-    print(f"\n[{name}] " + ", ".join(f"{k}={v}" for k, v in numbers.items()))
+    print(
+        f"\n[{AsyncRouter.__name__}: {name}] " + ", ".join(f"{k}={v}" for k, v in numbers.items())
+    )
 
 
 # -- a replica dies under load -------------------------------------------------------------
 
 
-@pytest.mark.asyncio
 async def test_a_replica_killed_under_load_costs_no_read_and_comes_back(
     cluster_db: ClusterDatabase, cluster: LocalCluster
 ) -> None:
@@ -135,21 +138,21 @@ async def test_a_replica_killed_under_load_costs_no_read_and_comes_back(
         await wait_for(lambda: _serving(router, "replica1", "replica2"), 5, "replicas admitted")
         async with ReadLoad(router, tasks=8) as load:
             load.phase = "before"
-            await asyncio.sleep(0.5)  # a bounded load window
+            await sleep(0.5)  # a bounded load window
             rounds_at_kill = router.stats()["monitor_rounds"]
             load.phase = "kill"
-            down = asyncio.create_task(
-                _first_seen(lambda: _node(router, "replica1")["health"] == "down", 5, "down")
+            down = start(
+                _first_seen, lambda: _node(router, "replica1")["health"] == "down", 5, "down"
             )
-            await asyncio.to_thread(cluster.kill, "replica1")
+            await blocking(cluster.kill, "replica1")
             killed_at = time.monotonic()
-            down_at = await down
+            down_at = await down.result()
             load.phase = "down"
-            await asyncio.sleep(0.5)
+            await sleep(0.5)
             rounds_while_down = router.stats()["monitor_rounds"] - rounds_at_kill
 
             load.phase = "restart"
-            await asyncio.to_thread(cluster.start_node, "replica1")
+            await blocking(cluster.start_node, "replica1")
             started_at = time.monotonic()
             back_at = await _first_seen(
                 lambda: _serving(router, "replica1", "replica2"), 10, "replica1 admitted again"
@@ -186,7 +189,6 @@ async def test_a_replica_killed_under_load_costs_no_read_and_comes_back(
     await _no_backends_left(cluster_db, app)
 
 
-@pytest.mark.asyncio
 async def test_a_transaction_on_a_replica_that_dies_fails_and_does_not_move(
     cluster_db: ClusterDatabase, cluster: LocalCluster
 ) -> None:
@@ -200,7 +202,7 @@ async def test_a_transaction_on_a_replica_that_dies_fails_and_does_not_move(
             async with router.transaction(readonly=True) as tx:
                 seen["node"] = tx.node
                 seen["first"] = await tx.fetchval(WHO_ANSWERS)
-                await asyncio.to_thread(cluster.kill, tx.node)
+                await blocking(cluster.kill, tx.node)
                 try:
                     await tx.fetchval(WHO_ANSWERS)
                 except Exception as exc:
@@ -228,7 +230,6 @@ async def test_a_transaction_on_a_replica_that_dies_fails_and_does_not_move(
 # -- the primary goes away ---------------------------------------------------------------
 
 
-@pytest.mark.asyncio
 async def test_with_the_primary_stopped_writes_fail_fast_and_reads_carry_on(
     cluster_db: ClusterDatabase, cluster: LocalCluster
 ) -> None:
@@ -238,15 +239,15 @@ async def test_with_the_primary_stopped_writes_fail_fast_and_reads_carry_on(
         await wait_for(lambda: _serving(router, "replica1", "replica2"), 5, "replicas admitted")
         async with ReadLoad(router, tasks=4) as load:
             load.phase = "before"
-            await asyncio.sleep(0.3)
+            await sleep(0.3)
             load.phase = "stopping"
-            await asyncio.to_thread(cluster.stop, "primary")
+            await blocking(cluster.stop, "primary")
             stopped_at = time.monotonic()
             load.phase = "stopped"
             attempts: list[tuple[float, str]] = []
             while True:
                 try:
-                    await asyncio.wait_for(router.execute(INSERT, "after stop"), timeout=2)
+                    await within(2, router.execute, _insert("after stop"))
                 except PrimaryUnavailable:
                     attempts.append((time.monotonic() - stopped_at, "PrimaryUnavailable"))
                     break
@@ -257,16 +258,16 @@ async def test_with_the_primary_stopped_writes_fail_fast_and_reads_carry_on(
                 else:
                     pytest.fail("a write succeeded with the primary stopped")
                 assert time.monotonic() - stopped_at < 1.0, f"no PrimaryUnavailable: {attempts}"
-                await asyncio.sleep(0.01)
+                await sleep(0.01)
             refused_after = attempts[-1][0]
             # From then on every write is refused at once, never sent, never hanging.
             slowest = 0.0
             for _ in range(50):
                 began = time.monotonic()
                 with pytest.raises(PrimaryUnavailable):
-                    await asyncio.wait_for(router.execute(INSERT, "refused"), timeout=1)
+                    await within(1, router.execute, _insert("refused"))
                 slowest = max(slowest, time.monotonic() - began)
-            await asyncio.sleep(0.5)  # reads go on, the primary still down
+            await sleep(0.5)  # reads go on, the primary still down
         stats = router.stats()
 
     stopped = load.reads["stopped"]
@@ -290,7 +291,6 @@ async def test_with_the_primary_stopped_writes_fail_fast_and_reads_carry_on(
     await _no_backends_left(cluster_db, app)
 
 
-@pytest.mark.asyncio
 async def test_a_write_in_flight_when_the_primary_dies_is_not_retried(
     cluster_db: ClusterDatabase, cluster: LocalCluster
 ) -> None:
@@ -299,24 +299,23 @@ async def test_a_write_in_flight_when_the_primary_dies_is_not_retried(
     primary_port = cluster.node("primary").port
     async with AsyncRouter(_config(cluster_db, app)) as router:
         await wait_for(lambda: _serving(router), 5, "the primary known")
-        sleeper = asyncio.create_task(
-            router.execute("INSERT INTO items (v) SELECT $1 FROM pg_sleep(30)", "in flight")
+        sleeper = start(
+            router.execute, "INSERT INTO items (v) SELECT 'in flight' FROM pg_sleep(30)"
         )
         await wait_for(
             lambda: node_value(
                 primary_dsn,
                 "SELECT count(*) FROM pg_stat_activity"
-                " WHERE application_name = $1 AND wait_event = 'PgSleep'",
-                app,
+                f" WHERE application_name = '{app}' AND wait_event = 'PgSleep'",
             ),
             5,
             "the write to be running on the primary",
             interval=0.02,
         )
-        await asyncio.to_thread(cluster.kill, "primary")
+        await blocking(cluster.kill, "primary")
         killed_at = time.monotonic()
         with pytest.raises(DRIVER_ERRORS) as raised:
-            await asyncio.wait_for(sleeper, timeout=2)
+            await sleeper.result(timeout=2)
         failed_after = time.monotonic() - killed_at
         # The driver's error for the lost statement, unchanged (not one from the router's own
         # clean-up): the write's outcome is unknown, so it is not sent again.
@@ -324,17 +323,17 @@ async def test_a_write_in_flight_when_the_primary_dies_is_not_retried(
         # The broken connection itself marked the primary down: no wait for the monitor.
         assert _node(router, "primary")["health"] == "down", _node(router, "primary")["reason"]
         with pytest.raises(PrimaryUnavailable):
-            await router.execute(INSERT, "refused")
+            await router.execute(_insert("refused"))
 
-        await asyncio.to_thread(cluster.start_node, "primary")
+        await blocking(cluster.start_node, "primary")
         started_at = time.monotonic()
         while True:
             try:
-                served_by = await asyncio.wait_for(router.fetchval(INSERT_WHERE, "back"), 2)
+                served_by = await within(2, router.fetchval, _insert_where("back"))
                 break
             except (PrimaryUnavailable, *CONNECTION_FAILURES):
                 assert time.monotonic() - started_at < 3.0, "writes did not resume"
-                await asyncio.sleep(0.01)
+                await sleep(0.01)
         resumed_after = time.monotonic() - started_at
         stats = router.stats()
 
@@ -347,15 +346,14 @@ async def test_a_write_in_flight_when_the_primary_dies_is_not_retried(
     )
     assert served_by == primary_port
     assert not any("retry" in reasons for reasons in stats["decisions"].values())
-    assert await node_value(primary_dsn, COUNT, "in flight") == 0
-    assert await node_value(primary_dsn, COUNT, "back") == 1
+    assert await node_value(primary_dsn, _count("in flight")) == 0
+    assert await node_value(primary_dsn, _count("back")) == 1
     await _no_backends_left(cluster_db, app)
 
 
 # -- failover ------------------------------------------------------------------------------
 
 
-@pytest.mark.asyncio
 async def test_after_a_failover_writes_reach_the_promoted_replica_within_2s(
     cluster_db: ClusterDatabase, cluster: LocalCluster
 ) -> None:
@@ -365,33 +363,31 @@ async def test_after_a_failover_writes_reach_the_promoted_replica_within_2s(
         await wait_for(lambda: _serving(router, "replica1", "replica2"), 5, "replicas admitted")
         async with ReadLoad(router, tasks=4) as load:
             load.phase = "before"
-            await asyncio.sleep(0.3)
+            await sleep(0.3)
             load.phase = "promoted"
-            await asyncio.to_thread(cluster.promote, "replica1")
+            await blocking(cluster.promote, "replica1")
             # Two servers take writes now: the router refuses writes rather than pick one.
             await wait_for(lambda: router.stats()["split_brain"], 2, "the split brain seen")
             with pytest.raises(TopologyError):
-                await router.execute(INSERT, "split")
+                await router.execute(_insert("split"))
             load.phase = "stopping"
-            await asyncio.to_thread(cluster.stop, "primary")
+            await blocking(cluster.stop, "primary")
             stopped_at = time.monotonic()
             load.phase = "failed over"
             seen: list[str] = []
             while True:
                 try:
-                    served_by = await asyncio.wait_for(
-                        router.fetchval(INSERT_WHERE, "failover"), timeout=2
-                    )
+                    served_by = await within(2, router.fetchval, _insert_where("failover"))
                     break
                 except TimeoutError:
                     pytest.fail(f"a write hung during the failover; before it: {seen}")
                 except (RouterError, *CONNECTION_FAILURES) as exc:
                     seen.append(type(exc).__name__)
                 assert time.monotonic() - stopped_at < 2.0, f"no write reached a primary: {seen}"
-                await asyncio.sleep(0.01)
+                await sleep(0.01)
             reached_after = time.monotonic() - stopped_at
             assert router.stats()["primary"] == "replica1"
-            await asyncio.sleep(0.3)  # reads go on after the failover
+            await sleep(0.3)  # reads go on after the failover
         stats = router.stats()
 
     _report(
@@ -408,8 +404,8 @@ async def test_after_a_failover_writes_reach_the_promoted_replica_within_2s(
     assert load.reads["failed over"][port["primary"]] == 0
     new_primary = cluster_db.dsn("replica1")
     assert await node_value(new_primary, "SELECT pg_is_in_recovery()") is False
-    assert await node_value(new_primary, COUNT, "failover") == 1
-    assert await node_value(new_primary, COUNT, "split") == 0
+    assert await node_value(new_primary, _count("failover")) == 1
+    assert await node_value(new_primary, _count("split")) == 0
     await _no_backends_left(cluster_db, app)
 
 
@@ -445,7 +441,6 @@ def _undo_switch_over(old: Node) -> None:
         conn.execute("SELECT pg_reload_conf()")
 
 
-@pytest.mark.asyncio
 async def test_25006_from_a_demoted_primary_rediscovers_and_retries_the_write_once(
     cluster_db: ClusterDatabase, cluster: LocalCluster
 ) -> None:
@@ -468,19 +463,17 @@ async def test_25006_from_a_demoted_primary_rediscovers_and_retries_the_write_on
         answers = {await router.fetchval(WHO_ANSWERS) for _ in range(10)}
         assert new.port in answers
         try:
-            await asyncio.to_thread(_switch_over, cluster, old, new)
+            await blocking(_switch_over, cluster, old, new)
             assert await node_value(cluster_db.dsn(old), "SELECT pg_is_in_recovery()") is True
             assert router.stats()["primary"] == "primary"  # still believed
             assert router.stats()["monitor_rounds"] == rounds  # and the monitor did not look
             began = time.monotonic()
-            served_by = await asyncio.wait_for(
-                router.fetchval(INSERT_WHERE, "after switchover"), timeout=5
-            )
+            served_by = await within(5, router.fetchval, _insert_where("after switchover"))
             took = time.monotonic() - began
             stats = router.stats()
-            written = await node_value(cluster_db.dsn(new), COUNT, "after switchover")
+            written = await node_value(cluster_db.dsn(new), _count("after switchover"))
         finally:
-            await asyncio.to_thread(_undo_switch_over, old)
+            await blocking(_undo_switch_over, old)
 
     _report(
         "25006",
@@ -523,7 +516,6 @@ def _set_read_only(node: Node, on: bool) -> None:
         time.sleep(0.01)
 
 
-@pytest.mark.asyncio
 async def test_25006_from_a_read_only_primary_with_another_primary_refuses_the_write(
     cluster_db: ClusterDatabase, cluster: LocalCluster
 ) -> None:
@@ -534,44 +526,39 @@ async def test_25006_from_a_read_only_primary_with_another_primary_refuses_the_w
     config = _config(cluster_db, app, monitor_interval=60.0)
     async with AsyncRouter(config) as router:
         await wait_for(lambda: _serving(router, "replica1", "replica2"), 5, "replicas admitted")
-        await asyncio.to_thread(cluster.promote, new)
+        await blocking(cluster.promote, new)
         try:
-            await asyncio.to_thread(_set_read_only, old, True)
+            await blocking(_set_read_only, old, True)
             assert router.stats()["primary"] == "primary"  # still believed
             with pytest.raises(TopologyError) as raised:
-                await asyncio.wait_for(router.execute(INSERT, "refused"), timeout=5)
+                await within(5, router.execute, _insert("refused"))
             stats = router.stats()
         finally:
-            await asyncio.to_thread(_set_read_only, old, False)
+            await blocking(_set_read_only, old, False)
 
-    assert isinstance(raised.value.__context__, asyncpg.ReadOnlySQLTransactionError)
+    assert isinstance(raised.value.__context__, ReadOnlySqlError)
     assert stats["split_brain"]
     assert stats["primary"] is None
     assert stats["decisions"] == {"primary": {"classifier": 1}}
     for node in (old, new):
-        assert await node_value(cluster_db.dsn(node), COUNT, "refused") == 0
+        assert await node_value(cluster_db.dsn(node), _count("refused")) == 0
     await _no_backends_left(cluster_db, app)
 
 
-@pytest.mark.asyncio
 async def test_a_router_opened_without_a_primary_loads_the_catalog_when_it_appears(
     cluster_db: ClusterDatabase, cluster: LocalCluster
 ) -> None:
-    conn = await asyncpg.connect(cluster_db.primary_dsn)
-    try:
-        await conn.execute(
-            "CREATE OR REPLACE FUNCTION stable_answer() RETURNS int LANGUAGE sql STABLE"
-            " AS 'SELECT 42'"
-        )
-    finally:
-        await conn.close()
-    await asyncio.to_thread(cluster.wait_caught_up)
-    await asyncio.to_thread(cluster.stop, "primary")
+    execute_on(
+        cluster_db.primary_dsn,
+        "CREATE OR REPLACE FUNCTION stable_answer() RETURNS int LANGUAGE sql STABLE AS 'SELECT 42'",
+    )
+    await blocking(cluster.wait_caught_up)
+    await blocking(cluster.stop, "primary")
     async with AsyncRouter(_config(cluster_db, "faults-catalog")) as router:
         # No catalog: an unknown function is a write, and there is nowhere to write.
         with pytest.raises(PrimaryUnavailable):
             await router.fetchval("SELECT stable_answer()")
-        await asyncio.to_thread(cluster.start_node, "primary")
+        await blocking(cluster.start_node, "primary")
         await wait_for(
             lambda: router.explain("SELECT stable_answer()").role == "replica",
             10,

@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import math
+import select
 from typing import Any
 
 import psycopg
 import psycopg.errors as e
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.pq import TransactionStatus
 
 from router._catalog import load_catalog as _load_catalog
 from router._scope import Call
@@ -131,8 +133,31 @@ def connect_monitor(dsn: str, timeout: float, application_name: str) -> Connecti
 
 
 def closed(conn: Connection) -> bool:
-    """Whether *conn* is of no further use."""
-    return conn.closed or conn.broken
+    """Whether *conn* is of no further use. asyncpg's event loop reads a server's goodbye to
+    an idle connection (a shutdown, a kill, a failover) as it comes, and closes the
+    connection; here nothing reads an idle connection, so read what has come (a NOTIFY stays
+    queued for psycopg), and close the connection if the server has hung up."""
+    if conn.closed or conn.broken:
+        return True
+    pgconn = conn.pgconn
+    if pgconn.transaction_status == TransactionStatus.ACTIVE:
+        return False  # a statement of its own is running: what arrives is its answer
+    try:
+        while _readable(pgconn.socket):  # a FATAL, then the end of the stream
+            pgconn.consume_input()
+    except psycopg.OperationalError:
+        conn.close()
+        return True
+    return False
+
+
+def _readable(fd: int) -> bool:
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(0))
+    readable, _, _ = select.select([fd], [], [], 0)
+    return bool(readable)
 
 
 def terminate(conn: Connection) -> None:

@@ -4,6 +4,12 @@ psycopg_pool has what asyncpg's pool lacks (``max_lifetime``, ``max_idle``, ``dr
 this side is thin. Connections run in autocommit: a transaction is a ``BEGIN`` the router
 sends. As on the async side, the pool gets no reset callback (one would move every return
 onto a worker thread); :meth:`NodePool.release` resets only what changed session state.
+
+Where the two pools differ under faults, this one is made to behave as asyncpg's: a
+connection the server hung up on while idle is not handed out, and a client that needs a new
+connection hears at once that it could not be opened (psycopg_pool opens connections on
+worker threads, retries for minutes and lets its clients wait out their timeout; the router
+must know now, to send a read elsewhere and to mark the node down).
 """
 
 from __future__ import annotations
@@ -11,13 +17,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Final, Self
 
 import psycopg
 import psycopg_pool
 from psycopg.pq import TransactionStatus
 
 from router._stats import NodeStats, PoolSettings
+from router._sync._driver import closed as connection_closed
 from router.errors import PoolTimeout
 
 __all__ = ["NodePool"]
@@ -29,6 +37,9 @@ logger = logging.getLogger(__name__)
 #: when it sees DISCARD ALL).
 _RESET = "DISCARD ALL"
 _IDLE = TransactionStatus.IDLE
+#: How often a client waiting for a connection that is being opened looks whether opening it
+#: failed (psycopg_pool offers no way to wake it when it does).
+_FAILURE_POLL: Final = 0.005
 
 
 class NodePool:
@@ -42,7 +53,15 @@ class NodePool:
         self._pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]] | None = None
         self._read_only = False
         self._lock = threading.Lock()
+        # Acquires begun and not yet released (waiters included): more than max_size waits.
         self._in_use = 0
+        # Connections handed out and not yet given back. psycopg_pool's own size counts the
+        # slot of a connection being (re)opened too, which may retry for minutes while its
+        # node is down: size minus idle is not what is in use.
+        self._lent = 0
+        # Failed attempts to open a connection (any thread), and the latest failure.
+        self._connect_failures = 0
+        self._connect_error: BaseException | None = None
 
     def __repr__(self) -> str:
         return f"NodePool({self.name!r}, read_only={self._read_only})"
@@ -65,10 +84,16 @@ class NodePool:
         if self._read_only:
             conn.execute("SET default_transaction_read_only = on")
 
+    def _connect_failed(self, exc: BaseException) -> None:
+        with self._lock:
+            self._connect_failures += 1
+            self._connect_error = exc
+
     def open(self) -> None:
         s = self._settings
         self._pool = psycopg_pool.ConnectionPool(
             self._dsn,
+            connection_class=_reporting(self._connect_failed),
             kwargs={
                 "autocommit": True,
                 "prepare_threshold": s.prepare_threshold,
@@ -85,6 +110,11 @@ class NodePool:
             open=False,
             configure=self._configure,
             name=self.name,
+            # Give up a failed connection at once (after one immediate retry) rather than
+            # retry it in the background for minutes with a backoff of seconds: the next
+            # client that needs a connection tries again, as with asyncpg, so a node that
+            # comes back is used as soon as the monitor readmits it.
+            reconnect_timeout=0.0,
         )
         self._pool.open(wait=False)
 
@@ -109,7 +139,7 @@ class NodePool:
                 stats.waiting += 1
         started = time.perf_counter() if waits else 0.0
         try:
-            conn = pool.getconn()
+            conn = self._getconn(pool)
         except psycopg_pool.PoolTimeout:
             with self._lock:
                 self._in_use -= 1
@@ -123,8 +153,38 @@ class NodePool:
                 with self._lock:
                     stats.waiting -= 1
                     stats.acquire_wait += time.perf_counter() - started
+        with self._lock:
+            self._lent += 1
         stats.acquired += 1
         return conn
+
+    def _getconn(
+        self, pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]]
+    ) -> psycopg.Connection[Any]:
+        """A connection the server has not hung up on while it was idle in the pool (asyncpg's
+        pool replaces those by itself): else a statement, a write too, would meet a session
+        that ended before it was sent. While it waits for a connection to be opened, a failure
+        to open one is raised (``psycopg.OperationalError``), as asyncpg's ``acquire()``
+        raises it; waiting for a release from a full pool ends in ``PoolTimeout``."""
+        deadline = time.monotonic() + self._settings.acquire_timeout
+        failures = self._connect_failures
+        while True:
+            left = deadline - time.monotonic()
+            # With room to grow, the wait may be for a connection being opened: look for a
+            # failure every few ms. A full pool waits for a release, first come first served.
+            opening = self._lent < self._settings.max_size
+            try:
+                conn = pool.getconn(timeout=max(0.0, min(left, _FAILURE_POLL) if opening else left))
+            except psycopg_pool.PoolTimeout:
+                error = self._connect_error
+                if self._connect_failures != failures and error is not None:
+                    raise psycopg.OperationalError(f"{self.name}: {error}") from error
+                if deadline - time.monotonic() <= 0:
+                    raise
+                continue
+            if not connection_closed(conn):
+                return conn
+            pool.putconn(conn)  # closed: the pool opens a replacement
 
     def release(
         self, conn: psycopg.Connection[Any], *, dirty: bool = False, settled: bool = False
@@ -137,6 +197,7 @@ class NodePool:
         finally:
             with self._lock:
                 self._in_use -= 1
+                self._lent -= 1
 
     def _release(self, conn: psycopg.Connection[Any], dirty: bool, settled: bool) -> None:
         pool = self._pool
@@ -155,10 +216,30 @@ class NodePool:
         pool.putconn(conn)
 
     def usage(self) -> dict[str, int]:
+        """Open connections (``size``): the idle ones and those in use; not the slots whose
+        connection is still being opened."""
         pool = self._pool
         waiting = self.stats.waiting
         if pool is None:
             return {"size": 0, "idle": 0, "in_use": 0, "waiting": waiting}
-        s = pool.get_stats()
-        size, idle = s.get("pool_size", 0), s.get("pool_available", 0)
-        return {"size": size, "idle": idle, "in_use": size - idle, "waiting": waiting}
+        idle = pool.get_stats().get("pool_available", 0)
+        lent = self._lent
+        return {"size": idle + lent, "idle": idle, "in_use": lent, "waiting": waiting}
+
+
+def _reporting(
+    on_error: Callable[[BaseException], None],
+) -> type[psycopg.Connection[Any]]:
+    """A connection class that reports a failure to connect to *on_error* (psycopg_pool
+    connects on its worker threads, and only logs the failure)."""
+
+    class ReportingConnection(psycopg.Connection[Any]):
+        @classmethod
+        def connect(cls, conninfo: str = "", **kwargs: Any) -> Self:
+            try:
+                return super().connect(conninfo, **kwargs)
+            except (psycopg.Error, OSError) as exc:
+                on_error(exc)
+                raise
+
+    return ReportingConnection
