@@ -11,6 +11,7 @@ values are literals, not parameters: the two drivers' placeholders differ.
 from __future__ import annotations
 
 import os
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +20,7 @@ import pytest
 
 from router import (
     AsyncRouter,
+    NodeConfig,
     PoolConfig,
     PrimaryUnavailable,
     RetryConfig,
@@ -567,3 +569,67 @@ async def test_a_router_opened_without_a_primary_loads_the_catalog_when_it_appea
         assert await router.fetchval("SELECT stable_answer()") == 42
         assert router.last_decision is not None
         assert not router.last_decision.primary
+
+
+# -- a node that stops answering ---------------------------------------------------------
+
+
+class _Silent:
+    """A listening socket that never answers: the kernel completes each TCP handshake, and the
+    start-up packet a client sends there waits for a reply that never comes (a hung server,
+    a half-dead link)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port: int = self.sock.getsockname()[1]
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+async def _with_a_silent_replica(
+    cluster_db: ClusterDatabase, app: str
+) -> tuple[dict[str, float], set[int], int]:
+    """A router over the cluster plus a replica that never answers: when it was open, when
+    the silent one was marked down, the ports that served 20 reads, monitor rounds in 1 s."""
+    silent = _Silent()
+    try:
+        base = _config(cluster_db, app, monitor_timeout=0.3)
+        dsn = f"postgresql://postgres@127.0.0.1:{silent.port}/{cluster_db.name}"
+        config = base.replace(replicas=[*base.replicas, NodeConfig(dsn=dsn, name="hung")])
+        started = time.monotonic()
+        async with AsyncRouter(config) as router:
+            times = {"open_s": time.monotonic() - started}
+            await wait_for(lambda: _node(router, "hung")["health"] == "down", 10, "hung down")
+            times["marked_down_s"] = time.monotonic() - started
+            rounds = router.stats()["monitor_rounds"]
+            await sleep(1.0)
+            rounds_in_1s = router.stats()["monitor_rounds"] - rounds
+            # Reads never go to it, and never wait for it.
+            ports = {await router.fetchval(WHO_ANSWERS) for _ in range(20)}
+    finally:
+        silent.close()
+    _report(
+        "node never answers",
+        **{k: round(v, 3) for k, v in times.items()},
+        rounds_in_1s=rounds_in_1s,
+    )
+    assert silent.port not in ports
+    return times, ports, rounds_in_1s
+
+
+async def test_a_node_that_never_answers_is_marked_down_and_reads_avoid_it(
+    cluster_db: ClusterDatabase, cluster: LocalCluster
+) -> None:
+    times, ports, rounds_in_1s = await _with_a_silent_replica(cluster_db, "faults-silent")
+    assert ports <= {n.port for n in cluster.replicas}
+    assert times["marked_down_s"] < 6.0, times
+
+
+async def test_a_node_that_never_answers_does_not_slow_the_checks_of_the_others(
+    cluster_db: ClusterDatabase,
+) -> None:
+    _, _, rounds_in_1s = await _with_a_silent_replica(cluster_db, "faults-silent-pace")
+    assert rounds_in_1s >= 5, rounds_in_1s

@@ -17,7 +17,7 @@ from functools import partial
 from typing import Any
 
 from router._async import _driver as driver
-from router._async._runtime import Lock, Loop, gather, guard
+from router._async._runtime import Lock, Loop, gather, guard, settle
 from router.core import (
     CheckFailure,
     FailureKind,
@@ -77,6 +77,10 @@ class Monitor:
         self.topology = Topology.initial(self._dsns)
         self._loop = Loop(self._round, interval, "router-monitor")
         self._round_lock = Lock()
+        self._running: dict[str, float] = {}  # node -> when its check under way began
+        self._late: dict[str, Observation] = {}  # outcomes that came after their round
+        self._stragglers: set[Any] = set()
+        self._closed = False
         self.rounds = 0
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -85,7 +89,9 @@ class Monitor:
         self._loop.start()
 
     async def close(self) -> None:
+        self._closed = True
         await self._loop.stop()
+        await settle(self._stragglers)
         conns, self._conns = self._conns, {}
         for conn in conns.values():
             driver.terminate(conn)
@@ -117,24 +123,36 @@ class Monitor:
             self.topology = old.mark_failed(name, kind, self._clock(), self._params, detail)
         self._changed(old)
 
-    async def check(self) -> Topology:
-        """Run one round of checks now (of every node while a rediscovery is pending)."""
+    async def check(self, *, patient: bool = False) -> Topology:
+        """Run one round of checks now (of every node while a rediscovery is pending).
+
+        A round waits for its checks up to half the monitor interval (up to their own bound
+        when *patient*, as at start-up): a slower check goes on in the background and its
+        outcome is folded into a later round, so a node that hangs does not hold up the checks
+        of the others. A check under way longer than ``monitor_timeout`` counts as a timeout.
+        """
         async with self._round_lock:
             now = self._clock()
             topology = self.topology
-            names = list(self._dsns) if topology.rediscover else list(topology.due(now))
-            # Each check bounds itself; the gather's own bound is for a driver that cannot.
-            thunks = [partial(self._check, n) for n in names]
-            outcomes = [
-                CheckFailure(FailureKind.TIMEOUT, f"no answer within {self._timeout:g} s")
-                if isinstance(outcome, TimeoutError)
-                else outcome
-                for outcome in await gather(thunks, timeout=2 * self._timeout + 1)
-            ]
+            due = list(self._dsns) if topology.rediscover else list(topology.due(now))
             with guard():
+                observed, self._late = self._late, {}
+                running = dict(self._running)
+            late = CheckFailure(FailureKind.TIMEOUT, f"no answer within {self._timeout:g} s")
+            for name, began in running.items():
+                if self._clock() - began > self._timeout:
+                    observed[name] = late
+            names = [n for n in due if n not in running]
+            bound = 2 * self._timeout + 1 if patient else min(self._timeout, self._interval / 2)
+            thunks = [partial(self._check, n) for n in names]
+            outcomes = await gather(thunks, timeout=bound, stragglers=self._stragglers)
+            with guard():
+                for name, outcome in zip(names, outcomes, strict=True):
+                    if not isinstance(outcome, TimeoutError):  # else it comes in a later round
+                        observed[name] = outcome
+                        self._late.pop(name, None)
                 old = self.topology
                 # Fold into the *current* value: a rediscovery asked for meanwhile survives.
-                observed = dict(zip(names, outcomes, strict=True))
                 self.topology = tick(old, observed, now, self._params)
             self.rounds += 1
             self._changed(old)
@@ -151,11 +169,24 @@ class Monitor:
             self._on_change(old, new)
 
     async def _check(self, name: str) -> Observation:
+        self._running[name] = self._clock()
+        try:
+            outcome = await self._probe(name)
+        finally:
+            self._running.pop(name, None)
+        with guard():
+            self._late[name] = outcome  # taken by this round, or by the next if this one is over
+        return outcome
+
+    async def _probe(self, name: str) -> Observation:
         conn = self._conns.get(name)
         fresh = conn is None or driver.closed(conn)
         try:
             if fresh:
                 conn = await driver.connect_monitor(self._dsns[name], self._timeout, self._app)
+                if self._closed:  # a straggler of the last round: nobody will close it
+                    driver.terminate(conn)
+                    return CheckFailure(FailureKind.ERROR, "the monitor is closed")
                 self._conns[name] = conn
                 row = await driver.fetchrow(
                     conn, "SELECT system_identifier FROM pg_control_system()", self._timeout

@@ -185,7 +185,7 @@ class AsyncRouter(Queries):
             return self
         if self._state == "closed":
             raise RuntimeError(f"a closed {type(self).__name__} cannot be opened again")
-        topology = await self._monitor.check()
+        topology = await self._monitor.check(patient=True)
         opening = [pool.open for pool in self._pools.values()]
         for failed in await gather(opening, timeout=self.config.pool.connect_timeout + 5):
             if isinstance(failed, BaseException):
@@ -351,7 +351,7 @@ class AsyncRouter(Queries):
 
     async def _rediscover(self, suspect: str) -> None:
         self._monitor.request_rediscovery(suspect)
-        topology = await self._monitor.check()
+        topology = await self._monitor.check(patient=True)
         # The retry must not take a connection the new primary's pool opened while it was a
         # replica (default_transaction_read_only): sync the pools now, not in a later task.
         await self._sync_roles(topology)

@@ -9,7 +9,7 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
-__all__ = ["Background", "Event", "Lock", "Loop", "gather", "guard", "sleep"]
+__all__ = ["Background", "Event", "Lock", "Loop", "gather", "guard", "settle", "sleep"]
 
 logger = logging.getLogger("router")
 
@@ -26,19 +26,35 @@ async def sleep(seconds: float) -> None:
     await asyncio.sleep(seconds)
 
 
-async def gather(thunks: Sequence[Callable[[], Awaitable[Any]]], *, timeout: float) -> list[Any]:
+async def gather(
+    thunks: Sequence[Callable[[], Awaitable[Any]]],
+    *,
+    timeout: float,
+    stragglers: set[Any] | None = None,
+) -> list[Any]:
     """Run every thunk concurrently; a result not ready within *timeout* s comes back as a
-    :class:`TimeoutError` instance (the work is cancelled)."""
+    :class:`TimeoutError` instance. Unfinished work is cancelled, or, given *stragglers*,
+    left running and added to it (for :func:`settle` to end)."""
+    tasks = [asyncio.ensure_future(thunk()) for thunk in thunks]
+    if not tasks:
+        return []
+    done, pending = await asyncio.wait(tasks, timeout=timeout)
+    for task in pending:
+        if stragglers is None:
+            task.cancel()
+        else:
+            stragglers.add(task)
+            task.add_done_callback(stragglers.discard)
+    late = TimeoutError(f"not done within {timeout:g} s")
+    return [task.result() if task in done else late for task in tasks]
 
-    async def bounded(thunk: Callable[[], Awaitable[Any]]) -> Any:
-        try:
-            return await asyncio.wait_for(thunk(), timeout)
-        except TimeoutError as exc:
-            return exc
 
-    if len(thunks) == 1:
-        return [await bounded(thunks[0])]
-    return list(await asyncio.gather(*(bounded(t) for t in thunks)))
+async def settle(stragglers: set[Any]) -> None:
+    """End the work :func:`gather` left running."""
+    tasks = list(stragglers)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 class Background:

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
-__all__ = ["Background", "Event", "Lock", "Loop", "gather", "guard", "sleep"]
+__all__ = ["Background", "Event", "Lock", "Loop", "gather", "guard", "settle", "sleep"]
 
 logger = logging.getLogger("router")
 
@@ -31,11 +31,16 @@ def guard() -> threading.Lock:
 _EXECUTOR = ThreadPoolExecutor(max_workers=32, thread_name_prefix="router-gather")
 
 
-def gather(thunks: Sequence[Callable[[], Any]], *, timeout: float) -> list[Any]:
+def gather(
+    thunks: Sequence[Callable[[], Any]],
+    *,
+    timeout: float,
+    stragglers: set[Any] | None = None,
+) -> list[Any]:
     """Run every thunk concurrently (on a shared thread pool); a result not ready within
-    *timeout* s comes back as a :class:`TimeoutError` instance (its thread runs on; the work
-    must bound itself)."""
-    if len(thunks) == 1:
+    *timeout* s comes back as a :class:`TimeoutError` instance. A thread cannot be
+    cancelled: unfinished work runs on (and must bound itself), in *stragglers* if given."""
+    if len(thunks) == 1 and stragglers is None:
         return [thunks[0]()]
     futures = [_EXECUTOR.submit(thunk) for thunk in thunks]
     deadline = time.monotonic() + timeout
@@ -45,7 +50,16 @@ def gather(thunks: Sequence[Callable[[], Any]], *, timeout: float) -> list[Any]:
             results.append(future.result(timeout=max(0.0, deadline - time.monotonic())))
         except FutureTimeout:
             results.append(TimeoutError(f"not done within {timeout:g} s"))
+            if stragglers is not None:
+                stragglers.add(future)
+                future.add_done_callback(stragglers.discard)
     return results
+
+
+def settle(stragglers: set[Any]) -> None:
+    """Work :func:`gather` left running ends by its own bounds: forget it."""
+    for future in list(stragglers):
+        future.cancel()  # only if it has not started
 
 
 class Background:
