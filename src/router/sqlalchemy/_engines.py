@@ -1,0 +1,149 @@
+"""One SQLAlchemy engine per node: pool limits from the router's configuration, connection
+arguments from the node's conninfo, and the router's fences and failure reports.
+
+The engine URL carries no password (nor anything a driver needs): it names the user, host,
+port and database for ``repr`` and logs only. The driver is given the node's libpq conninfo
+by a ``do_connect`` listener, so SQLAlchemy's own connection arguments for the dialect
+(psycopg's adapters map, for one) are kept. At connect time the listener also looks up the
+node's current role: a replica's connections start with ``default_transaction_read_only=on``
+(as a start-up option: no extra round trip), a second fence behind the classifier.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+from psycopg.conninfo import conninfo_to_dict
+from sqlalchemy import URL, Engine, create_engine, event
+from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from router._async._dsn import asyncpg_dsn
+from router.config import NodeConfig, RouterConfig
+from router.core import FailureKind, Role
+from router.sqlalchemy._core import Core
+
+__all__ = ["async_node_engine", "sync_node_engine", "watch_errors"]
+
+logger = logging.getLogger(__name__)
+
+#: What SQLAlchemy derives from the URL; the conninfo given to the driver says it instead.
+_URL_PARAMS: Final = ("host", "port", "user", "password", "dbname", "database")
+_READ_ONLY_OPTION: Final = "-c default_transaction_read_only=on"
+#: SQLSTATE 25006: a write reached a node in recovery or a read-only transaction.
+_READ_ONLY_SQLSTATE: Final = "25006"
+
+RoleOf = Callable[[str], Role]
+
+
+def _url(drivername: str, node: NodeConfig) -> URL:
+    host = node.host
+    return URL.create(
+        drivername,
+        username=node.user,
+        host=None if host.startswith("/") else host,
+        port=node.port,
+        database=node.dbname,
+    )
+
+
+def _pool_options(config: RouterConfig, extra: Mapping[str, Any] | None) -> dict[str, Any]:
+    pool = config.pool
+    options: dict[str, Any] = {
+        "pool_size": pool.max_size,
+        "max_overflow": 0,
+        "pool_timeout": pool.acquire_timeout,
+        "pool_recycle": -1 if pool.max_lifetime is None else pool.max_lifetime,
+    }
+    options.update(extra or {})
+    return options
+
+
+def _read_only(config: RouterConfig, role_of: RoleOf, node: str) -> bool:
+    return config.replica_read_only and role_of(node) is Role.REPLICA
+
+
+def sync_node_engine(
+    node: NodeConfig,
+    config: RouterConfig,
+    role_of: RoleOf,
+    engine_options: Mapping[str, Any] | None = None,
+) -> Engine:
+    """A ``postgresql+psycopg`` engine for *node*."""
+    engine = create_engine(
+        _url("postgresql+psycopg", node), **_pool_options(config, engine_options)
+    )
+    conninfo = node.connect_dsn
+    own_options = str(conninfo_to_dict(conninfo).get("options") or "")
+    fixed: dict[str, Any] = {
+        "application_name": config.application_name,
+        "connect_timeout": max(1, math.ceil(config.pool.connect_timeout)),
+        "prepare_threshold": config.effective_prepare_threshold,
+    }
+
+    def do_connect(dialect: Any, record: Any, cargs: list[Any], cparams: dict[str, Any]) -> None:
+        for key in _URL_PARAMS:
+            cparams.pop(key, None)
+        cargs[:] = [conninfo]
+        cparams.update(fixed)
+        if _read_only(config, role_of, node.name):
+            cparams["options"] = f"{own_options} {_READ_ONLY_OPTION}".strip()
+
+    event.listen(engine, "do_connect", do_connect)
+    return engine
+
+
+def async_node_engine(
+    node: NodeConfig,
+    config: RouterConfig,
+    role_of: RoleOf,
+    engine_options: Mapping[str, Any] | None = None,
+) -> AsyncEngine:
+    """A ``postgresql+asyncpg`` engine for *node*."""
+    engine = create_async_engine(
+        _url("postgresql+asyncpg", node), **_pool_options(config, engine_options)
+    )
+    dsn = asyncpg_dsn(node.connect_dsn)
+    cache_size = config.effective_statement_cache_size
+
+    def do_connect(dialect: Any, record: Any, cargs: list[Any], cparams: dict[str, Any]) -> None:
+        for key in _URL_PARAMS:
+            cparams.pop(key, None)
+        cargs[:] = [dsn]
+        settings = {"application_name": config.application_name}
+        if _read_only(config, role_of, node.name):
+            settings["default_transaction_read_only"] = "on"
+        cparams["server_settings"] = settings
+        cparams["timeout"] = config.pool.connect_timeout
+        cparams["prepared_statement_cache_size"] = cache_size
+        if cache_size == 0:  # behind a transaction pooler: no named statements at all
+            cparams["statement_cache_size"] = 0
+
+    event.listen(engine.sync_engine, "do_connect", do_connect)
+    return engine
+
+
+def watch_errors(engine: Engine, node: str, core: Core) -> None:
+    """Report what SQLAlchemy's errors say about *node* to the core's monitor: a connection
+    that could not be made or was lost marks the node failed at once (not at the next
+    check); SQLSTATE 25006 from a node believed primary asks for rediscovery of the roles
+    (a failover happened). Nothing is retried: the error reaches the caller unchanged."""
+
+    def handle_error(context: ExceptionContext) -> None:
+        error = context.original_exception
+        monitor = core._monitor
+        if context.connection is None and not context.is_pre_ping:
+            monitor.report_failure(node, FailureKind.CONNECT_FAILED, type(error).__name__)
+        elif context.is_disconnect:
+            monitor.report_failure(node, FailureKind.BROKEN_CONNECTION, type(error).__name__)
+        elif (
+            getattr(error, "sqlstate", None) == _READ_ONLY_SQLSTATE
+            and monitor.topology.primary == node
+        ):
+            logger.warning("%s refused a write as read-only: rediscovering roles", node)
+            monitor.request_rediscovery(node)
+
+    event.listen(engine, "handle_error", handle_error)

@@ -1,0 +1,356 @@
+"""``RoutedSession``: a :class:`~sqlalchemy.orm.Session` whose ``get_bind`` routes.
+
+``Session.get_bind`` is SQLAlchemy's documented hook for choosing an engine per statement;
+the async factory gets the same routing by making this class the ``sync_session_class`` of
+its ``AsyncSession``. Per session transaction (design §4, "auto session"):
+
+- reads go to one node chosen at the transaction's first read (a replica at or past the
+  session's floor, else the primary) and held until the transaction ends: its reads share
+  one connection and never move;
+- the first write (a flush, ``insert/update/delete``, ``FOR UPDATE``, a volatile function,
+  anything the classifier calls WRITE) goes to the primary, and from then on everything does,
+  so lazy loads after a flush see the flushed rows;
+- when a transaction that wrote commits, the session's floor rises to the primary's WAL
+  position, read once its connections are back in their pools (read-your-writes;
+  :meth:`RoutedSession.token`).
+
+A read-only session (``readonly=True``, or the ``postgresql_readonly`` execution option on a
+statement) raises :class:`~router.errors.ReadOnlyViolation` for a write before sending it.
+``primary=True`` (or the ``router_primary`` execution option on a statement) sends reads to
+the primary without pinning the transaction; a ``/* router:primary */`` comment is a WRITE to
+the classifier, so it pins it, as in the core's sessions. Nothing is retried inside
+SQLAlchemy; nor do reads wait for a replica to catch up (``ryw_wait`` is not used): a replica
+behind the floor is skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any, ClassVar, Final, cast
+
+from sqlalchemy import event
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.dml import UpdateBase
+from sqlalchemy.util import EMPTY_DICT
+
+from router._scope import Scope
+from router.core import Classification, Hint, Route
+from router.core._route import Decision, Reason
+from router.errors import ReadOnlyViolation, RouterError
+from router.sqlalchemy._routing import Routing
+from router.sqlalchemy._statements import FLUSH, NO_STATEMENT
+
+__all__ = ["PRIMARY_OPTION", "READONLY_OPTION", "RoutedAsyncSession", "RoutedSession"]
+
+logger = logging.getLogger("router.sqlalchemy")
+
+#: Execution option (statement, ``execute(..., execution_options=...)``, session): run on
+#: the primary.
+PRIMARY_OPTION: Final = "router_primary"
+#: SQLAlchemy's PostgreSQL execution option, honoured per statement and per session: run
+#: on the transaction's replica, and refuse a write with ``ReadOnlyViolation``.
+READONLY_OPTION: Final = "postgresql_readonly"
+
+_OPTIONS: Final = frozenset({PRIMARY_OPTION, READONLY_OPTION})
+_READ_CONNECTION: Final = Classification(
+    Route.READ, frozenset(), "a connection of a read-only session"
+)
+_AFTER_WRITE: Final = "a write earlier in this transaction"
+_HINTED: Final = "router_primary option"
+_HINT_COMMENT: Final = "router:primary hint"
+_BLIND: Final = "the last commit's WAL position is unknown"
+
+
+def _route_options(
+    execution_options: Any, bind_arguments: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """*bind_arguments* plus the routing options among *execution_options*: SQLAlchemy
+    hands bind arguments, not execution options, to ``get_bind``."""
+    primary = execution_options.get(PRIMARY_OPTION)
+    readonly = execution_options.get(READONLY_OPTION)
+    if not primary and not readonly:
+        return bind_arguments
+    found = dict(bind_arguments or {})
+    if primary:
+        found[PRIMARY_OPTION] = True
+    if readonly:
+        found[READONLY_OPTION] = True
+    return found
+
+
+class RoutedSession(Session):
+    """A :class:`~sqlalchemy.orm.Session` whose statements go to the node that may serve
+    them. Made by :func:`router.sqlalchemy.sessionmaker` (or, inside an ``AsyncSession``, by
+    :func:`router.sqlalchemy.async_sessionmaker`), which passes these keywords through:
+
+    ``readonly``
+        Every statement on one replica per transaction; a write raises
+        :class:`~router.errors.ReadOnlyViolation` before it is sent.
+    ``primary``
+        Every statement on the primary.
+    ``after``
+        A token (:meth:`token`, from any session or process on this cluster) whose commit
+        this session's reads must see.
+    ``consistency``
+        ``"read_your_writes"`` (the router's default), ``"bounded"``, ``"eventual"`` or
+        ``"strong"``.
+    """
+
+    _router_routing: ClassVar[Routing]
+    # Defaults on the class: a session sets its own only when they differ (sessions are
+    # made per request, so their construction is on the hot path).
+    _router_readonly = False
+    _router_primary = False
+    _router_after: str | None = None
+    _router_unchecked = False
+    # The current transaction: its read node, its primary once it wrote, whether it
+    # committed having written.
+    _router_read: Decision | None = None
+    _router_write: Decision | None = None
+    _router_committed = False
+    # A commit's position could not be read: read from the primary until one is.
+    _router_blind = False
+    _router_last: Decision | None = None
+
+    def __init__(
+        self,
+        bind: Any = None,
+        *,
+        readonly: bool = False,
+        primary: bool = False,
+        after: str | None = None,
+        consistency: str | None = None,
+        **kw: Any,
+    ) -> None:
+        if bind is not None or kw.pop("binds", None):
+            raise TypeError("a routed session chooses its engines itself: give no bind(s)")
+        super().__init__(**kw)
+        options = getattr(self, "execution_options", None)  # SQLAlchemy >= 2.1
+        if options:
+            readonly = readonly or bool(options.get(READONLY_OPTION))
+            primary = primary or bool(options.get(PRIMARY_OPTION))
+        if readonly:
+            self._router_readonly = True
+        if primary:
+            self._router_primary = True
+        routing = self._router_routing
+        if after is None and consistency is None:
+            # What core._new_scope() makes, without its checks: sessions are made per request.
+            self._router_scope: Scope = Scope(routing.consistency, None, routing.root_scope)
+        else:
+            self._router_after = after
+            self._router_scope, self._router_unchecked = routing.new_scope(consistency, after)
+
+    # -- public ------------------------------------------------------------------------
+
+    @property
+    def readonly(self) -> bool:
+        return self._router_readonly
+
+    @property
+    def consistency(self) -> str:
+        return self._router_scope.consistency.value
+
+    @property
+    def last_decision(self) -> Decision | None:
+        """Where this session's latest statement ran, and why (``node``, ``primary``,
+        ``reason``, ``detail``); ``None`` before any."""
+        return self._router_last
+
+    def token(self) -> str | None:
+        """The latest commit position this session has seen (its own commits, its ``after``
+        token, its reads), as a token for ``factory(after=...)`` here or in another process;
+        ``None`` before any."""
+        return self._router_routing.token(self._router_scope, self._router_after)
+
+    # -- routing -----------------------------------------------------------------------
+
+    def get_bind(
+        self,
+        mapper: Any = None,
+        *,
+        clause: ClauseElement | None = None,
+        bind: Any = None,
+        router_primary: bool = False,
+        postgresql_readonly: bool = False,
+        **kw: Any,
+    ) -> Any:
+        """The engine of the node that may run *clause* now (see the module docstring).
+        Raises :class:`~router.errors.ReadOnlyViolation` for a write in a read-only session
+        or statement, :class:`~router.errors.PrimaryUnavailable` /
+        :class:`~router.errors.TopologyError` for a write without a usable primary."""
+        if bind is not None:
+            return bind
+        routing = self._router_routing
+        if routing.monitor.topology is not routing.seen:
+            routing.refresh()
+        if self._router_unchecked:
+            assert self._router_after is not None
+            routing.check_token(self._router_after)
+            self._router_unchecked = False
+        readonly = self._router_readonly or postgresql_readonly
+        primary = self._router_primary or router_primary
+        if clause is not None:
+            options = getattr(clause, "_execution_options", None)
+            if options:
+                readonly = readonly or bool(options.get(READONLY_OPTION))
+                primary = primary or bool(options.get(PRIMARY_OPTION))
+        write = self._router_write
+        cls: Classification | None
+        if self._flushing:
+            cls = FLUSH
+        elif write is not None and not readonly:
+            cls = None  # pinned: no need to look at the statement
+        elif clause is None:
+            cls = _READ_CONNECTION if readonly else NO_STATEMENT
+        else:
+            cls = routing.classify(clause)
+        if cls is None:
+            assert write is not None
+            if isinstance(clause, UpdateBase):
+                decision = write
+            else:
+                decision = routing.variant(write, Reason.PINNED, _AFTER_WRITE)
+        elif cls.route is Route.WRITE:
+            if readonly:
+                where = "session" if self._router_readonly else "statement"
+                raise ReadOnlyViolation(f"{cls.reason}: not allowed in a read-only {where}")
+            if write is None:
+                write = self._router_write = routing.write()
+            # The classifier makes a hinted statement a WRITE, as the core does: it pins
+            # the transaction (router_primary=True does not).
+            if cls.hint is Hint.PRIMARY:
+                decision = routing.variant(write, Reason.HINT, _HINT_COMMENT)
+            else:
+                decision = write
+        elif write is not None:
+            decision = routing.variant(write, Reason.PINNED, _AFTER_WRITE)
+        elif primary:
+            decision = routing.variant(routing.write(), Reason.HINT, _HINTED)
+        elif self._router_blind and not self._router_read_position():
+            decision = routing.variant(routing.write(), Reason.CONSISTENCY, _BLIND)
+        else:
+            held = self._router_read
+            if held is None:
+                held = self._router_read = routing.read(self._router_scope)
+            decision = held
+        self._router_last = decision
+        return routing.bind(decision, self._router_readonly)
+
+    def _router_read_position(self) -> bool:
+        """Raise the floor to the primary's position now (after a commit); ``False``, and
+        reads on the primary until it succeeds, when it cannot be read."""
+        try:
+            lsn = self._router_routing.commit_position()
+        except (RouterError, SQLAlchemyError, OSError) as exc:
+            # The commit is done; without its position the guarantee holds only on the
+            # primary. Tried again at the next read.
+            if not self._router_blind:
+                logger.warning(
+                    "could not read the primary's WAL position after a commit (%s): this"
+                    " session reads from the primary until it can",
+                    type(exc).__name__,
+                )
+            self._router_blind = True
+            return False
+        self._router_scope.advance(lsn)
+        self._router_blind = False
+        return True
+
+    # SQLAlchemy hands ``get_bind`` the bind arguments, not the execution options: copy the
+    # routing options across. Hidden from type checkers, which keep Session's overloads.
+    if not TYPE_CHECKING:
+
+        def execute(
+            self, statement, params=None, *, execution_options=EMPTY_DICT, bind_arguments=None, **kw
+        ):
+            if execution_options and not _OPTIONS.isdisjoint(execution_options):
+                bind_arguments = _route_options(execution_options, bind_arguments)
+            return super().execute(
+                statement,
+                params,
+                execution_options=execution_options,
+                bind_arguments=bind_arguments,
+                **kw,
+            )
+
+        def scalar(
+            self, statement, params=None, *, execution_options=EMPTY_DICT, bind_arguments=None, **kw
+        ):
+            if execution_options and not _OPTIONS.isdisjoint(execution_options):
+                bind_arguments = _route_options(execution_options, bind_arguments)
+            return super().scalar(
+                statement,
+                params,
+                execution_options=execution_options,
+                bind_arguments=bind_arguments,
+                **kw,
+            )
+
+        def scalars(
+            self, statement, params=None, *, execution_options=EMPTY_DICT, bind_arguments=None, **kw
+        ):
+            if execution_options and not _OPTIONS.isdisjoint(execution_options):
+                bind_arguments = _route_options(execution_options, bind_arguments)
+            return super().scalars(
+                statement,
+                params,
+                execution_options=execution_options,
+                bind_arguments=bind_arguments,
+                **kw,
+            )
+
+
+def _after_commit(session: Session) -> None:
+    # Also fired when a savepoint is released; only the outermost commit counts.
+    if (
+        isinstance(session, RoutedSession)
+        and session._router_write is not None
+        and session.get_nested_transaction() is None
+    ):
+        session._router_committed = True
+
+
+def _after_transaction_end(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is not None or not isinstance(session, RoutedSession):
+        return
+    committed = session._router_committed
+    session._router_read = session._router_write = None
+    if committed:
+        session._router_committed = False
+        if session._router_scope.wants_position:
+            session._router_read_position()
+
+
+event.listen(RoutedSession, "after_commit", _after_commit)
+event.listen(RoutedSession, "after_transaction_end", _after_transaction_end)
+
+
+class RoutedAsyncSession(AsyncSession):
+    """An :class:`~sqlalchemy.ext.asyncio.AsyncSession` over a :class:`RoutedSession`;
+    made by :func:`router.sqlalchemy.async_sessionmaker`."""
+
+    @property
+    def routed(self) -> RoutedSession:
+        """The routed sync session underneath."""
+        return cast(RoutedSession, self.sync_session)
+
+    @property
+    def readonly(self) -> bool:
+        return self.routed.readonly
+
+    @property
+    def consistency(self) -> str:
+        return self.routed.consistency
+
+    @property
+    def last_decision(self) -> Decision | None:
+        """Where this session's latest statement ran, and why."""
+        return self.routed.last_decision
+
+    def token(self) -> str | None:
+        """See :meth:`RoutedSession.token`."""
+        return self.routed.token()
