@@ -620,16 +620,11 @@ async def _with_a_silent_replica(
     return times, ports, rounds_in_1s
 
 
-async def test_a_node_that_never_answers_is_marked_down_and_reads_avoid_it(
+async def test_a_node_that_never_answers_is_marked_down_and_slows_nothing(
     cluster_db: ClusterDatabase, cluster: LocalCluster
 ) -> None:
     times, ports, rounds_in_1s = await _with_a_silent_replica(cluster_db, "faults-silent")
     assert ports <= {n.port for n in cluster.replicas}
     assert times["marked_down_s"] < 6.0, times
-
-
-async def test_a_node_that_never_answers_does_not_slow_the_checks_of_the_others(
-    cluster_db: ClusterDatabase,
-) -> None:
-    _, _, rounds_in_1s = await _with_a_silent_replica(cluster_db, "faults-silent-pace")
+    # The other nodes are still checked about every interval (0.1 s) meanwhile.
     assert rounds_in_1s >= 5, rounds_in_1s

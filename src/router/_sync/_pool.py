@@ -40,6 +40,8 @@ _IDLE = TransactionStatus.IDLE
 #: How often a client waiting for a connection that is being opened looks whether opening it
 #: failed (psycopg_pool offers no way to wake it when it does).
 _FAILURE_POLL: Final = 0.005
+#: A connection given back less than this long ago is handed out again unexamined.
+_FRESH: Final = 0.05
 
 
 class NodePool:
@@ -62,6 +64,8 @@ class NodePool:
         # Failed attempts to open a connection (any thread), and the latest failure.
         self._connect_failures = 0
         self._connect_error: BaseException | None = None
+        # id(connection) -> when it was last given back.
+        self._returned: dict[int, float] = {}
 
     def __repr__(self) -> str:
         return f"NodePool({self.name!r}, read_only={self._read_only})"
@@ -182,7 +186,10 @@ class NodePool:
                 if deadline - time.monotonic() <= 0:
                     raise
                 continue
-            if not connection_closed(conn):
+            # Looking costs a system call, which hands the GIL to the other threads: only a
+            # connection idle for a while is looked at (a busy one was fine a moment ago).
+            returned = self._returned.pop(id(conn), 0.0)
+            if time.monotonic() - returned < _FRESH or not connection_closed(conn):
                 return conn
             pool.putconn(conn)  # closed: the pool opens a replacement
 
@@ -213,6 +220,7 @@ class NodePool:
                     self._configure(conn)
             except psycopg.Error:
                 conn.close()
+        self._returned[id(conn)] = time.monotonic()
         pool.putconn(conn)
 
     def usage(self) -> dict[str, int]:
