@@ -40,21 +40,20 @@ import json
 import os
 import platform
 import random
-import statistics
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import asyncpg
+from _report import Level, Run, check_routing, percentile, summary, table
 
 import router
 from router.testing import LocalCluster
 
 QUERY = "SELECT id, payload FROM bench_items WHERE id = $1"
 SUBJECTS = ("raw", "raw-noreset", "routed", "routed-eventual")
-BASELINE = "raw"
 
 Fetchrow = Callable[..., Awaitable[Any]]
 
@@ -69,35 +68,6 @@ class Subject:
     fetchrow: Fetchrow
     close: Callable[[], Awaitable[None]]
     router: router.AsyncRouter | None = None
-
-
-@dataclass
-class Run:
-    ops: int
-    seconds: float
-    cpu_seconds: float
-    p50_us: float
-    p99_us: float
-
-    @property
-    def ops_per_s(self) -> float:
-        return self.ops / self.seconds
-
-    @property
-    def cpu_us(self) -> float:
-        """This process's CPU time per call (the client's cost; the servers are elsewhere)."""
-        return self.cpu_seconds / self.ops * 1e6
-
-
-@dataclass
-class Level:
-    concurrency: int
-    pool_size: int
-    runs: dict[str, list[Run]] = field(default_factory=dict)
-
-
-def _percentile(ordered: list[float], q: float) -> float:
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def _open(name: str, primary: str, replica: str, k: int) -> Subject:
@@ -152,20 +122,9 @@ async def _measure(
         ops=len(latencies),
         seconds=seconds,
         cpu_seconds=cpu,
-        p50_us=_percentile(latencies, 0.50) * 1e6,
-        p99_us=_percentile(latencies, 0.99) * 1e6,
+        p50_us=percentile(latencies, 0.50) * 1e6,
+        p99_us=percentile(latencies, 0.99) * 1e6,
     )
-
-
-def _check_routing(subject: Subject, replica: str) -> None:
-    """Every routed read must have been served by the replica, for the classifier's reason."""
-    assert subject.router is not None
-    stats = subject.router.stats()
-    decisions = stats["decisions"]
-    if set(decisions) != {replica} or set(decisions[replica]) != {"classifier"}:
-        raise SystemExit(f"{subject.name}: reads not all routed to {replica}: {decisions}")
-    if any(node["errors"] for node in stats["nodes"].values()):
-        raise SystemExit(f"{subject.name}: errors during the run: {stats['nodes']}")
 
 
 async def _level(
@@ -192,7 +151,7 @@ async def _level(
                 )
         for subject in subjects:
             if subject.router is not None:
-                _check_routing(subject, "replica1")
+                check_routing(subject.name, subject.router, "replica1")
     finally:
         for subject in subjects:
             await subject.close()
@@ -226,9 +185,7 @@ class _StubPool:
     async def acquire(self) -> _StubConn:
         return self._conn
 
-    async def release(
-        self, conn: _StubConn, *, dirty: bool = False, settled: bool = False
-    ) -> None:
+    async def release(self, conn: _StubConn, *, dirty: bool = False, settled: bool = False) -> None:
         return None
 
     async def set_read_only(self, read_only: bool) -> None:
@@ -336,63 +293,6 @@ async def _hot_path(primary: str, replica: str, n: int, repeat: int) -> dict[str
 # -- report ------------------------------------------------------------------------------
 
 
-def _summary(level: Level) -> dict[str, Any]:
-    subjects: dict[str, Any] = {}
-    base = level.runs.get(BASELINE)
-    for name, runs in level.runs.items():
-        ops = statistics.median(run.ops_per_s for run in runs)
-        entry: dict[str, Any] = {
-            "ops_per_s": round(ops, 1),
-            "p50_us": round(statistics.median(run.p50_us for run in runs), 1),
-            "p99_us": round(statistics.median(run.p99_us for run in runs), 1),
-            "cpu_us_per_call": round(statistics.median(run.cpu_us for run in runs), 1),
-            "rounds": [
-                {
-                    "ops": run.ops,
-                    "seconds": round(run.seconds, 4),
-                    "ops_per_s": round(run.ops_per_s, 1),
-                    "p50_us": round(run.p50_us, 1),
-                    "p99_us": round(run.p99_us, 1),
-                    "cpu_us_per_call": round(run.cpu_us, 1),
-                }
-                for run in runs
-            ],
-        }
-        if base and name != BASELINE:
-            paired = [a.ops_per_s / b.ops_per_s for a, b in zip(runs, base, strict=True)]
-            entry["vs_raw"] = round(ops / statistics.median(b.ops_per_s for b in base), 3)
-            entry["vs_raw_paired"] = {
-                "median": round(statistics.median(paired), 3),
-                "min": round(min(paired), 3),
-                "max": round(max(paired), 3),
-            }
-        subjects[name] = entry
-    return {"concurrency": level.concurrency, "pool_size": level.pool_size, "subjects": subjects}
-
-
-def _table(summaries: list[dict[str, Any]]) -> str:
-    lines = [
-        "| C  | K  | subject          |   ops/s | p50 µs | p99 µs | CPU µs/call | vs raw "
-        "| paired (min-max)  |",
-        "|---:|---:|------------------|--------:|-------:|-------:|------------:|-------:"
-        "|-------------------|",
-    ]
-    for s in summaries:
-        for name, e in s["subjects"].items():
-            ratio = f"{e['vs_raw']:.2f}x" if "vs_raw" in e else "1.00x"
-            if "vs_raw_paired" in e:
-                p = e["vs_raw_paired"]
-                paired = f"{p['median']:.2f}x ({p['min']:.2f}-{p['max']:.2f})"
-            else:
-                paired = "—"
-            lines.append(
-                f"| {s['concurrency']:<2} | {s['pool_size']:<2} | {name:<16} "
-                f"| {e['ops_per_s']:>7.0f} | {e['p50_us']:>6.0f} | {e['p99_us']:>6.0f} "
-                f"| {e['cpu_us_per_call']:>11.1f} | {ratio:>6} | {paired:<17} |"
-            )
-    return "\n".join(lines)
-
-
 def _hot_table(hot: dict[str, float]) -> str:
     lines = ["| per call, no I/O | µs |", "|---|---:|"]
     lines += [f"| {name:<41} | {us:>6.2f} |" for name, us in hot.items()]
@@ -430,7 +330,7 @@ async def _main(args: argparse.Namespace, cluster: LocalCluster) -> dict[str, An
     summaries = []
     for concurrency in args.concurrency:
         level = await _level(args, primary, replica, concurrency, ids)
-        summaries.append(_summary(level))
+        summaries.append(summary(level))
     hot = await _hot_path(primary, replica, n=args.hot_calls, repeat=7)
     return {"levels": summaries, "hot_path_us": {k: round(v, 3) for k, v in hot.items()}}
 
@@ -446,7 +346,7 @@ def main() -> None:
     elapsed = time.perf_counter() - started
     load_after = os.getloadavg()
     print()
-    print(_table(results["levels"]))
+    print(table(results["levels"]))
     print()
     print(_hot_table(results["hot_path_us"]))
     loads = " -> ".join("/".join(f"{x:.1f}" for x in la) for la in (load_before, load_after))

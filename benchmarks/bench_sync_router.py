@@ -32,23 +32,22 @@ import json
 import os
 import platform
 import random
-import statistics
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import psycopg
 import psycopg_pool
+from _report import Level, Run, check_routing, percentile, summary, table
 
 import router
 from router.testing import LocalCluster
 
 QUERY = "SELECT id, payload FROM bench_items WHERE id = %s"
 SUBJECTS = ("raw", "raw-tx", "routed", "routed-eventual")
-BASELINE = "raw"
 
 Fetchrow = Callable[[int], Any]
 
@@ -59,33 +58,6 @@ class Subject:
     fetchrow: Fetchrow
     close: Callable[[], None]
     router: router.Router | None = None
-
-
-@dataclass
-class Run:
-    ops: int
-    seconds: float
-    cpu_seconds: float
-    p50_us: float
-    p99_us: float
-
-    @property
-    def ops_per_s(self) -> float:
-        return self.ops / self.seconds
-
-    @property
-    def cpu_us(self) -> float:
-        return self.cpu_seconds / self.ops * 1e6
-
-
-@dataclass
-class Level:
-    concurrency: int
-    runs: dict[str, list[Run]] = field(default_factory=dict)
-
-
-def _percentile(ordered: list[float], q: float) -> float:
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def _open(name: str, primary: str, replica: str, k: int) -> Subject:
@@ -165,26 +137,15 @@ def _measure(
         ops=len(latencies),
         seconds=seconds,
         cpu_seconds=cpu,
-        p50_us=_percentile(latencies, 0.50) * 1e6,
-        p99_us=_percentile(latencies, 0.99) * 1e6,
+        p50_us=percentile(latencies, 0.50) * 1e6,
+        p99_us=percentile(latencies, 0.99) * 1e6,
     )
-
-
-def _check_routing(subject: Subject, replica: str) -> None:
-    """Every routed read must have been served by the replica, for the classifier's reason."""
-    assert subject.router is not None
-    stats = subject.router.stats()
-    decisions = stats["decisions"]
-    if set(decisions) != {replica} or set(decisions[replica]) != {"classifier"}:
-        raise SystemExit(f"{subject.name}: reads not all routed to {replica}: {decisions}")
-    if any(node["errors"] for node in stats["nodes"].values()):
-        raise SystemExit(f"{subject.name}: errors during the run: {stats['nodes']}")
 
 
 def _level(
     args: argparse.Namespace, primary: str, replica: str, concurrency: int, ids: list[int]
 ) -> Level:
-    level = Level(concurrency, {name: [] for name in args.subjects})
+    level = Level(concurrency, concurrency, {name: [] for name in args.subjects})
     subjects = [_open(name, primary, replica, concurrency) for name in args.subjects]
     try:
         for subject in subjects:
@@ -204,57 +165,11 @@ def _level(
                 )
         for subject in subjects:
             if subject.router is not None:
-                _check_routing(subject, "replica1")
+                check_routing(subject.name, subject.router, "replica1")
     finally:
         for subject in subjects:
             subject.close()
     return level
-
-
-def _summary(level: Level) -> dict[str, Any]:
-    subjects: dict[str, Any] = {}
-    base = level.runs.get(BASELINE)
-    for name, runs in level.runs.items():
-        ops = statistics.median(run.ops_per_s for run in runs)
-        entry: dict[str, Any] = {
-            "ops_per_s": round(ops, 1),
-            "p50_us": round(statistics.median(run.p50_us for run in runs), 1),
-            "p99_us": round(statistics.median(run.p99_us for run in runs), 1),
-            "cpu_us_per_call": round(statistics.median(run.cpu_us for run in runs), 1),
-            "rounds_ops_per_s": [round(run.ops_per_s, 1) for run in runs],
-        }
-        if base and name != BASELINE:
-            paired = [a.ops_per_s / b.ops_per_s for a, b in zip(runs, base, strict=True)]
-            entry["vs_raw"] = round(ops / statistics.median(b.ops_per_s for b in base), 3)
-            entry["vs_raw_paired"] = {
-                "median": round(statistics.median(paired), 3),
-                "min": round(min(paired), 3),
-                "max": round(max(paired), 3),
-            }
-        subjects[name] = entry
-    return {"concurrency": level.concurrency, "pool_size": level.concurrency, "subjects": subjects}
-
-
-def _table(summaries: list[dict[str, Any]]) -> str:
-    lines = [
-        "| C  | subject          |   ops/s | p50 µs | p99 µs | CPU µs/call | vs raw "
-        "| paired (min-max)  |",
-        "|---:|------------------|--------:|-------:|-------:|------------:|-------:"
-        "|-------------------|",
-    ]
-    for s in summaries:
-        for name, e in s["subjects"].items():
-            ratio = f"{e['vs_raw']:.2f}x" if "vs_raw" in e else "1.00x"
-            paired = ""
-            if "vs_raw_paired" in e:
-                p = e["vs_raw_paired"]
-                paired = f"{p['median']:.2f}x ({p['min']:.2f}-{p['max']:.2f})"
-            lines.append(
-                f"| {s['concurrency']:>2} | {name:<16} | {e['ops_per_s']:>7.0f} "
-                f"| {e['p50_us']:>6.0f} | {e['p99_us']:>6.0f} | {e['cpu_us_per_call']:>11.1f} "
-                f"| {ratio:>6} | {paired:<17} |"
-            )
-    return "\n".join(lines)
 
 
 def _parse() -> argparse.Namespace:
@@ -288,9 +203,9 @@ def main() -> None:
         cluster.wait_caught_up()
         ids = list(range(1, args.rows + 1))
         random.shuffle(ids)
-        summaries = [_summary(_level(args, primary, replica, c, ids)) for c in args.levels]
+        summaries = [summary(_level(args, primary, replica, c, ids)) for c in args.levels]
     print()
-    print(_table(summaries))
+    print(table(summaries))
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         result = {

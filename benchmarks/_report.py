@@ -1,0 +1,106 @@
+"""What the router benchmarks share: a run's figures, their summary per level against the
+``raw`` baseline (medians over rounds, and paired per-round ratios), and the Markdown table."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from typing import Any
+
+BASELINE = "raw"
+
+
+@dataclass
+class Run:
+    ops: int
+    seconds: float
+    cpu_seconds: float
+    p50_us: float
+    p99_us: float
+
+    @property
+    def ops_per_s(self) -> float:
+        return self.ops / self.seconds
+
+    @property
+    def cpu_us(self) -> float:
+        """This process's CPU time per call (the client's cost; the servers are elsewhere)."""
+        return self.cpu_seconds / self.ops * 1e6
+
+
+@dataclass
+class Level:
+    concurrency: int
+    pool_size: int
+    runs: dict[str, list[Run]] = field(default_factory=dict)
+
+
+def percentile(ordered: list[float], q: float) -> float:
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def summary(level: Level) -> dict[str, Any]:
+    subjects: dict[str, Any] = {}
+    base = level.runs.get(BASELINE)
+    for name, runs in level.runs.items():
+        ops = statistics.median(run.ops_per_s for run in runs)
+        entry: dict[str, Any] = {
+            "ops_per_s": round(ops, 1),
+            "p50_us": round(statistics.median(run.p50_us for run in runs), 1),
+            "p99_us": round(statistics.median(run.p99_us for run in runs), 1),
+            "cpu_us_per_call": round(statistics.median(run.cpu_us for run in runs), 1),
+            "rounds": [
+                {
+                    "ops": run.ops,
+                    "seconds": round(run.seconds, 4),
+                    "ops_per_s": round(run.ops_per_s, 1),
+                    "p50_us": round(run.p50_us, 1),
+                    "p99_us": round(run.p99_us, 1),
+                    "cpu_us_per_call": round(run.cpu_us, 1),
+                }
+                for run in runs
+            ],
+        }
+        if base and name != BASELINE:
+            paired = [a.ops_per_s / b.ops_per_s for a, b in zip(runs, base, strict=True)]
+            entry["vs_raw"] = round(ops / statistics.median(b.ops_per_s for b in base), 3)
+            entry["vs_raw_paired"] = {
+                "median": round(statistics.median(paired), 3),
+                "min": round(min(paired), 3),
+                "max": round(max(paired), 3),
+            }
+        subjects[name] = entry
+    return {"concurrency": level.concurrency, "pool_size": level.pool_size, "subjects": subjects}
+
+
+def table(summaries: list[dict[str, Any]]) -> str:
+    lines = [
+        "| C  | K  | subject          |   ops/s | p50 µs | p99 µs | CPU µs/call | vs raw "
+        "| paired (min-max)  |",
+        "|---:|---:|------------------|--------:|-------:|-------:|------------:|-------:"
+        "|-------------------|",
+    ]
+    for s in summaries:
+        for name, e in s["subjects"].items():
+            ratio = f"{e['vs_raw']:.2f}x" if "vs_raw" in e else "1.00x"
+            if "vs_raw_paired" in e:
+                p = e["vs_raw_paired"]
+                paired = f"{p['median']:.2f}x ({p['min']:.2f}-{p['max']:.2f})"
+            else:
+                paired = "—"
+            lines.append(
+                f"| {s['concurrency']:<2} | {s['pool_size']:<2} | {name:<16} "
+                f"| {e['ops_per_s']:>7.0f} | {e['p50_us']:>6.0f} | {e['p99_us']:>6.0f} "
+                f"| {e['cpu_us_per_call']:>11.1f} | {ratio:>6} | {paired:<17} |"
+            )
+    return "\n".join(lines)
+
+
+def check_routing(name: str, router: Any, replica: str) -> None:
+    """Every routed read must have been served by the replica, for the classifier's reason."""
+    stats = router.stats()
+    decisions = stats["decisions"]
+    if set(decisions) != {replica} or set(decisions[replica]) != {"classifier"}:
+        raise SystemExit(f"{name}: reads not all routed to {replica}: {decisions}")
+    if any(node["errors"] for node in stats["nodes"].values()):
+        raise SystemExit(f"{name}: errors during the run: {stats['nodes']}")
