@@ -35,6 +35,7 @@ from router.core import (
 from router.errors import (
     ConfigurationError,
     ForeignToken,
+    InvalidQuery,
     InvalidToken,
     NoReplicaAvailable,
     PoolTimeout,
@@ -60,6 +61,7 @@ __all__ = [
     "ForeignToken",
     "FunctionCatalog",
     "Hint",
+    "InvalidQuery",
     "InvalidToken",
     "NoReplicaAvailable",
     "NodeConfig",

@@ -30,6 +30,9 @@ DEFAULT_WEIGHT: Final = 1.0
 MAX_NAME_LENGTH: Final = 128
 
 DEFAULT_MIN_SIZE: Final = 1
+# PostgreSQL's own ceiling on connections (MAX_BACKENDS). asyncpg builds every slot of a pool
+# when it opens it: a mistyped billion would exhaust memory instead of failing.
+MAX_POOL_SIZE: Final = 262_143
 DEFAULT_MAX_SIZE: Final = 10
 DEFAULT_ACQUIRE_TIMEOUT: Final = 5.0
 DEFAULT_MAX_LIFETIME: Final = 3600.0
@@ -183,7 +186,7 @@ class PoolConfig:
 
     def __post_init__(self) -> None:
         min_size = check_int("pool.min_size", self.min_size, minimum=0)
-        max_size = check_int("pool.max_size", self.max_size, minimum=1)
+        max_size = check_int("pool.max_size", self.max_size, minimum=1, maximum=MAX_POOL_SIZE)
         if min_size > max_size:
             raise ConfigurationError(
                 "pool.min_size", f"must be <= max_size ({max_size}); got {min_size}"

@@ -16,7 +16,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, Final
 
-from router._config_dsn import URI_PREFIXES, check_text, split_hosts, split_router_options
+from router._config_dsn import (
+    MASK,
+    URI_PREFIXES,
+    check_text,
+    split_hosts,
+    split_router_options,
+)
+from router._config_dsn import _redact as redact_found
 from router._config_nodes import NodeConfig, PoolConfig, RetryConfig
 from router._config_values import show
 from router.errors import ConfigurationError
@@ -203,6 +210,25 @@ def _build(
     raise failure
 
 
+def _hiding(dsns: Iterable[object], password: str | None, call: Callable[[], Any]) -> Any:
+    """``call()``, with the passwords of *dsns* and *password* masked in its
+    :class:`ConfigurationError`: an option's text is echoed in errors, and a password pasted
+    into the wrong variable must not be."""
+    try:
+        return call()
+    except ConfigurationError as error:
+        failure = error
+    found = {secret for dsn in dsns if isinstance(dsn, str) for secret in redact_found(dsn)[1]}
+    if password:
+        found.add(password)
+    field, problem = failure.field, failure.problem
+    for secret in sorted((s for s in found if len(s) >= 4), key=len, reverse=True):
+        field, problem = field.replace(secret, MASK), problem.replace(secret, MASK)
+    if (field, problem) == (failure.field, failure.problem):
+        raise failure
+    raise ConfigurationError(field, problem) from None
+
+
 def config_from_url(
     config_cls: type[Any],
     url: object,
@@ -223,13 +249,17 @@ def config_from_url(
     def node_source(field_name: str) -> str | None:
         return where if field_name.startswith("nodes") else None
 
-    return _build(
-        config_cls,
-        base={"nodes": found},
-        texts=texts,
-        name_of=name_of,
-        node_source=node_source,
-        overrides=overrides,
+    return _hiding(
+        [url],
+        password,
+        lambda: _build(
+            config_cls,
+            base={"nodes": found},
+            texts=texts,
+            name_of=name_of,
+            node_source=node_source,
+            overrides=overrides,
+        ),
     )
 
 
@@ -287,11 +317,15 @@ def config_from_env(config_cls: type[Any], env: Mapping[str, str], prefix: str) 
             return primary_var
         return replicas_var if field_name.startswith("replicas") else None
 
-    return _build(
-        config_cls,
-        base={"primary": primary[0], "replicas": replicas},
-        texts=texts,
-        name_of=name_of,
-        node_source=node_source,
-        overrides={},
+    return _hiding(
+        [mine[primary_var], *replica_dsns],
+        password,
+        lambda: _build(
+            config_cls,
+            base={"primary": primary[0], "replicas": replicas},
+            texts=texts,
+            name_of=name_of,
+            node_source=node_source,
+            overrides={},
+        ),
     )

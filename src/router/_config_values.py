@@ -8,7 +8,7 @@ saying what was expected and what was given. Checks are strict: ``bool`` is not 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from typing import Final, Literal, TypeVar
 
@@ -161,9 +161,10 @@ def check_str(field: str, value: object, *, max_length: int) -> str:
 
 
 def check_names(field: str, value: object) -> tuple[str, ...]:
-    """Function names for the classifier: a collection (not one string) of ``name`` or
-    ``schema.name`` strings, kept in order without duplicates."""
-    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+    """Function names for the classifier: a collection (not one string, nor a mapping, whose
+    values would be dropped unseen) of ``name`` or ``schema.name`` strings, kept in order
+    without duplicates."""
+    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
         raise ConfigurationError(
             field, f"must be a list or tuple of function names; got {show(value)}"
         )

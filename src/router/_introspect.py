@@ -7,13 +7,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from router._config_dsn import redact
 from router._scope import Scope, needs_session
 from router._stats import NodeStats
 from router.core import Classification, Hint, Role, Topology, eligible
 from router.core._route import Decision
 from router.errors import NoReplicaAvailable, PrimaryUnavailable, TopologyError
 
-__all__ = ["Explanation", "describe", "explain", "stats"]
+__all__ = ["Explanation", "describe", "explain", "last_errors", "stats"]
 
 
 class _Monitor(Protocol):
@@ -97,6 +98,7 @@ def stats(
             "health": health.health.value,
             "admitted": health.admitted,
             "reason": health.reason,
+            "last_error": redact(health.last_error) if not health.up else "",
             "lag_bytes": health.lag_bytes,
             "lag_seconds": health.lag_seconds,
             "replay_lsn": None if health.replay_lsn is None else str(health.replay_lsn),
@@ -129,3 +131,14 @@ def describe(topology: Topology) -> str:
         for n in topology.nodes
     ]
     return ", ".join(parts) + (" SPLIT BRAIN" if topology.split_brain else "")
+
+
+def last_errors(topology: Topology) -> str:
+    """`` (last errors: node: error; ...)`` for the nodes that are not up and failed a check,
+    or nothing: so that "no primary is reachable" says why (a wrong password, a host that
+    does not resolve, a refused connection). Driver and server messages never hold the
+    password, and are redacted all the same."""
+    parts = [
+        f"{n.name}: {redact(n.last_error)}" for n in topology.nodes if n.last_error and not n.up
+    ]
+    return f" (last errors: {'; '.join(parts)})" if parts else ""

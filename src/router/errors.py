@@ -14,6 +14,7 @@ are for conditions the router itself detects::
      +-- SessionStateError       a session-state statement (SET, LISTEN, temp table, ...)
      |                           outside a session, where a pooled connection would lose it
      +-- PoolTimeout             no connection of a node's pool became free in time
+     +-- InvalidQuery            SQL text no server can be sent (a NUL character); not sent
 
 Database errors (asyncpg's, psycopg's, SQLAlchemy's) are never wrapped: code that catches
 them keeps working.
@@ -24,6 +25,7 @@ from __future__ import annotations
 __all__ = [
     "ConfigurationError",
     "ForeignToken",
+    "InvalidQuery",
     "InvalidToken",
     "NoReplicaAvailable",
     "PoolTimeout",
@@ -111,3 +113,9 @@ class PoolTimeout(RouterError, TimeoutError):
         self.node = node
         self.timeout = timeout
         super().__init__(f"no connection to {node} became free within {timeout:g} s")
+
+
+class InvalidQuery(RouterError, ValueError):
+    """SQL text that cannot be sent as it is: it contains a NUL character, which PostgreSQL's
+    protocol cannot carry (libpq would silently cut the statement there, asyncpg gets a bare
+    protocol error). Raised before anything is sent."""

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import asyncpg
@@ -19,6 +20,7 @@ __all__ = [
     "MONITOR_BROKEN",
     "READ_ONLY_ERRORS",
     "Connection",
+    "abandoned",
     "closed",
     "connect_monitor",
     "dsn",
@@ -64,6 +66,15 @@ MONITOR_BROKEN: tuple[type[BaseException], ...] = (
     asyncpg.AdminShutdownError,
     asyncpg.CannotConnectNowError,
 )
+
+
+def abandoned(exc: BaseException) -> bool:
+    """Whether *exc* means a statement was given up on while under way: asyncpg's ``timeout``
+    ran out, or the task was cancelled. asyncpg then sends a cancel request over a new
+    connection and keeps the old one busy until the server confirms it, which on a dead link
+    (connect hangs, reads stall) never happens: such a connection is to be closed, not
+    released or used for a ROLLBACK."""
+    return isinstance(exc, (TimeoutError, asyncio.CancelledError))
 
 
 def lost(exc: BaseException, conn: asyncpg.Connection | None) -> bool:

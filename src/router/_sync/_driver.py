@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import select
+import time
 from typing import Any
 
 import psycopg
@@ -23,6 +24,7 @@ __all__ = [
     "MONITOR_BROKEN",
     "READ_ONLY_ERRORS",
     "Connection",
+    "abandoned",
     "closed",
     "connect_monitor",
     "dsn",
@@ -55,6 +57,13 @@ READ_ONLY_ERRORS: tuple[type[BaseException], ...] = (e.ReadOnlySqlTransaction,)
 BROKEN_PROTOCOL: tuple[type[BaseException], ...] = ()
 #: A monitor connection that is of no further use.
 MONITOR_BROKEN: tuple[type[BaseException], ...] = (OSError, psycopg.OperationalError)
+
+
+def abandoned(exc: BaseException) -> bool:
+    """Never: a psycopg call blocks its thread until the server answers, and a cancel
+    (``KeyboardInterrupt``) is confirmed before it returns. The async twin's connections can
+    be left waiting for a cancel; these cannot."""
+    return False
 
 
 def lost(exc: BaseException, conn: Connection | None) -> bool:
@@ -129,7 +138,15 @@ def connect_monitor(dsn: str, timeout: float, application_name: str) -> Connecti
         keepalives_interval=1,
         keepalives_count=2,
     )
-    return psycopg.connect(make_conninfo("", **params), autocommit=True, prepare_threshold=None)
+    started = time.monotonic()
+    try:
+        return psycopg.connect(make_conninfo("", **params), autocommit=True, prepare_threshold=None)
+    except psycopg.OperationalError as exc:
+        if time.monotonic() - started < timeout or isinstance(exc, e.ConnectionTimeout):
+            raise
+        # The kernel gave up on an unanswered handshake (tcp_user_timeout), which libpq
+        # words as "server closed the connection unexpectedly": say what happened.
+        raise TimeoutError(f"no answer within {timeout:g} s") from None
 
 
 def closed(conn: Connection) -> bool:

@@ -25,7 +25,7 @@ from tenacity import (
     wait_random,
 )
 
-from router._introspect import Explanation, describe, explain, stats
+from router._introspect import Explanation, describe, explain, last_errors, stats
 from router._scope import LAST_DECISION, POSITION_QUERY, Call, Scope, needs_session
 from router._stats import PoolSettings
 from router._sync import _driver as driver
@@ -54,6 +54,8 @@ from router.core import (
 )
 from router.core._route import Decision, Reason, choose_read, choose_write
 from router.errors import (
+    ConfigurationError,
+    InvalidQuery,
     NoReplicaAvailable,
     PoolTimeout,
     PrimaryUnavailable,
@@ -122,6 +124,13 @@ class Router(Queries):
         rng: Random | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        if not isinstance(config, RouterConfig):
+            # Only the type: a connection string given here holds the password.
+            raise ConfigurationError(
+                "config",
+                f"must be a RouterConfig (RouterConfig.from_url(url) builds one from a URL);"
+                f" got a {type(config).__name__}",
+            )
         self.config = config
         self._own_classifier = classifier is None
         self._classifier = classifier or Classifier(
@@ -307,6 +316,14 @@ class Router(Queries):
     # -- the paths ---------------------------------------------------------------------
 
     def _classify(self, query: str) -> Classification:
+        if type(query) is not str:
+            raise TypeError(f"the SQL text must be a str; got a {type(query).__name__}")
+        if "\0" in query:
+            # libpq would send the text up to the NUL and drop the rest without a word.
+            raise InvalidQuery(
+                f"the SQL text contains a NUL character at position {query.index(chr(0))};"
+                " PostgreSQL cannot receive it (nothing was sent)"
+            )
         return self._classifier.classify(query)
 
     def _call(
@@ -325,11 +342,12 @@ class Router(Queries):
         return self._read(scope, call)
 
     def _write_decision(self) -> Decision:
-        decision = choose_write(self._monitor.topology)
+        topology = self._monitor.topology
+        decision = choose_write(topology)
         if decision.node is None:
-            if self._monitor.topology.split_brain:
+            if topology.split_brain:
                 raise TopologyError(f"writes refused: {decision.detail}")
-            raise PrimaryUnavailable(f"writes refused: {decision.detail}")
+            raise PrimaryUnavailable(f"writes refused: {decision.detail}{last_errors(topology)}")
         return decision
 
     def _write(self, scope: Scope, call: Call) -> Any:
@@ -393,8 +411,8 @@ class Router(Queries):
         )
         if decision.node is None:
             if decision.primary:
-                raise PrimaryUnavailable(decision.detail)
-            raise NoReplicaAvailable(decision.detail)
+                raise PrimaryUnavailable(decision.detail + last_errors(topology))
+            raise NoReplicaAvailable(decision.detail + last_errors(topology))
         if retry:
             decision = replace(decision, reason=Reason.RETRY, detail=f"retry: {decision.detail}")
         return decision
@@ -527,16 +545,21 @@ class Router(Queries):
                 scope.advance(self._commit_position(conn))
             return True, result
         except BaseException as exc:
+            # A statement given up on (its timeout, or the task cancelled) says nothing about
+            # the node: the monitor judges that. Its connection is closed, not handed back:
+            # the driver would wait for the server to confirm the cancel, as long as the link
+            # is dead.
+            abandoned = driver.abandoned(exc)
             # Only a failure of the connection itself says anything about the node; a closed
             # connection alone does not (asyncpg closes it after some of its own errors).
-            lost = driver.lost(exc, conn)
+            lost = driver.lost(exc, conn) and not abandoned
             if lost:
                 self._monitor.report_failure(
                     node, FailureKind.BROKEN_CONNECTION, type(exc).__name__
                 )
             # The driver's protocol state is broken: nothing was sent, the connection is done.
             broken = isinstance(exc, driver.BROKEN_PROTOCOL)
-            if broken:
+            if broken or abandoned:
                 driver.terminate(conn)
             if not write and isinstance(exc, Exception) and (lost or broken or driver.closed(conn)):
                 raise _Retry(node, exc) from exc

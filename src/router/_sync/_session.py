@@ -160,7 +160,11 @@ class Transaction(Queries):
         held = self._active()
         try:
             if exc is not None:
-                if not driver.closed(held.conn):
+                if driver.abandoned(exc):
+                    # A ROLLBACK would wait for the driver's cancel of the abandoned statement,
+                    # as long as the link is dead: close the connection, the server rolls back.
+                    driver.terminate(held.conn)
+                elif not driver.closed(held.conn):
                     driver.execute(held.conn, "ROLLBACK")
                 return
             driver.execute(held.conn, "COMMIT")

@@ -11,15 +11,25 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
+from router._config_dsn import redact
 from router._version import __version__
 from router.cli import _classify, _cluster
 
 __all__ = ["main"]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, minus the echo of a password: its errors quote what was typed (an
+    unrecognized argument, an invalid choice), which may be a connection string."""
+
+    def error(self, message: str) -> NoReturn:
+        super().error(redact(message))
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="router",
         description="Read/write splitting for PostgreSQL streaming replicas.",
     )

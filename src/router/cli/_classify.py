@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any
 
+from router._config_dsn import redact
 from router.core import Classification, Classifier
 
 __all__ = ["register"]
@@ -60,7 +61,8 @@ def handler(args: argparse.Namespace) -> int:
             cache_size=0,
         )
     except ValueError as exc:
-        print(f"router: {exc}", file=sys.stderr)
+        # The message quotes the bad name, which may be a connection string typed there.
+        print(f"router: {redact(str(exc))}", file=sys.stderr)
         return 2
     result = classifier.classify(sql)
     if args.json:

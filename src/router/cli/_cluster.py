@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 from psycopg.conninfo import conninfo_to_dict
 
+from router._config_dsn import redact
 from router.testing import ClusterError, LocalCluster
 
 __all__ = ["default_dir", "register"]
@@ -26,6 +27,16 @@ __all__ = ["default_dir", "register"]
 def default_dir() -> Path:
     """Where ``router cluster`` keeps its cluster unless ``--dir`` says otherwise."""
     return Path(tempfile.gettempdir()) / f"router-cluster-{getpass.getuser()}"
+
+
+def _directory(text: str) -> Path:
+    """``--dir``: a path, and not a connection string (``Path`` would fold its ``//`` and hide
+    the password from redaction in every message that shows the directory)."""
+    if "://" in text or "password=" in text.lower():
+        raise argparse.ArgumentTypeError(
+            "expects the cluster's directory, not a connection string (not shown)"
+        )
+    return Path(text)
 
 
 def register(subparsers: Any) -> None:
@@ -39,7 +50,7 @@ def register(subparsers: Any) -> None:
     def add(name: str, help_text: str) -> argparse.ArgumentParser:
         parser: argparse.ArgumentParser = commands.add_parser(name, help=help_text)
         parser.add_argument(
-            "--dir", type=Path, default=default_dir(), help="cluster directory (%(default)s)"
+            "--dir", type=_directory, default=default_dir(), help="cluster directory (%(default)s)"
         )
         parser.add_argument("--json", action="store_true", help="print JSON")
         return parser
@@ -63,7 +74,7 @@ def register(subparsers: Any) -> None:
 
 
 def _fail(message: str) -> int:
-    print(f"router: {message}", file=sys.stderr)
+    print(f"router: {redact(message)}", file=sys.stderr)
     return 1
 
 

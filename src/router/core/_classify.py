@@ -54,11 +54,15 @@ def _unparseable(hint: Hint | None = None) -> Classification:
 def _names(entries: Iterable[str], field: str) -> frozenset[str]:
     if isinstance(entries, str):
         raise ConfigurationError(field, "must be a collection of function names, not one string")
-    names = frozenset(entries)
+    given: object = entries  # typed Iterable[str]; callers may pass anything
+    if not isinstance(given, Iterable):
+        kind = type(given).__name__
+        raise ConfigurationError(field, f"must be a collection of function names, not a {kind}")
+    names = list(entries)
     for name in names:
         if not isinstance(name, str) or not name.strip(". ") or name.count(".") > 1:
             raise ConfigurationError(field, f"{name!r} is not a function name or schema.name")
-    return names
+    return frozenset(names)
 
 
 class _Engine:
