@@ -14,6 +14,7 @@ from router.errors import ConfigurationError
 
 __all__ = [
     "DEFAULT_ACQUIRE_TIMEOUT",
+    "DEFAULT_COMMAND_TIMEOUT",
     "DEFAULT_CONNECT_TIMEOUT",
     "DEFAULT_MAX_IDLE",
     "DEFAULT_MAX_LIFETIME",
@@ -38,6 +39,12 @@ DEFAULT_ACQUIRE_TIMEOUT: Final = 5.0
 DEFAULT_MAX_LIFETIME: Final = 3600.0
 DEFAULT_MAX_IDLE: Final = 600.0
 DEFAULT_CONNECT_TIMEOUT: Final = 5.0
+# The router's own statements (BEGIN, COMMIT, ROLLBACK, the commit position, resets) answer in
+# milliseconds on a live link. Long enough for a slow disk's COMMIT; short enough that a
+# transaction committing into a dead link fails within an application's usual budget.
+DEFAULT_COMMAND_TIMEOUT: Final = 3.0
+# The kernel's TCP_USER_TIMEOUT (the sync pool's) is an int of milliseconds.
+MAX_COMMAND_TIMEOUT: Final = 2_000_000.0
 
 DEFAULT_RETRY_ATTEMPTS: Final = 3
 DEFAULT_BACKOFF_INITIAL: Final = 0.05
@@ -174,6 +181,19 @@ class PoolConfig:
     at most ``acquire_timeout`` for one. Connections are closed after ``max_lifetime`` (None:
     never), ``max_idle`` unused (None: never) or ``max_queries`` statements (None: no limit).
     ``connect_timeout`` bounds opening one.
+
+    ``command_timeout`` (None: never) bounds each statement the router sends on its own on a
+    pooled connection: ``BEGIN``, ``COMMIT``, ``ROLLBACK``, the commit position it reads after
+    a write, the replay position it polls for ``ryw_wait``, the reset and ``SET`` of a pooled
+    connection. One that runs out raises :class:`TimeoutError` and its connection is closed
+    (the server rolls back whatever was open); after a ``COMMIT`` or a write, the outcome is
+    then unknown, as for any write past its timeout. The application's own statements keep
+    their own ``timeout=`` (asyncpg), none by default. Raise it, or set None, where a COMMIT
+    may wait for long by design: synchronous replication whose standby can be away, large
+    deferred constraint checks. psycopg cannot time out a statement from the client: the sync
+    router's pooled connections get ``tcp_user_timeout`` and keepalives from it instead (unless
+    their DSN sets them), which end a statement on a link that stops acknowledging, not one the
+    server is slow to answer.
     """
 
     min_size: int = DEFAULT_MIN_SIZE
@@ -183,6 +203,7 @@ class PoolConfig:
     max_idle: float | None = DEFAULT_MAX_IDLE
     max_queries: int | None = None
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    command_timeout: float | None = DEFAULT_COMMAND_TIMEOUT
 
     def __post_init__(self) -> None:
         min_size = check_int("pool.min_size", self.min_size, minimum=0)
@@ -191,12 +212,14 @@ class PoolConfig:
             raise ConfigurationError(
                 "pool.min_size", f"must be <= max_size ({max_size}); got {min_size}"
             )
-        positive = {"acquire_timeout", "connect_timeout", "max_lifetime", "max_idle"}
+        optional = {"max_lifetime", "max_idle", "command_timeout"}
+        positive = {"acquire_timeout", "connect_timeout", *optional}
         for name in sorted(positive):
             value = getattr(self, name)
-            if value is None and name in {"max_lifetime", "max_idle"}:
+            if value is None and name in optional:
                 continue
-            checked = check_float(f"pool.{name}", value, exclusive=True)
+            maximum = MAX_COMMAND_TIMEOUT if name == "command_timeout" else None
+            checked = check_float(f"pool.{name}", value, exclusive=True, maximum=maximum)
             object.__setattr__(self, name, checked)
         if self.max_queries is not None:
             check_int("pool.max_queries", self.max_queries, minimum=1)

@@ -22,6 +22,7 @@ class PoolSettings:
     prepare_threshold: int | None  # psycopg; None: never prepare
     application_name: str
     replica_read_only: bool
+    command_timeout: float | None = None  # the pool's own statements (reset, SET)
 
 
 @dataclass(slots=True)

@@ -863,6 +863,9 @@ _SPECIAL: Final[dict[str, list[Any]]] = {
     "password": ["pw"],  # also in the DSN (the NodeConfig cases give it one)
     # More than PostgreSQL's MAX_BACKENDS: asyncpg would build a slot for each at open().
     "max_size": [0, -1, 262_144, 10**9],
+    # None switches it off; 0 would give up on every statement the router sends on its own;
+    # the sync pool hands it to the kernel as an int of milliseconds (TCP_USER_TIMEOUT).
+    "command_timeout": [0, 0.0, -1.0, math.nan, math.inf, -math.inf, 1e9],
     "policy": ["rr", "", "ROUND ROBIN!"],
     "consistency": ["linearizable", ""],
     "fallback": ["replica", ""],

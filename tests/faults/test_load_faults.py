@@ -615,20 +615,7 @@ async def run(request: pytest.FixtureRequest, load_db: str, faulty: LocalCluster
 
 
 #: (invariant, scenario) pairs the router cannot keep yet: strict expected failures.
-_NO_TIMEOUT_ON_COMMIT = (
-    "the router's own statements carry no timeout (BEGIN, COMMIT, ROLLBACK, the commit position"
-    " read after a write) and the application cannot give them one: a transaction that commits"
-    " into a dead link waits until the link heals (or TCP gives up, minutes later)"
-)
-KNOWN_BROKEN: dict[tuple[str, str], str] = {
-    ("hung", "proxy-replica1-blackhole"): _NO_TIMEOUT_ON_COMMIT,
-    ("hung", "proxy-primary-blackhole"): _NO_TIMEOUT_ON_COMMIT,
-    ("writes", "proxy-primary-reset"): (
-        "one broken pooled connection marks the primary down at once (design §5), and every"
-        " further one found in the pool pushes its next probe out: writes are refused with"
-        " PrimaryUnavailable for half a second or more although the primary answers all along"
-    ),
-}
+KNOWN_BROKEN: dict[tuple[str, str], str] = {}
 
 
 def scenarios(

@@ -321,8 +321,9 @@ def test_a_write_in_flight_when_the_primary_dies_is_not_retried(
         # The driver's error for the lost statement, unchanged (not one from the router's own
         # clean-up): the write's outcome is unknown, so it is not sent again.
         assert isinstance(raised.value, LOST_IN_FLIGHT), repr(raised.value)
-        # The broken connection itself marked the primary down: no wait for the monitor.
-        assert _node(router, "primary")["health"] == "down", _node(router, "primary")["reason"]
+        # The broken connection made the primary suspect and asked the monitor for a check at
+        # once; that check finds it gone. Then writes are refused, without I/O.
+        wait_for(lambda: _node(router, "primary")["health"] == "down", 1, "the primary marked down")
         with pytest.raises(PrimaryUnavailable):
             router.execute(_insert("refused"))
 
@@ -349,6 +350,47 @@ def test_a_write_in_flight_when_the_primary_dies_is_not_retried(
     assert not any("retry" in reasons for reasons in stats["decisions"].values())
     assert node_value(primary_dsn, _count("in flight")) == 0
     assert node_value(primary_dsn, _count("back")) == 1
+    _no_backends_left(cluster_db, app)
+
+
+def test_one_broken_connection_leaves_the_primary_serving_and_is_checked_at_once(
+    cluster_db: ClusterDatabase,
+) -> None:
+    """One pooled connection that breaks (``pg_terminate_backend``, an idle connection a
+    firewall dropped) says little about its node: the primary becomes suspect, the monitor
+    checks it at once rather than at its next tick, and writes go on. The lost write is the
+    caller's to judge: it is not sent again."""
+    app = "faults-one-broken"
+    primary_dsn = cluster_db.primary_dsn
+    # The next tick is a minute away: a check that comes sooner was asked for by the report.
+    with Router(_config(cluster_db, app, monitor_interval=60.0)) as router:
+        wait_for(lambda: router.stats()["monitor_rounds"] >= 2, 5, "the first tick")
+        rounds = router.stats()["monitor_rounds"]
+        sleeper = start(router.execute, "INSERT INTO items (v) SELECT 'cut' FROM pg_sleep(30)")
+        running = (
+            f"FROM pg_stat_activity WHERE application_name = '{app}' AND wait_event = 'PgSleep'"
+        )
+        wait_for(
+            lambda: node_value(primary_dsn, f"SELECT count(*) {running}"),
+            5,
+            "the write to be running on the primary",
+            interval=0.02,
+        )
+        assert node_value(primary_dsn, f"SELECT count(pg_terminate_backend(pid)) {running}")
+        with pytest.raises(DRIVER_ERRORS) as raised:
+            sleeper.result(timeout=5)
+        assert isinstance(raised.value, LOST_IN_FLIGHT), repr(raised.value)
+        # The very next write is served: the primary was never taken out of service.
+        served_by = within(2, router.fetchval, _insert_where("after the break"))
+        wait_for(lambda: router.stats()["monitor_rounds"] > rounds, 5, "a check of the suspect")
+        primary = _node(router, "primary")
+        stats = router.stats()
+    assert served_by == cluster_db.cluster.node("primary").port
+    assert stats["primary"] == "primary"
+    assert (primary["health"], primary["reason"]) == ("up", "primary"), primary
+    assert not any("retry" in reasons for reasons in stats["decisions"].values())
+    assert node_value(primary_dsn, _count("cut")) == 0
+    assert node_value(primary_dsn, _count("after the break")) == 1
     _no_backends_left(cluster_db, app)
 
 

@@ -350,6 +350,9 @@ POOL_CASES: list[tuple[str, Any, str]] = [
     ("max_queries", 0, "pool.max_queries"),
     ("connect_timeout", None, "pool.connect_timeout"),
     ("connect_timeout", -2, "pool.connect_timeout"),
+    ("command_timeout", 0, "pool.command_timeout"),
+    ("command_timeout", "3", "pool.command_timeout"),
+    ("command_timeout", 1e9, "pool.command_timeout"),
 ]
 
 RETRY_CASES: list[tuple[str, Any, str]] = [

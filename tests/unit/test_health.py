@@ -8,7 +8,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from router.core._health import GateParams, format_bytes, format_seconds, mark_failed, observe
+from router.core._health import (
+    GateParams,
+    format_bytes,
+    format_seconds,
+    mark_failed,
+    observe,
+    report_failure,
+    suspect,
+)
 from router.core._lsn import Lsn
 from router.core._nodes import (
     CheckFailure,
@@ -387,6 +395,152 @@ def test_success_brings_a_node_up_but_not_into_the_gate() -> None:
     )
     health = observe(health, replica(), PRIMARY, 2.5, PARAMS)
     assert health.admitted
+
+
+# -- failures the shells report (a pooled connection) ---------------------------------------
+
+BROKEN = FailureKind.BROKEN_CONNECTION
+PRIMARY_STATUS = NodeStatus(in_recovery=False, wal_lsn=PRIMARY, server_now=EPOCH)
+
+
+def up_primary(now: float = 0.0) -> NodeHealth:
+    return observe(NodeHealth(name="p"), PRIMARY_STATUS, None, now, PARAMS)
+
+
+def test_a_broken_pooled_connection_makes_a_primary_suspect_not_down() -> None:
+    health = report_failure(up_primary(), BROKEN, 1.0, PARAMS, "ConnectionDoesNotExistError")
+    assert health.up
+    assert health.role is Role.PRIMARY  # writes still go there
+    assert suspect(health)
+    assert health.failures == 1
+    assert health.reason == "suspect: broken connection, checking (1/2 to down)"
+    assert health.last_error == "ConnectionDoesNotExistError"
+    assert health.should_probe(1.0)  # checked now, not after a backoff
+    # More connections of the same pool found broken before the check add nothing.
+    assert report_failure(health, BROKEN, 1.1, PARAMS, "another") is health
+    # A check begun before the connection broke does not clear the suspicion ...
+    assert observe(health, PRIMARY_STATUS, None, 0.9, PARAMS) is health
+    # ... one begun after it decides: the primary answers, so it is fine.
+    fine = observe(health, PRIMARY_STATUS, None, 1.0, PARAMS)
+    assert (fine.up, fine.failures, fine.reason) == (True, 0, "primary")
+    assert not suspect(fine)
+
+
+def test_a_suspect_node_whose_check_fails_is_down() -> None:
+    health = report_failure(up_primary(), BROKEN, 1.0, PARAMS)
+    for kind in (FailureKind.CONNECT_FAILED, FailureKind.TIMEOUT):
+        down = observe(health, CheckFailure(kind, "refused"), None, 1.0, PARAMS)
+        assert down.health is Health.DOWN
+        assert down.failures == 2
+        assert down.reason == f"down: 2 consecutive failures, last {kind.value.replace('_', ' ')}"
+        assert down.next_probe_at == 1.0 + PARAMS.probe_backoff_initial
+
+
+def test_a_broken_connection_takes_a_replica_out_until_a_check_clears_it() -> None:
+    health = report_failure(admitted_replica(), BROKEN, 1.0, PARAMS)
+    assert health.up
+    assert not health.admitted  # reads go elsewhere at once
+    assert suspect(health)
+    # Its lag stayed low all along: the check that clears it re-admits it without a hold.
+    back = observe(health, replica(), PRIMARY, 1.0, PARAMS)
+    assert back.admitted
+    assert back.reason.startswith("admitted: ")
+    # A failed check instead restarts the hold, as ever.
+    failed = observe(health, TIMEOUT, PRIMARY, 1.0, PARAMS)
+    assert failed.health is Health.DOWN
+    again = observe(failed, replica(), PRIMARY, 1.5, PARAMS)
+    assert again.up
+    assert not again.admitted
+
+
+def test_a_broken_connection_counts_towards_down() -> None:
+    # After a failed check, a broken connection is the second failure in a row.
+    health = mark_failed(up_primary(), FailureKind.TIMEOUT, 1.0, PARAMS)
+    down = report_failure(health, BROKEN, 1.2, PARAMS)
+    assert down.health is Health.DOWN
+    assert down.reason == "down: 2 consecutive failures, last broken connection"
+    # With failures_to_down=1, one broken connection is enough.
+    strict = GateParams(failures_to_down=1, probe_backoff_initial=0.5)
+    assert report_failure(up_primary(), BROKEN, 1.0, strict).health is Health.DOWN
+
+
+def test_a_failure_reported_on_a_down_node_does_not_push_its_probe() -> None:
+    down = mark_failed(
+        mark_failed(up_primary(), FailureKind.TIMEOUT, 1.0, PARAMS),
+        FailureKind.TIMEOUT,
+        2.0,
+        PARAMS,
+    )
+    assert down.next_probe_at == 2.5
+    health = down
+    for i, kind in enumerate([BROKEN, FailureKind.CONNECT_FAILED, BROKEN, BROKEN]):
+        health = report_failure(health, kind, 2.1 + i / 10, PARAMS, f"error {i}")
+        assert (health.health, health.failures, health.probe_delay, health.next_probe_at) == (
+            Health.DOWN,
+            2,
+            0.5,
+            2.5,
+        )
+        assert (health.last_failure, health.last_error) == (kind, f"error {i}")
+    assert report_failure(health, BROKEN, 2.4, PARAMS, "error 3") is health
+
+
+def test_a_connect_failure_reported_on_an_up_node_is_a_failed_check() -> None:
+    start = admitted_replica()
+    kind = FailureKind.CONNECT_FAILED
+    assert report_failure(start, kind, 1.0, PARAMS, "x") == mark_failed(
+        start, kind, 1.0, PARAMS, "x"
+    )
+
+
+reports = st.tuples(
+    st.sampled_from(["report", "check"]),
+    st.sampled_from([*FailureKind, None]),  # None: a successful check
+    st.floats(min_value=0.0, max_value=0.6),  # time since the previous event
+    st.floats(min_value=0.0, max_value=0.6),  # how long before the event its check began
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(reports, max_size=40), st.booleans())
+def test_reports_never_admit_nor_delay_a_probe(
+    events: list[tuple[str, FailureKind | None, float, float]], as_replica: bool
+) -> None:
+    health = admitted_replica() if as_replica else up_primary()
+    now = 0.0
+    for source, kind, step, began_before in events:
+        now += step
+        before = health
+        if source == "report":
+            health = report_failure(before, kind or BROKEN, now, PARAMS)
+            assert health.admitted <= before.admitted
+            assert health.role is before.role
+            if not before.up:
+                assert (health.health, health.failures) == (Health.DOWN, before.failures)
+                assert (health.next_probe_at, health.probe_delay) == (
+                    before.next_probe_at,
+                    before.probe_delay,
+                )
+            elif health.health is Health.DOWN:
+                assert health.failures >= PARAMS.failures_to_down
+            if suspect(before) and kind in (None, BROKEN):
+                assert health is before
+        else:
+            obs: Observation = replica() if as_replica else PRIMARY_STATUS
+            if kind is not None:
+                obs = CheckFailure(kind)
+            health = observe(before, obs, PRIMARY, now - began_before, PARAMS)
+            if (
+                suspect(before)
+                and kind is None
+                and began_before > 0
+                and now - began_before < before.next_probe_at
+            ):
+                assert health is before
+        if suspect(health):
+            assert health.up
+            assert not health.admitted
+            assert 0 < health.failures < PARAMS.failures_to_down
 
 
 # -- primary --------------------------------------------------------------------------------

@@ -112,6 +112,44 @@ def test_broken_connection_on_the_primary() -> None:
     assert topology.primary == "p"
 
 
+def test_a_broken_pooled_connection_on_the_primary_keeps_writes_going() -> None:
+    topology = settled().report_failure("p", FailureKind.BROKEN_CONNECTION, 2.0, PARAMS, "EOF")
+    assert topology.primary == "p"
+    assert topology.primary_available
+    assert topology.node("p").reason.startswith("suspect: broken connection")
+    assert "p" in topology.due(2.0)
+    # Further ones before a check: the very same value, nothing for the monitor to do.
+    again = topology.report_failure("p", FailureKind.BROKEN_CONNECTION, 2.1, PARAMS)
+    assert again is topology
+    # A round begun before the report leaves it suspect; the next one clears it ...
+    stale = tick(topology, HEALTHY, 1.9, PARAMS)
+    assert stale.node("p").failures == 1
+    cleared = tick(stale, HEALTHY, 2.0, PARAMS)
+    assert cleared.node("p").failures == 0
+    assert cleared.primary == "p"
+    # ... or finds it gone.
+    gone = tick(stale, {**HEALTHY, "p": DOWN}, 2.0, PARAMS)
+    assert gone.primary is None
+    assert gone.node("p").health is Health.DOWN
+
+
+def test_a_broken_pooled_connection_on_a_replica_takes_it_out_until_checked() -> None:
+    topology = settled().report_failure("r1", FailureKind.BROKEN_CONNECTION, 2.0, PARAMS)
+    assert not topology.node("r1").admitted
+    assert topology.node("r1").up
+    assert tick(topology, HEALTHY, 2.0, PARAMS).node("r1").admitted
+
+
+def test_a_failure_reported_on_a_down_node_keeps_its_probe_time() -> None:
+    topology = tick(settled(), {**HEALTHY, "p": DOWN}, 2.0, PARAMS)
+    topology = tick(topology, {**HEALTHY, "p": DOWN}, 2.5, PARAMS)
+    due = topology.node("p").next_probe_at
+    for kind in (FailureKind.BROKEN_CONNECTION, FailureKind.CONNECT_FAILED):
+        topology = topology.report_failure("p", kind, 2.6, PARAMS, "refused")
+        assert topology.node("p").next_probe_at == due
+        assert "p" in topology.due(due)
+
+
 def test_rediscovery_on_25006() -> None:
     topology = settled().request_rediscovery(5.0, suspect="p")
     assert topology.rediscover

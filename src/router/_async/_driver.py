@@ -93,13 +93,16 @@ async def run(conn: asyncpg.Connection, call: Call) -> Any:
     return await getattr(conn, call.method)(call.query, *call.args, **call.kw)
 
 
-async def execute(conn: asyncpg.Connection, sql: str) -> None:
-    """A statement without parameters or rows (``BEGIN``, ``COMMIT``, ``SET ...``)."""
-    await conn.execute(sql)
+async def execute(conn: asyncpg.Connection, sql: str, timeout: float | None = None) -> None:
+    """A statement without parameters or rows (``BEGIN``, ``COMMIT``, ``SET ...``), given up
+    after *timeout* s (``None``: never) with :class:`TimeoutError`: the connection is then
+    :func:`abandoned`."""
+    await conn.execute(sql, timeout=timeout)
 
 
-async def scalar(conn: asyncpg.Connection, sql: str) -> Any:
-    return await conn.fetchval(sql)
+async def scalar(conn: asyncpg.Connection, sql: str, timeout: float | None = None) -> Any:
+    """The first value of *sql*'s first row (*timeout*: as :func:`execute`)."""
+    return await conn.fetchval(sql, timeout=timeout)
 
 
 async def fetchrow(conn: asyncpg.Connection, sql: str, timeout: float) -> Any:

@@ -72,7 +72,9 @@ class NodePool:
             self._born[conn.get_server_pid()] = (born, weakref.ref(conn))
             self._next_expiry = min(self._next_expiry, born + lifetime)
         if self._read_only:
-            await conn.execute("SET default_transaction_read_only = on")
+            await conn.execute(
+                "SET default_transaction_read_only = on", timeout=self._settings.command_timeout
+            )
 
     async def open(self) -> None:
         s = self._settings
@@ -162,14 +164,16 @@ class NodePool:
         if connection_closed(conn):
             await pool.release(conn)  # nothing to reset: asyncpg finishes its own clean-up
             return
+        timeout = self._settings.command_timeout
         try:
             if self._expired(conn):
                 conn.terminate()  # the pool opens a fresh one when it needs it
             elif not conn.is_closed() and conn.is_in_transaction():
-                await conn.execute("ROLLBACK")
+                await conn.execute("ROLLBACK", timeout=timeout)
             if dirty and not conn.is_closed():
-                await conn.reset()
+                await conn.reset(timeout=timeout)
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+            # OSError covers TimeoutError: a connection whose reset ran out is abandoned too.
             if not connection_closed(conn):
                 conn.terminate()
         await pool.release(conn)

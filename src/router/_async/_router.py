@@ -145,6 +145,7 @@ class AsyncRouter(Queries):
         self._scope = Scope(self._consistency)
         self._fallback_to_primary = Fallback(str(config.fallback)) is Fallback.PRIMARY
         self._ryw_wait = config.ryw_wait
+        self._command_timeout = config.pool.command_timeout
         self._primary_weight = config.primary_read_weight
         nodes = config.all_nodes
         self._addresses = {n.name: NodeAddress(n.name, n.host, n.port, n.dbname) for n in nodes}
@@ -160,6 +161,7 @@ class AsyncRouter(Queries):
             prepare_threshold=config.effective_prepare_threshold,
             application_name=config.application_name,
             replica_read_only=config.replica_read_only,
+            command_timeout=config.pool.command_timeout,
         )
         self._pools = {n.name: NodePool(n.name, driver.dsn(n.connect_dsn), settings) for n in nodes}
         for n in nodes:
@@ -571,23 +573,39 @@ class AsyncRouter(Queries):
             # One statement outside any transaction block: nothing can be left open.
             await pool.release(conn, settled=True)
 
-    @staticmethod
-    async def _read_only(conn: driver.Connection, call: Call) -> Any:
+    async def _read_only(self, conn: driver.Connection, call: Call) -> Any:
         """*call* inside a READ ONLY transaction (replica emulation on the primary)."""
-        await driver.execute(conn, "BEGIN READ ONLY")
+        await self._command(conn, "BEGIN READ ONLY")
         try:
             result = await driver.run(conn, call)
-        except BaseException:
-            if not driver.closed(conn):
-                await driver.execute(conn, "ROLLBACK")
+        except BaseException as exc:
+            if not driver.abandoned(exc) and not driver.closed(conn):
+                await self._command(conn, "ROLLBACK")
             raise
-        await driver.execute(conn, "COMMIT")
+        await self._command(conn, "COMMIT")
         return result
 
-    @staticmethod
-    async def _commit_position(conn: driver.Connection) -> Lsn:
-        """The primary's WAL insert position, read on *conn* after a commit."""
-        return Lsn.parse(await driver.scalar(conn, POSITION_QUERY))
+    async def _command(self, conn: driver.Connection, sql: str) -> None:
+        """A statement of the router's own (``BEGIN``, ``COMMIT``, ``ROLLBACK``) on *conn*,
+        bounded by ``pool.command_timeout``. Given up on (that timeout, or the task cancelled),
+        the connection is closed, not left waiting for the server to confirm the cancel: the
+        server rolls back what was open, and the caller must not hand *conn* back as usable."""
+        try:
+            await driver.execute(conn, sql, self._command_timeout)
+        except BaseException as exc:
+            if driver.abandoned(exc):
+                driver.terminate(conn)
+            raise
+
+    async def _commit_position(self, conn: driver.Connection) -> Lsn:
+        """The primary's WAL insert position, read on *conn* after a commit (bounded as
+        :meth:`_command`, and *conn* closed likewise when given up on)."""
+        try:
+            return Lsn.parse(await driver.scalar(conn, POSITION_QUERY, self._command_timeout))
+        except BaseException as exc:
+            if driver.abandoned(exc):
+                driver.terminate(conn)
+            raise
 
     def _after_replica_read(self, scope: Scope, node: str) -> None:
         # Monotonic reads: stay on this replica while it is eligible; and never go below what
@@ -604,7 +622,7 @@ class AsyncRouter(Queries):
         deadline = time.monotonic() + self._ryw_wait
         pause = 0.0005
         while True:
-            replayed = Lsn.parse(await driver.scalar(conn, _REPLAY_QUERY))
+            replayed = Lsn.parse(await driver.scalar(conn, _REPLAY_QUERY, self._command_timeout))
             self._monitor.learn_replay(node, replayed)
             if replayed >= target:
                 return True

@@ -106,11 +106,13 @@ class Loop:
 
     async def _run(self) -> None:
         while True:
+            # Cleared before the run, not after: a wake that comes during a run (a failure
+            # reported meanwhile) asks for another one at once.
+            self._wake.clear()
             try:
                 await self._fn()
             except Exception:
                 # A bug in one run must not end the loop for good: say so and go on.
                 logger.exception("%s failed", self._name)
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._interval)

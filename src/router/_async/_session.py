@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
@@ -77,9 +78,16 @@ async def _hold(
             failed.add(node)
             router._monitor.report_failure(node, FailureKind.CONNECT_FAILED, type(exc).__name__)
             continue
-        if decision.wait_for is not None and not await router._wait_replayed(
-            conn, node, decision.wait_for
-        ):
+        try:
+            caught_up = decision.wait_for is None or await router._wait_replayed(
+                conn, node, decision.wait_for
+            )
+        except BaseException as exc:
+            if driver.abandoned(exc):
+                driver.terminate(conn)  # not left waiting for the cancel's confirmation
+            await pool.release(conn)
+            raise
+        if not caught_up:
             await pool.release(conn)
             decision = replace(
                 router._write_decision(),
@@ -144,7 +152,7 @@ class AsyncTransaction(Queries):
             )
         held = self._held
         try:
-            await driver.execute(held.conn, begin_statement(self._isolation, self._readonly))
+            await self._router._command(held.conn, begin_statement(self._isolation, self._readonly))
         except BaseException:
             await self._release()
             raise
@@ -159,6 +167,7 @@ class AsyncTransaction(Queries):
         tb: TracebackType | None,
     ) -> None:
         held = self._active()
+        router = self._router
         try:
             if exc is not None:
                 if driver.abandoned(exc):
@@ -166,11 +175,16 @@ class AsyncTransaction(Queries):
                     # as long as the link is dead: close the connection, the server rolls back.
                     driver.terminate(held.conn)
                 elif not driver.closed(held.conn):
-                    await driver.execute(held.conn, "ROLLBACK")
+                    # Given up on, it closed the connection: the server rolls back, and the
+                    # block's own error is the one to raise.
+                    with contextlib.suppress(TimeoutError):
+                        await router._command(held.conn, "ROLLBACK")
                 return
-            await driver.execute(held.conn, "COMMIT")
+            # Given up on (pool.command_timeout), the COMMIT's outcome is unknown: its
+            # TimeoutError goes to the caller, and the connection is closed.
+            await router._command(held.conn, "COMMIT")
             if held.wrote and self._scope.wants_position:
-                self._scope.advance(await self._router._commit_position(held.conn))
+                self._scope.advance(await router._commit_position(held.conn))
         finally:
             held.wrote = held.wrote or self._wrote_before
             await self._release()
@@ -299,11 +313,13 @@ class AsyncSession(Queries):
         result = await driver.run(held.conn, call)
         if Effect.TX_END in cls.effects and held is self._in_tx:
             self._in_tx = None
-            if held.wrote and self._scope.wants_position:
-                self._scope.advance(await router._commit_position(held.conn))
-            held.wrote = False
-            if held is not self._pinned:
-                await held.pool.release(held.conn, dirty=held.dirty)
+            try:
+                if held.wrote and self._scope.wants_position:
+                    self._scope.advance(await router._commit_position(held.conn))
+            finally:
+                held.wrote = False
+                if held is not self._pinned:
+                    await held.pool.release(held.conn, dirty=held.dirty)
         elif held is self._pinned and self._in_tx is None and held.wrote:
             # Autocommit on the pinned connection: each write commits at once.
             if self._scope.wants_position:

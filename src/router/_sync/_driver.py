@@ -106,19 +106,28 @@ def run(conn: Connection, call: Call) -> Any:
     return status or ""
 
 
-def execute(conn: Connection, sql: str) -> None:
-    """A statement without parameters or rows (``BEGIN``, ``COMMIT``, ``SET ...``)."""
+def execute(conn: Connection, sql: str, timeout: float | None = None) -> None:
+    """A statement without parameters or rows (``BEGIN``, ``COMMIT``, ``SET ...``).
+
+    *timeout* cannot be kept: psycopg waits for the server's answer, and a cancel needs an
+    answer too. What bounds a dead link here is the kernel's (``tcp_user_timeout`` and
+    keepalives, which the pool sets from ``command_timeout``; see ``_pool.py``)."""
     conn.execute(sql)
 
 
-def scalar(conn: Connection, sql: str) -> Any:
+def scalar(conn: Connection, sql: str, timeout: float | None = None) -> Any:
+    """The first value of *sql*'s first row (*timeout*: as :func:`execute`)."""
     row = conn.execute(sql).fetchone()
     return None if row is None else row[0]
 
 
 def fetchrow(conn: Connection, sql: str, timeout: float) -> Any:
-    """One row; the monitor's connections carry a ``statement_timeout`` of *timeout*."""
-    return conn.execute(sql, prepare=False).fetchone()
+    """One row; the monitor's connections carry a ``statement_timeout`` of *timeout*, whose
+    cancel is a :class:`TimeoutError` here, as the async twin's timeout is."""
+    try:
+        return conn.execute(sql, prepare=False).fetchone()
+    except e.QueryCanceled as exc:
+        raise TimeoutError(f"no answer within {timeout:g} s") from exc
 
 
 def connect_monitor(dsn: str, timeout: float, application_name: str) -> Connection:

@@ -52,6 +52,20 @@ def _lsn(text: str | None) -> Lsn | None:
     return None if text is None else Lsn.parse(text)
 
 
+def _status(row: Any) -> NodeStatus:
+    """The :class:`NodeStatus` of a row of :data:`CHECK_QUERY`."""
+    in_recovery, wal, replay, receive, paused, replayed_at, server_now = row
+    return NodeStatus(
+        in_recovery=in_recovery,
+        wal_lsn=_lsn(wal),
+        replay_lsn=_lsn(replay),
+        receive_lsn=_lsn(receive),
+        replay_paused=bool(paused),
+        last_replay_at=replayed_at,
+        server_now=server_now,
+    )
+
+
 class Monitor:
     """Keeps :attr:`topology` current. No I/O until :meth:`start` or :meth:`check`."""
 
@@ -118,11 +132,18 @@ class Monitor:
                 self.topology = topology.replace(dataclasses.replace(health, replay_lsn=lsn))
 
     def report_failure(self, name: str, kind: FailureKind, detail: str = "") -> None:
-        """A pool connection of *name* failed: fold it in now, not at the next tick."""
+        """A pool connection of *name* failed: fold it in now, not at the next tick, and check
+        the node at once when it is still up (a broken connection makes it suspect: that check
+        decides whether it is down)."""
         with guard():
             old = self.topology
-            self.topology = old.mark_failed(name, kind, self._clock(), self._params, detail)
+            new = old.report_failure(name, kind, self._clock(), self._params, detail)
+            self.topology = new
+        if new is old:
+            return
         self._changed(old)
+        if new.node(name).up:
+            self._loop.wake()
 
     def check(self, *, patient: bool = False) -> Topology:
         """Run one round of checks now (of every node while a rediscovery is pending).
@@ -181,42 +202,46 @@ class Monitor:
 
     def _probe(self, name: str) -> Observation:
         conn = self._conns.get(name)
-        fresh = conn is None or driver.closed(conn)
+        if conn is not None and not driver.closed(conn):
+            try:
+                return _status(driver.fetchrow(conn, CHECK_QUERY, self._timeout))
+            except TimeoutError:
+                self._drop(name, conn)
+                return CheckFailure(FailureKind.TIMEOUT, f"no answer within {self._timeout:g} s")
+            except (*driver.MONITOR_BROKEN, *driver.BROKEN_PROTOCOL):
+                # The monitor's own connection broke (a reset, an idle link dropped, a server's
+                # goodbye read while idle): that says nothing about the node yet. A fresh
+                # connection, now, does.
+                self._drop(name, conn)
+            except driver.DATABASE_ERRORS as exc:
+                self._drop(name, conn)
+                return CheckFailure(FailureKind.ERROR, f"{type(exc).__name__}: {exc}")
+        return self._probe_fresh(name)
+
+    def _probe_fresh(self, name: str) -> Observation:
+        """A check of *name* on a new connection of the monitor's (kept for the next one)."""
+        conn: driver.Connection | None = None
         try:
-            if fresh:
-                conn = driver.connect_monitor(self._dsns[name], self._timeout, self._app)
-                if self._closed:  # a straggler of the last round: nobody will close it
-                    driver.terminate(conn)
-                    return CheckFailure(FailureKind.ERROR, "the monitor is closed")
-                self._conns[name] = conn
-                row = driver.fetchrow(
-                    conn, "SELECT system_identifier FROM pg_control_system()", self._timeout
-                )
-                if row is not None:
-                    self.system_ids[name] = int(row[0])
-            assert conn is not None
-            row = driver.fetchrow(conn, CHECK_QUERY, self._timeout)
+            conn = driver.connect_monitor(self._dsns[name], self._timeout, self._app)
+            if self._closed:  # a straggler of the last round: nobody will close it
+                driver.terminate(conn)
+                return CheckFailure(FailureKind.ERROR, "the monitor is closed")
+            self._conns[name] = conn
+            row = driver.fetchrow(
+                conn, "SELECT system_identifier FROM pg_control_system()", self._timeout
+            )
+            if row is not None:
+                self.system_ids[name] = int(row[0])
+            return _status(driver.fetchrow(conn, CHECK_QUERY, self._timeout))
         except TimeoutError:
             self._drop(name, conn)
             return CheckFailure(FailureKind.TIMEOUT, f"no answer within {self._timeout:g} s")
-        except driver.MONITOR_BROKEN as exc:
+        except (*driver.MONITOR_BROKEN, *driver.BROKEN_PROTOCOL) as exc:
             self._drop(name, conn)
-            kind = FailureKind.CONNECT_FAILED if fresh else FailureKind.BROKEN_CONNECTION
-            return CheckFailure(kind, f"{type(exc).__name__}: {exc}")
+            return CheckFailure(FailureKind.CONNECT_FAILED, f"{type(exc).__name__}: {exc}")
         except driver.DATABASE_ERRORS as exc:
             self._drop(name, conn)
             return CheckFailure(FailureKind.ERROR, f"{type(exc).__name__}: {exc}")
-        assert row is not None
-        in_recovery, wal, replay, receive, paused, replayed_at, server_now = row
-        return NodeStatus(
-            in_recovery=in_recovery,
-            wal_lsn=_lsn(wal),
-            replay_lsn=_lsn(replay),
-            receive_lsn=_lsn(receive),
-            replay_paused=bool(paused),
-            last_replay_at=replayed_at,
-            server_now=server_now,
-        )
 
     def _drop(self, name: str, conn: driver.Connection | None) -> None:
         """Forget *conn*, the connection of *name* a check failed on (not one a later

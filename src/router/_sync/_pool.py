@@ -15,6 +15,7 @@ must know now, to send a read elsewhere and to mark the node down).
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from typing import Any, Final, Self
 
 import psycopg
 import psycopg_pool
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.pq import TransactionStatus
 
 from router._stats import NodeStats, PoolSettings
@@ -42,6 +44,33 @@ _IDLE = TransactionStatus.IDLE
 _FAILURE_POLL: Final = 0.005
 #: A connection given back less than this long ago is handed out again unexamined.
 _FRESH: Final = 0.05
+#: Keepalive probes after the idle time, this many seconds apart, this many of them.
+_KEEPALIVE_INTERVAL: Final = 1
+_KEEPALIVE_COUNT: Final = 3
+
+
+def _link_limits(dsn: str, command_timeout: float | None) -> dict[str, Any]:
+    """libpq's TCP settings that bound a statement on a dead link, from *command_timeout*.
+
+    psycopg cannot give up on a statement from the client (the async twin's ``timeout=``): it
+    waits for the server's answer, and a cancel needs an answer too. The kernel can: data
+    unacknowledged for ``tcp_user_timeout`` ends the connection (a COMMIT sent into a dead
+    link), and so do keepalive probes unanswered while a statement waits for its result (a
+    server host that went away). Neither ends a statement the server is merely slow to answer,
+    nor one behind a relay that still acknowledges (a proxy, a load balancer). Settings the DSN
+    gives itself are kept."""
+    if command_timeout is None:
+        return {}
+    ms = max(1, round(command_timeout * 1000))
+    limits: dict[str, Any] = {
+        "tcp_user_timeout": ms,
+        "keepalives": 1,
+        "keepalives_idle": max(1, math.ceil(command_timeout)),
+        "keepalives_interval": _KEEPALIVE_INTERVAL,
+        "keepalives_count": _KEEPALIVE_COUNT,
+    }
+    given = conninfo_to_dict(dsn)
+    return {key: value for key, value in limits.items() if key not in given}
 
 
 class NodePool:
@@ -103,6 +132,7 @@ class NodePool:
                 "prepare_threshold": s.prepare_threshold,
                 "application_name": s.application_name,
                 "connect_timeout": max(2, round(s.connect_timeout)),
+                **_link_limits(self._dsn, s.command_timeout),
             },
             min_size=s.min_size,
             max_size=s.max_size,

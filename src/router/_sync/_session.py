@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
@@ -76,9 +77,16 @@ def _hold(router: Router, scope: Scope, *, readonly: bool, isolation: str | None
             failed.add(node)
             router._monitor.report_failure(node, FailureKind.CONNECT_FAILED, type(exc).__name__)
             continue
-        if decision.wait_for is not None and not router._wait_replayed(
-            conn, node, decision.wait_for
-        ):
+        try:
+            caught_up = decision.wait_for is None or router._wait_replayed(
+                conn, node, decision.wait_for
+            )
+        except BaseException as exc:
+            if driver.abandoned(exc):
+                driver.terminate(conn)  # not left waiting for the cancel's confirmation
+            pool.release(conn)
+            raise
+        if not caught_up:
             pool.release(conn)
             decision = replace(
                 router._write_decision(),
@@ -143,7 +151,7 @@ class Transaction(Queries):
             )
         held = self._held
         try:
-            driver.execute(held.conn, begin_statement(self._isolation, self._readonly))
+            self._router._command(held.conn, begin_statement(self._isolation, self._readonly))
         except BaseException:
             self._release()
             raise
@@ -158,6 +166,7 @@ class Transaction(Queries):
         tb: TracebackType | None,
     ) -> None:
         held = self._active()
+        router = self._router
         try:
             if exc is not None:
                 if driver.abandoned(exc):
@@ -165,11 +174,16 @@ class Transaction(Queries):
                     # as long as the link is dead: close the connection, the server rolls back.
                     driver.terminate(held.conn)
                 elif not driver.closed(held.conn):
-                    driver.execute(held.conn, "ROLLBACK")
+                    # Given up on, it closed the connection: the server rolls back, and the
+                    # block's own error is the one to raise.
+                    with contextlib.suppress(TimeoutError):
+                        router._command(held.conn, "ROLLBACK")
                 return
-            driver.execute(held.conn, "COMMIT")
+            # Given up on (pool.command_timeout), the COMMIT's outcome is unknown: its
+            # TimeoutError goes to the caller, and the connection is closed.
+            router._command(held.conn, "COMMIT")
             if held.wrote and self._scope.wants_position:
-                self._scope.advance(self._router._commit_position(held.conn))
+                self._scope.advance(router._commit_position(held.conn))
         finally:
             held.wrote = held.wrote or self._wrote_before
             self._release()
@@ -290,11 +304,13 @@ class Session(Queries):
         result = driver.run(held.conn, call)
         if Effect.TX_END in cls.effects and held is self._in_tx:
             self._in_tx = None
-            if held.wrote and self._scope.wants_position:
-                self._scope.advance(router._commit_position(held.conn))
-            held.wrote = False
-            if held is not self._pinned:
-                held.pool.release(held.conn, dirty=held.dirty)
+            try:
+                if held.wrote and self._scope.wants_position:
+                    self._scope.advance(router._commit_position(held.conn))
+            finally:
+                held.wrote = False
+                if held is not self._pinned:
+                    held.pool.release(held.conn, dirty=held.dirty)
         elif held is self._pinned and self._in_tx is None and held.wrote:
             # Autocommit on the pinned connection: each write commits at once.
             if self._scope.wants_position:

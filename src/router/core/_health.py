@@ -2,9 +2,10 @@
 
 The monitor checks a node and hands the result here as an :data:`Observation`: a
 :class:`NodeStatus` when the check succeeded, a :class:`CheckFailure` when it did not.
-:func:`observe` returns the node's next :class:`NodeHealth`; :func:`mark_failed` is the same
-transition for a failure the shells see outside the monitor (a broken pooled connection). Time
-is the caller's monotonic ``now``; nothing here reads a clock.
+:func:`observe` returns the node's next :class:`NodeHealth`; :func:`mark_failed` is its
+transition for a failed check, and :func:`report_failure` the one for a failure the shells see
+outside the monitor (a pooled connection that broke, or could not be opened). Time is the
+caller's monotonic ``now``; nothing here reads a clock.
 
 Rules (design §5):
 
@@ -17,8 +18,16 @@ Rules (design §5):
   after its lags stay at or below ``budget * readmit_fraction`` for ``readmit_hold`` seconds;
   a failed check, or a check whose lag is unknown, never admits and restarts that hold; a
   replica on its very first check (never failed) is admitted at once when its lag is low;
-- ``failures_to_down`` consecutive failures, or one broken connection, mark a node down; a down
-  node is probed on an exponential backoff; a success brings it up, not back into the gate;
+- ``failures_to_down`` consecutive failures, or a check whose connection broke, mark a node
+  down; a down node is probed on an exponential backoff; a success brings it up, not back into
+  the gate;
+- a pooled connection that broke under a shell makes an up node *suspect*: one failure towards
+  ``failures_to_down``, a replica stops taking reads at once, a primary keeps taking writes, and
+  the node is due for a check now, which decides (further broken connections add nothing until
+  then; a check begun before the suspicion does not clear it). One connection breaking says
+  little about the node: an idle connection dropped by a firewall, ``pg_terminate_backend``, a
+  reset. A failure reported on a down node changes only its last error: its probes are the
+  monitor's, and must not be pushed later;
 - a primary has no gate: its health only says whether writes can go anywhere.
 """
 
@@ -41,7 +50,15 @@ from router.core._nodes import (
 )
 from router.errors import ConfigurationError
 
-__all__ = ["GateParams", "format_bytes", "format_seconds", "mark_failed", "observe"]
+__all__ = [
+    "GateParams",
+    "format_bytes",
+    "format_seconds",
+    "mark_failed",
+    "observe",
+    "report_failure",
+    "suspect",
+]
 
 
 _LABEL: Final = {
@@ -128,7 +145,7 @@ def format_seconds(s: float) -> str:
 def mark_failed(
     health: NodeHealth, kind: FailureKind, now: float, params: GateParams, detail: str = ""
 ) -> NodeHealth:
-    """The node after a failed check or a connection that broke under the shell.
+    """The node after a failed check (see :func:`report_failure` for a shell's failure).
 
     Never admits and never makes a lag known: the hold towards re-admission restarts. Down after
     ``params.failures_to_down`` consecutive failures or at once for ``BROKEN_CONNECTION``; a down
@@ -181,6 +198,55 @@ def mark_failed(
     )
 
 
+def suspect(health: NodeHealth) -> bool:
+    """Whether *health* is suspect: up, with a broken pooled connection reported since its
+    last check, and waiting for the check that decides (see :func:`report_failure`)."""
+    return (
+        health.up and health.failures > 0 and health.last_failure is FailureKind.BROKEN_CONNECTION
+    )
+
+
+def report_failure(
+    health: NodeHealth, kind: FailureKind, now: float, params: GateParams, detail: str = ""
+) -> NodeHealth:
+    """The node after a failure a shell saw on one of its pooled connections (not a check).
+
+    On a down node: only ``last_failure`` and ``last_error`` change (its probes are the
+    monitor's: a report must not push the next one later). ``BROKEN_CONNECTION`` on an up node
+    makes it suspect: one failure towards ``failures_to_down`` (down only if that reaches it),
+    not admitted (a replica stops taking reads; a primary keeps taking writes), due for a check
+    at ``now``. A suspect node's further broken connections return *health* itself: they add
+    nothing until a check decides. Any other kind counts as a failed check
+    (:func:`mark_failed`). The caller asks the monitor for an immediate check when the result
+    is up and not *health* itself.
+    """
+    if not health.up:
+        if (health.last_failure, health.last_error) == (kind, detail):
+            return health
+        return replace(health, last_failure=kind, last_error=detail)
+    if kind is not FailureKind.BROKEN_CONNECTION:
+        return mark_failed(health, kind, now, params, detail)
+    if suspect(health):
+        return health
+    failures = health.failures + 1
+    if failures >= params.failures_to_down:
+        return mark_failed(health, kind, now, params, detail)
+    mixed = failures > 1 and (health.mixed_failures or health.last_failure is not kind)
+    to_down = params.failures_to_down
+    # low_since is kept: a replica whose lag has stayed low comes back with the next good check,
+    # without a fresh hold (a failed check restarts the hold).
+    return replace(
+        health,
+        admitted=False,
+        failures=failures,
+        last_failure=kind,
+        mixed_failures=mixed,
+        last_error=detail,
+        next_probe_at=now,
+        reason=f"suspect: broken connection, checking ({failures}/{to_down} to down)",
+    )
+
+
 def _plural(kind: FailureKind) -> str:
     return {
         FailureKind.CONNECT_FAILED: "connect failures",
@@ -208,6 +274,8 @@ def observe(
     """
     if isinstance(observation, CheckFailure):
         return mark_failed(health, observation.kind, now, params, observation.detail)
+    if suspect(health) and now < health.next_probe_at:
+        return health  # a check begun before the connection broke cannot clear the suspicion
     status = observation
     # The hold is there to stop flapping. A node on its first check that has never failed has
     # nothing to flap from: a router that just started can use its replicas at once.

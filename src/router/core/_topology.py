@@ -6,10 +6,11 @@ with ``TopologyError``); none means writes fail fast with ``PrimaryUnavailable``
 keep serving reads.
 
 A shell keeps the current ``Topology`` in one attribute and swaps it whole. The monitor calls
-:func:`tick` once per round of checks; request paths call :meth:`Topology.mark_failed` (a broken
-connection) and :meth:`Topology.request_rediscovery` (SQLSTATE 25006 from the node believed
-primary). Each is a read-modify-write of that attribute: free of races in an event loop as long
-as nothing is awaited in between; a threaded shell holds a lock around it.
+:func:`tick` once per round of checks; request paths call :meth:`Topology.report_failure` (a
+pooled connection that broke or could not be opened) and :meth:`Topology.request_rediscovery`
+(SQLSTATE 25006 from the node believed primary). Each is a read-modify-write of that
+attribute: free of races in an event loop as long as nothing is awaited in between; a threaded
+shell holds a lock around it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Final
 
-from router.core._health import GateParams, mark_failed, observe
+from router.core._health import GateParams, mark_failed, observe, report_failure
 from router.core._lsn import Lsn
 from router.core._nodes import (
     FailureKind,
@@ -118,9 +119,19 @@ class Topology:
     def mark_failed(
         self, name: str, kind: FailureKind, now: float, params: GateParams, detail: str = ""
     ) -> Topology:
-        """A copy after a failure the shell saw itself (``BROKEN_CONNECTION`` marks the node
-        down at once)."""
+        """A copy after a failed check of *name* made outside :func:`tick`."""
         return self.replace(mark_failed(self.node(name), kind, now, params, detail))
+
+    def report_failure(
+        self, name: str, kind: FailureKind, now: float, params: GateParams, detail: str = ""
+    ) -> Topology:
+        """A copy after a failure a shell saw on a pooled connection of *name* (see
+        :func:`~router.core._health.report_failure`: a broken connection makes an up node
+        suspect, and nothing changes a down one); ``self`` when nothing changed. When the node
+        is up afterwards, the monitor should check it at once: that check decides."""
+        node = self.node(name)
+        health = report_failure(node, kind, now, params, detail)
+        return self if health is node else self.replace(health)
 
     def request_rediscovery(self, now: float, suspect: str | None = None) -> Topology:
         """A copy asking the monitor to check every node at once.
