@@ -15,7 +15,7 @@ from typing import NoReturn
 
 from router._config_dsn import redact
 from router._version import __version__
-from router.cli import _classify, _cluster
+from router.cli import _bench, _classify, _cluster
 
 __all__ = ["main"]
 
@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"router {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (_cluster, _classify):
+    for module in (_cluster, _classify, _bench):
         module.register(subparsers)
     return parser
 

@@ -1,0 +1,372 @@
+"""``router bench`` from plan to result: set up the cluster, the dataset and pgpool, run every
+cell round by round, summarise, and tear everything down again (also on errors and Ctrl-C).
+
+Each run opens its subject's pools just before its warmup and closes them after its window:
+only the subject being measured holds connections (and runs a monitor), so idle subjects
+neither load the servers nor exhaust ``max_connections`` on a real cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import platform
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Final, Protocol
+
+from router._version import __version__
+from router.bench._drive import During, RunSpec, measure
+from router.bench._errors import BenchError, describe_error
+from router.bench._measure import (
+    RawRound,
+    cell_summary,
+    merge_samples,
+    pool_sweep,
+    with_baseline,
+)
+from router.bench._pgpool import Pgpool
+from router.bench._plan import BASELINE, CellPlan, Plan, SubjectSpec, SweepPlan, round_order
+from router.bench._scenarios import scenario
+from router.bench._schema import (
+    SCHEMA_VERSION,
+    BenchResult,
+    Cell,
+    Environment,
+    PoolSweep,
+)
+from router.bench._subjects import Client, make_client
+from router.bench._target import (
+    Target,
+    config_from_urls,
+    discover,
+    embedded_config,
+    ensure_dataset,
+    wait_replayed,
+)
+from router.bench._workloads import table_name
+from router.config import DEFAULT_MAX_LAG_BYTES, RouterConfig
+from router.testing import LocalCluster
+
+__all__ = ["Progress", "run_bench"]
+
+EMBEDDED_REPLICAS: Final = 2
+CLOSE_TIMEOUT: Final = 20.0
+RYW_NOTE: Final = (
+    "ryw: read_your_writes subjects run with the default ryw_wait = 0, so a read-back goes to "
+    "a replica only when the router already knows it has replayed the write, else to the "
+    "primary (counted as a fallback); eventual and bounded read from any (admitted) replica"
+)
+
+
+class Progress(Protocol):
+    """Where the runner reports what it does (the CLI draws a progress bar)."""
+
+    def status(self, text: str) -> None:
+        """A setup or teardown step."""
+
+    def start(self, total: int) -> None:
+        """The timed runs begin: *total* of them."""
+
+    def running(self, label: str) -> None:
+        """A run begins (*label*: its cell and subject)."""
+
+    def advance(self) -> None:
+        """A run finished."""
+
+
+class _Silent:
+    def status(self, text: str) -> None:
+        pass
+
+    def start(self, total: int) -> None:
+        pass
+
+    def running(self, label: str) -> None:
+        pass
+
+    def advance(self) -> None:
+        pass
+
+
+@dataclass(frozen=True, slots=True)
+class _Context:
+    plan: Plan
+    target: Target
+    table: str
+    cluster: LocalCluster | None
+    pgpool: Pgpool | None
+    progress: Progress
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def run_bench(
+    plan: Plan,
+    *,
+    urls: Sequence[str] = (),
+    command: str = "router bench",
+    progress: Progress | None = None,
+    env_password: str | None = None,
+) -> BenchResult:
+    """Run *plan* on an embedded cluster (``plan.embedded``) or on the cluster of *urls*.
+
+    Raises :class:`BenchError` (or ``ClusterError`` / ``PgpoolError`` / ``ConfigurationError``)
+    when the cluster, a node or pgpool cannot be set up; a subject's failures during a run are
+    results (``errors``), not exceptions. *env_password* is ``PGPASSWORD``, which the drivers
+    use by themselves and pgpool needs to be told.
+    """
+    progress = progress or _Silent()
+    started = _now()
+    if not plan.embedded:
+        config = config_from_urls(urls)
+        run = _bench(
+            plan=plan,
+            config=config,
+            cluster=None,
+            progress=progress,
+            command=command,
+            started=started,
+            env_password=env_password,
+        )
+        return asyncio.run(run)
+    progress.status(f"starting a local cluster (a primary and {EMBEDDED_REPLICAS} replicas)")
+    cluster = LocalCluster(replicas=EMBEDDED_REPLICAS)
+    try:
+        cluster.start()
+        progress.status(f"local cluster up in {cluster.base_dir}")
+        config = embedded_config({n.name: n.dsn for n in cluster.nodes})
+        run = _bench(
+            plan=plan,
+            config=config,
+            cluster=cluster,
+            progress=progress,
+            command=command,
+            started=started,
+            env_password=None,
+        )
+        return asyncio.run(run)
+    finally:
+        progress.status("removing the local cluster")
+        cluster.close()
+
+
+async def _bench(
+    *,
+    plan: Plan,
+    config: RouterConfig,
+    cluster: LocalCluster | None,
+    progress: Progress,
+    command: str,
+    started: str,
+    env_password: str | None,
+) -> BenchResult:
+    target = await discover(config, embedded=plan.embedded, env_password=env_password)
+    table = table_name(plan.rows)
+    progress.status(f"preparing {table} ({plan.rows} rows)")
+    created = await ensure_dataset(target, table, plan.rows)
+    await wait_replayed(target)
+    notes = list(plan.notes)
+    if not created:
+        notes.append(f"dataset: reused the existing table {table}")
+    ambiguous = target.ambiguous()
+    if ambiguous:
+        notes.append(
+            f"nodes {', '.join(ambiguous)} report the same address and port: their reads "
+            "count as served by the primary (offload is a lower bound)"
+        )
+    if any(c.workload == "ryw" for c in plan.cells):
+        notes.append(RYW_NOTE)
+    async with _pgpool(plan, target, progress) as pgpool:
+        ctx = _Context(plan, target, table, cluster, pgpool, progress)
+        progress.start(plan.runs)
+        cells: list[Cell] = []
+        for index, cell in enumerate(plan.cells):
+            if pgpool is not None:
+                await _reattach(pgpool, progress)
+            cells += await _run_cell(ctx, index, cell)
+        sweep = await _run_sweep(ctx, plan.sweep) if plan.sweep is not None else None
+        pgpool_version = pgpool.version if pgpool is not None else None
+    with_baseline(cells, BASELINE)
+    subjects = list(plan.subjects)
+    if plan.sweep is not None and plan.sweep.subject not in subjects:
+        subjects.append(plan.sweep.subject)
+    environment = Environment(
+        embedded=plan.embedded,
+        nodes=target.node_infos(),
+        postgres=target.server_version,
+        python=platform.python_version(),
+        platform=platform.platform(),
+        cpus=os.cpu_count() or 1,
+        router=__version__,
+        pgpool=pgpool_version,
+    )
+    return BenchResult(
+        schema=SCHEMA_VERSION,
+        command=command,
+        started_at=started,
+        finished_at=_now(),
+        environment=environment,
+        settings=plan.settings(),
+        subjects=[s.to_schema() for s in subjects],
+        cells=cells,
+        pool_sweep=sweep,
+        notes=notes,
+    )
+
+
+@contextlib.asynccontextmanager
+async def _pgpool(plan: Plan, target: Target, progress: Progress) -> AsyncIterator[Pgpool | None]:
+    if not plan.with_pgpool:
+        yield None
+        return
+    user, password, database = target.credentials()
+    workdir = Path(tempfile.mkdtemp(prefix="router-bench-pgpool-"))
+    pgpool = Pgpool(
+        primary=(target.primary.config.host, target.primary.config.port),
+        replicas=[(r.config.host, r.config.port) for r in target.replicas],
+        user=user,
+        password=password,
+        database=database,
+        workdir=workdir,
+        max_lag_bytes=DEFAULT_MAX_LAG_BYTES,
+    )
+    progress.status("starting pgpool-II")
+    try:
+        await asyncio.to_thread(pgpool.start)
+        yield pgpool
+    finally:
+        progress.status("stopping pgpool-II")
+        await asyncio.to_thread(pgpool.stop)
+        await asyncio.to_thread(_remove_tree, workdir)
+
+
+async def _reattach(pgpool: Pgpool, progress: Progress) -> None:
+    """pgpool-II never takes back by itself a backend it detached (a replica killed in a
+    ``replica-killed`` run stays out until an operator attaches it): restart it, so that
+    every cell starts with all nodes in pgpool as in the routers. Within a cell, what pgpool
+    does after a fault is what is measured."""
+    nodes = await asyncio.to_thread(pgpool.pool_nodes)
+    if all(node.get("status") in ("up", "waiting") for node in nodes):
+        return
+    progress.status("restarting pgpool-II: it detached a node and does not take it back")
+    await asyncio.to_thread(pgpool.stop)
+    await asyncio.to_thread(pgpool.start)
+
+
+def _remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+async def _one_run(ctx: _Context, client: Client, spec: RunSpec, during: During | None) -> RawRound:
+    """Open *client*, measure it, close it. A subject that cannot open is a result: one
+    error, no operations."""
+    secrets = ctx.target.secrets
+    try:
+        await client.open()
+    except Exception as exc:
+        await _close(client, secrets)
+        raw = RawRound(seconds=spec.duration, errors=1)
+        raw.error_samples.append(describe_error(exc, secrets))
+        return raw
+    try:
+        raw = await measure(client, spec, ctx.target.replica_idents(), secrets, during)
+    except BaseException:
+        await _close(client, secrets)
+        raise
+    failure = await _close(client, secrets)
+    if failure is not None:
+        raw.errors += 1
+        merge_samples(raw.error_samples, [failure])
+    return raw
+
+
+async def _close(client: Client, secrets: Sequence[str]) -> str | None:
+    """Close *client*: its failure to close as an error line, or ``None``. Closing takes at
+    most :data:`CLOSE_TIMEOUT`, then its connections are aborted; a client that does not
+    close even then stops the bench."""
+    closing = asyncio.create_task(client.close(), name=f"close {client.spec.name}")
+    done, _ = await asyncio.wait({closing}, timeout=CLOSE_TIMEOUT)
+    if not done:
+        client.abort()
+        done, _ = await asyncio.wait({closing}, timeout=CLOSE_TIMEOUT)
+    if not done:
+        closing.cancel()
+        raise BenchError(f"{client.spec.name} did not close within {2 * CLOSE_TIMEOUT:g} s")
+    failure = closing.exception()
+    return None if failure is None else describe_error(failure, secrets)
+
+
+async def _run_cell(ctx: _Context, index: int, cell: CellPlan) -> list[Cell]:
+    plan = ctx.plan
+    hooks = scenario(cell.scenario, ctx.cluster)
+    raws: dict[str, list[RawRound]] = {s.name: [] for s in cell.subjects}
+    label = f"{cell.scenario} {cell.workload} c={cell.concurrency}"
+    ctx.progress.status(label)
+    await hooks.begin_cell()
+    try:
+        for r in range(plan.rounds):
+            for subject in round_order(cell.subjects, r, plan.rounds):
+                spec = RunSpec(
+                    cell.workload,
+                    cell.concurrency,
+                    plan.rows,
+                    plan.warmup,
+                    plan.duration,
+                    plan.seed,
+                    index,
+                    r,
+                )
+                ctx.progress.running(f"{label} {subject.name}")
+                client = _client(ctx, subject, cell.pool_size)
+                raws[subject.name].append(await _one_run(ctx, client, spec, hooks.during))
+                await hooks.after_run()
+                ctx.progress.advance()
+    finally:
+        await hooks.end_cell()
+    return [
+        cell_summary(
+            scenario=cell.scenario,
+            workload=cell.workload,
+            subject=s.name,
+            concurrency=cell.concurrency,
+            pool_size=cell.pool_size,
+            raws=raws[s.name],
+        )
+        for s in cell.subjects
+    ]
+
+
+def _client(ctx: _Context, subject: SubjectSpec, pool_size: int) -> Client:
+    return make_client(subject, ctx.target, ctx.table, pool_size, ctx.pgpool)
+
+
+async def _run_sweep(ctx: _Context, sweep: SweepPlan) -> PoolSweep:
+    plan = ctx.plan
+    by_size: dict[int, list[RawRound]] = {size: [] for size in sweep.sizes}
+    ctx.progress.status(f"pool sweep c={sweep.concurrency}")
+    cell_index = len(plan.cells)
+    for r in range(plan.rounds):
+        for size in round_order(sweep.sizes, r, plan.rounds):
+            spec = RunSpec(
+                sweep.workload,
+                sweep.concurrency,
+                plan.rows,
+                plan.warmup,
+                plan.duration,
+                plan.seed,
+                cell_index,
+                r,
+            )
+            ctx.progress.running(f"pool sweep {sweep.subject.name} pool={size}")
+            client = _client(ctx, sweep.subject, size)
+            by_size[size].append(await _one_run(ctx, client, spec, None))
+            ctx.progress.advance()
+    return pool_sweep(sweep.subject.name, sweep.workload, sweep.concurrency, by_size)
