@@ -351,9 +351,11 @@ class RawClient:
         self._unit = _AsyncpgUnit(self._pool, self._pool, self._sql)
 
     async def close(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            await pool.close()
+        # The pool stays reachable by abort() while it closes: a close that waits on a hung
+        # connection (pgpool after a backend died) is ended by terminating the pool.
+        if self._pool is not None:
+            await self._pool.close()
+        self._pool = None
 
     def unit(self) -> _AsyncpgUnit:
         assert self._unit is not None
@@ -394,9 +396,10 @@ class NaiveSplitClient:
         self._units = [_AsyncpgUnit(r, primary, self._sql) for r in replicas]
 
     async def close(self) -> None:
-        pools, self._pools = self._pools, []
-        for pool in pools:
+        # As RawClient.close: abort() can still reach the pools while they close.
+        for pool in self._pools:
             await pool.close()
+        self._pools = []
 
     def unit(self) -> _AsyncpgUnit:
         return self._units[next(self._turn) % len(self._units)]
