@@ -38,7 +38,14 @@ async def gather(
     tasks = [asyncio.ensure_future(thunk()) for thunk in thunks]
     if not tasks:
         return []
-    done, pending = await asyncio.wait(tasks, timeout=timeout)
+    try:
+        done, pending = await asyncio.wait(tasks, timeout=timeout)
+    except BaseException:
+        # This wait was cancelled (a monitor closing mid-round): its work must not run on
+        # untracked, on connections the closing is about to terminate.
+        for task in tasks:
+            task.cancel()
+        raise
     for task in pending:
         if stragglers is None:
             task.cancel()
