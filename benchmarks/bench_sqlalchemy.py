@@ -56,6 +56,7 @@ from typing import Any
 
 import psycopg
 import sqlalchemy
+from _report import Run, percentile
 from sqlalchemy import URL, String, create_engine, make_url, select
 from sqlalchemy.ext.asyncio import async_sessionmaker as plain_async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -83,31 +84,10 @@ class Item(Base):
 
 
 @dataclass
-class Run:
-    ops: int
-    seconds: float
-    cpu_seconds: float
-    p50_us: float
-    p99_us: float
-
-    @property
-    def ops_per_s(self) -> float:
-        return self.ops / self.seconds
-
-    @property
-    def cpu_us(self) -> float:
-        return self.cpu_seconds / self.ops * 1e6
-
-
-@dataclass
 class Case:
     flavour: str
     operation: str
     runs: dict[str, list[Run]] = field(default_factory=dict)
-
-
-def _percentile(ordered: list[float], q: float) -> float:
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def _run(latencies: list[float], seconds: float, cpu: float) -> Run:
@@ -116,8 +96,8 @@ def _run(latencies: list[float], seconds: float, cpu: float) -> Run:
         ops=len(latencies),
         seconds=seconds,
         cpu_seconds=cpu,
-        p50_us=_percentile(latencies, 0.50) * 1e6,
-        p99_us=_percentile(latencies, 0.99) * 1e6,
+        p50_us=percentile(latencies, 0.50) * 1e6,
+        p99_us=percentile(latencies, 0.99) * 1e6,
     )
 
 
