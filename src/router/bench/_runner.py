@@ -188,6 +188,8 @@ async def _bench(
         ctx = _Context(plan, target, table, cluster, pgpool, progress)
         progress.start(plan.runs)
         cells: list[Cell] = []
+        if plan.cells:
+            await _warm_up(ctx, plan.cells[0])
         for index, cell in enumerate(plan.cells):
             if pgpool is not None:
                 await _reattach(pgpool, progress)
@@ -304,6 +306,26 @@ async def _close(client: Client, secrets: Sequence[str]) -> str | None:
         return f"{client.spec.name} did not close within {2 * CLOSE_TIMEOUT:g} s (abandoned)"
     failure = closing.exception()
     return None if failure is None else describe_error(failure, secrets)
+
+
+async def _warm_up(ctx: _Context, cell: CellPlan) -> None:
+    """One unmeasured run (1 s at least) of the first cell's first subject: the dataset's pages,
+    the servers' caches and their first backends are cold after set-up, and in a short timed
+    window (``--quick``) the first subject would measure only that. Its result is dropped."""
+    plan = ctx.plan
+    subject = cell.subjects[0]
+    spec = RunSpec(
+        cell.workload,
+        cell.concurrency,
+        plan.rows,
+        plan.warmup,
+        max(plan.duration, 1.0),
+        plan.seed,
+        0,
+        0,
+    )
+    ctx.progress.running(f"warming up with {subject.name}")
+    await _one_run(ctx, _client(ctx, subject, cell.pool_size), spec, None)
 
 
 async def _run_cell(ctx: _Context, index: int, cell: CellPlan) -> list[Cell]:
