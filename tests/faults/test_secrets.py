@@ -22,13 +22,14 @@ from collections.abc import Callable, Iterator
 from typing import Any, Final
 
 import pytest
+from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import router
 from router import NodeConfig, PrimaryUnavailable, RouterConfig
 from router.cli import main
 from router.testing import LocalCluster
-from tests.faults.conftest import SECRET, leaks
+from tests.faults.conftest import KEEP_SPANS, SECRET, leaks
 from tests.faults.test_bad_input import (
     WRONG,
     Client,
@@ -77,6 +78,7 @@ def _wrong_passwords_kept(
 ) -> Iterator[None]:
     """The suite's autouse check looks for SECRET; this one for the wrong passwords too."""
     yield
+    assert getattr(spans, "dropped", 0) == 0, "more spans than kept: the check below saw only some"
     for record in caplog.records:
         _hidden(f"log record {record.name}", record.getMessage())
         _hidden(f"logged traceback {record.name}", record.exc_text or "")
@@ -436,3 +438,18 @@ def test_sqlalchemy_engines_urls_and_errors_show_no_password(
     asyncio.run(async_factory.aclose())
     for label, shown in seen.items():
         _hidden(label, shown)
+
+
+def test_the_span_watch_catches_a_password_and_bounds_what_it_keeps(spans: Any) -> None:
+    """The autouse check is only as good as the watch it reads: a span carrying the marker is
+    caught even past the spans kept."""
+    tracer = trace.get_tracer("tests.faults")
+    for i in range(KEEP_SPANS + 10):
+        with tracer.start_as_current_span("filler", attributes={"i": i}):
+            pass
+    with tracer.start_as_current_span("leaky", attributes={"dsn": f"password={SECRET}"}):
+        pass
+    assert len(spans.get_finished_spans()) == KEEP_SPANS
+    assert spans.dropped == 11
+    assert spans.leaked == ["leaky"]
+    spans.clear()  # the catch was the point; the autouse check must not fail this test
