@@ -16,6 +16,7 @@ from router.core import (
     NodeStatus,
     RoundRobinPolicy,
     Topology,
+    WaitMisses,
     primary_only,
     tick,
 )
@@ -78,6 +79,99 @@ def test_waiting_picks_a_replica_behind_the_floor_and_says_what_to_wait_for() ->
     assert d.node in {"r1", "r2"}
     assert d.wait_for == Lsn(90)
     assert d.reason is Reason.CONSISTENCY
+
+
+def test_waiting_skips_a_replica_known_to_be_further_behind_than_the_wait() -> None:
+    # r1 replayed its last transaction 0.2 s before the check, r2 0.005 s: waiting 10 ms is
+    # worth it on r2 only; on r1 the read would wait in vain and then go to the primary.
+    observations: dict[str, object] = {
+        "p": NodeStatus(in_recovery=False, wal_lsn=Lsn(100)),
+        "r1": NodeStatus(in_recovery=True, replay_lsn=Lsn(60), server_now=10.0, last_replay_at=9.8),
+        "r2": NodeStatus(
+            in_recovery=True, replay_lsn=Lsn(60), server_now=10.0, last_replay_at=9.995
+        ),
+    }
+    t = tick(Topology.initial(["p", "r1", "r2"]), observations, 0.0, PARAMS)  # type: ignore[arg-type]
+    assert t.by_name["r1"].lag_seconds == pytest.approx(0.2)
+
+    def waits_on(within: float | None) -> set[str | None]:
+        policy = RoundRobinPolicy()
+        return {
+            choose_read(
+                t,
+                Consistency.READ_YOUR_WRITES,
+                policy,
+                STATS,
+                Random(seed),
+                floor=Lsn(90),
+                wait=True,
+                wait_within=within,
+            ).node
+            for seed in range(20)
+        }
+
+    assert waits_on(None) == {"r1", "r2"}
+    assert waits_on(0.01) == {"r2"}
+    assert waits_on(1.0) == {"r1", "r2"}
+    assert waits_on(0.001) == {"p"}  # neither can make it: the primary, at once
+    d = choose_read(
+        t,
+        Consistency.READ_YOUR_WRITES,
+        RoundRobinPolicy(),
+        STATS,
+        Random(1),
+        floor=Lsn(90),
+        wait=True,
+        wait_within=0.001,
+    )
+    assert d.node == "p"
+    assert d.detail.endswith(
+        "not waited on: r1 is too far behind to wait on, r2 is too far behind to wait on"
+    )
+
+
+def test_a_replica_that_missed_a_wait_is_not_waited_on_until_the_hold_is_over() -> None:
+    now = [100.0]
+    misses = WaitMisses(0.5, lambda: now[0])
+    assert "r1" not in misses
+    misses.missed("r1")
+    assert "r1" in misses
+    assert "r2" not in misses
+    assert "held=['r1']" in repr(misses)
+    t = topology(r1=50, r2=60)
+    policy = RoundRobinPolicy()
+
+    def waits_on() -> set[str | None]:
+        return {
+            choose_read(
+                t,
+                Consistency.READ_YOUR_WRITES,
+                policy,
+                STATS,
+                Random(1),
+                floor=Lsn(90),
+                wait=True,
+                no_wait=misses,
+            ).node
+            for _ in range(6)
+        }
+
+    assert waits_on() == {"r2"}
+    misses.missed("r2")
+    assert waits_on() == {"p"}  # both missed: the primary at once, no wait
+    d = choose_read(
+        t,
+        Consistency.READ_YOUR_WRITES,
+        policy,
+        STATS,
+        Random(1),
+        floor=Lsn(90),
+        wait=True,
+        no_wait=misses,
+    )
+    assert "not waited on: r1 missed a wait just now, r2 missed a wait just now" in d.detail
+    now[0] += 0.5
+    assert waits_on() == {"r1", "r2"}  # the hold is over: worth another try
 
 
 def test_lagging_replicas_fall_back_to_the_primary_or_to_nothing() -> None:

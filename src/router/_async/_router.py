@@ -46,6 +46,7 @@ from router.core import (
     Position,
     Role,
     Topology,
+    WaitMisses,
     as_policy,
     decode_token,
     encode_token,
@@ -145,6 +146,13 @@ class AsyncRouter(Queries):
         self._scope = Scope(self._consistency)
         self._fallback_to_primary = Fallback(str(config.fallback)) is Fallback.PRIMARY
         self._ryw_wait = config.ryw_wait
+        # A replica is waited on when its lag, as the monitor last estimated it, is within the
+        # wait: the estimate is only as fine as the monitor's interval (a replica a moment
+        # behind after an idle spell reads as up to one interval behind), hence the margin.
+        self._wait_within = config.ryw_wait + config.monitor_interval
+        # A replica that just missed a wait is not waited on again before the monitor's next
+        # look at it: on a replica further behind than the wait, every read would pay it.
+        self._wait_misses = WaitMisses(config.monitor_interval, time.monotonic)
         self._command_timeout = config.pool.command_timeout
         self._primary_weight = config.primary_read_weight
         nodes = config.all_nodes
@@ -410,6 +418,8 @@ class AsyncRouter(Queries):
             self._rng,
             floor=scope.floor,
             wait=self._ryw_wait > 0 if wait is None else wait,
+            wait_within=self._wait_within,
+            no_wait=self._wait_misses,
             exclude=excluded,
             fallback_to_primary=self._fallback_to_primary,
             primary_weight=self._primary_weight,
@@ -628,6 +638,7 @@ class AsyncRouter(Queries):
                 return True
             left = deadline - time.monotonic()
             if left <= 0:
+                self._wait_misses.missed(node)
                 return False
             await sleep(min(pause, left))
             pause = min(pause * 2, 0.02)

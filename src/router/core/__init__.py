@@ -43,6 +43,7 @@ from router.core._token import decode as decode_token
 from router.core._token import encode as encode_token
 from router.core._topology import Topology, tick
 from router.core._types import UNPARSEABLE, Classification, Effect, Hint, Route
+from router.core._waits import WaitMisses
 
 __all__ = [
     "CATALOG_QUERY",
@@ -79,6 +80,7 @@ __all__ = [
     "Staleness",
     "Topology",
     "Volatility",
+    "WaitMisses",
     "WalHistory",
     "as_policy",
     "classify",

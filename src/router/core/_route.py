@@ -81,6 +81,8 @@ def choose_read(
     *,
     floor: Lsn | None = None,
     wait: bool = False,
+    wait_within: float | None = None,
+    no_wait: Container[str] = (),
     exclude: Container[str] = (),
     fallback_to_primary: bool = True,
     primary_weight: float = 0.0,
@@ -90,7 +92,11 @@ def choose_read(
     Only eligible replicas (healthy, in recovery, admitted by the lag gate, at or past
     *floor*) are offered to *policy*; nodes in *exclude* (failed on this call) are skipped.
     With *wait*, a replica that is eligible but for the floor may be chosen, with
-    ``wait_for`` set. Otherwise the primary serves, or, with ``fallback_to_primary`` false,
+    ``wait_for`` set; with *wait_within* (the wait's length, seconds) only one whose last
+    measured lag is within it (or unknown): a replica a known 0.2 s behind is not worth
+    10 ms of waiting, every such read would wait in vain and then go to the primary; and
+    none in *no_wait* (those that recently missed a wait).
+    Otherwise the primary serves, or, with ``fallback_to_primary`` false,
     the decision has ``node=None`` and the reason why no replica qualifies. With a positive
     *primary_weight* the primary is offered to the policy beside the eligible replicas, with
     that weight (it is past every floor).
@@ -111,8 +117,18 @@ def choose_read(
         if choice.name == primary:
             return Decision(primary, True, Reason.CLASSIFIER, "read (primary_read_weight)")
         return _plain_read(choice.name)
+    passed_over: list[str] = []
     if wait and floor is not None:
-        waiting = [n for n in found.behind_floor if n not in exclude]
+        waiting = []
+        for n in found.behind_floor:
+            if n in exclude:
+                continue
+            if n in no_wait:
+                passed_over.append(f"{n} missed a wait just now")
+            elif not _may_catch_up(topology, n, wait_within):
+                passed_over.append(f"{n} is too far behind to wait on")
+            else:
+                waiting.append(n)
         if waiting:
             choice = policy([stats[n] for n in waiting], rng)
             if choice is not None:
@@ -120,9 +136,19 @@ def choose_read(
                     choice.name, False, Reason.CONSISTENCY, f"wait for {floor}", wait_for=floor
                 )
     reason, detail = _why_none(found, exclude)
+    if passed_over:
+        detail = f"{detail}; not waited on: {', '.join(passed_over)}"
     if not fallback_to_primary:
         return Decision(None, False, reason, detail)
     return _on_primary(primary, reason, detail)
+
+
+def _may_catch_up(topology: Topology, name: str, within: float | None) -> bool:
+    if within is None:
+        return True
+    node = topology.by_name.get(name)
+    lag = node.lag_seconds if node is not None else None
+    return lag is None or lag <= within
 
 
 def _on_primary(primary: str | None, reason: Reason, detail: str) -> Decision:
