@@ -73,8 +73,13 @@ def test_quick_on_the_embedded_cluster(tmp_path: Path, capsys: pytest.CaptureFix
         ("no-lag", "mixed", 8),
         ("no-lag", "ryw", 8),
     ]
+    ryw = {s["name"] for s in result["subjects"] if s["consistency"] == "read_your_writes"}
+    waiting = {s["name"] for s in result["subjects"] if s.get("ryw_wait")}
+    assert waiting == {"async/round-robin/read_your_writes+wait"}
+    assert waiting < ryw
     for (scenario, workload, _), subjects in cells.items():
-        assert set(subjects) == expected, (scenario, workload)
+        # A ryw_wait subject runs where sessions read their own writes back.
+        assert set(subjects) == (expected if workload == "ryw" else expected - waiting)
         for name, cell in subjects.items():
             where = f"{scenario}/{workload}/{name}"
             assert cell["errors"] == 0, (where, cell["error_samples"])
@@ -83,7 +88,7 @@ def test_quick_on_the_embedded_cluster(tmp_path: Path, capsys: pytest.CaptureFix
             assert cell["writes"] > 0, where
             if workload == "ryw":
                 assert cell["reads"] == cell["writes"], where
-                if cell["subject"].endswith("/read_your_writes"):
+                if name in ryw:
                     assert cell["stale_reads"] == 0, where
             else:
                 assert 0.05 < cell["writes"] / (cell["reads"] + cell["writes"]) < 0.3, where
@@ -95,6 +100,13 @@ def test_quick_on_the_embedded_cluster(tmp_path: Path, capsys: pytest.CaptureFix
                 assert cell["offload"] > 0, where
             if name == "raw-asyncpg":
                 assert cell["vs_baseline"] == 1.0
+    # Waiting on a replica for the session's own write takes read-backs off the primary, and
+    # none of them is stale (asserted above); without the wait nearly all go to the primary.
+    for scenario in ("no-lag", "delay-0.2s"):
+        ryw_cell = cells[scenario, "ryw", 8]
+        waited = ryw_cell["async/round-robin/read_your_writes+wait"]["offload"]
+        assert waited is not None, scenario
+        assert waited > (ryw_cell["async/round-robin/read_your_writes"]["offload"] or 0), scenario
     # The stale-read check can see a stale read: with replica1 0.2 s behind, the naive split's
     # read-backs that land there show the version before the write.
     assert cells["delay-0.2s", "ryw", 8]["naive-split"]["stale_reads"] > 0
@@ -194,7 +206,7 @@ def test_a_cluster_given_by_url_keeps_its_data(
     for cell in first["cells"]:
         assert cell["errors"] == 0, cell["error_samples"]
         assert cell["rounds"][0]["ops"] > 0
-        if cell["workload"] == "ryw" and cell["subject"].endswith("read_your_writes"):
+        if cell["workload"] == "ryw" and "/read_your_writes" in cell["subject"]:
             assert cell["stale_reads"] == 0
         if cell["subject"] == "naive-split":
             assert cell["offload"] == 1.0  # replicas found whatever the URL's order

@@ -11,6 +11,7 @@ from router import Consistency, PolicyName
 from router.bench._plan import (
     CONSISTENCIES,
     POLICIES,
+    RYW_WAIT_SECONDS,
     PlanError,
     PlanOptions,
     SubjectSpec,
@@ -18,6 +19,7 @@ from router.bench._plan import (
     default_subjects,
     estimate_seconds,
     round_order,
+    router_subject,
     subject_name,
 )
 from router.bench._schema import SCENARIOS, WORKLOADS
@@ -46,7 +48,7 @@ def test_subject_names() -> None:
             assert s.api is not None
             assert s.policy is not None
             assert s.consistency is not None
-            assert s.name == subject_name(s.api, s.policy, s.consistency)
+            assert s.name == subject_name(s.api, s.policy, s.consistency, s.ryw_wait)
         else:
             assert (s.api, s.policy, s.consistency) == (None, None, None)
 
@@ -54,11 +56,15 @@ def test_subject_names() -> None:
 def test_default_matrix_all_async_combinations_one_policy_for_the_other_apis() -> None:
     subjects = default_subjects()
     by_api = Counter(s.api for s in subjects)
-    assert by_api == {"async": 15, "sync": 3, "sqlalchemy": 3, None: 2}
+    assert by_api == {"async": 16, "sync": 3, "sqlalchemy": 3, None: 2}
+    waiting = [s for s in subjects if s.ryw_wait]
+    assert [(s.name, s.ryw_wait) for s in waiting] == [
+        ("async/round-robin/read_your_writes+wait", RYW_WAIT_SECONDS)
+    ]
     assert {s.policy for s in subjects if s.api == "sync"} == {"round-robin"}
     assert {s.consistency for s in subjects if s.api == "sqlalchemy"} == set(CONSISTENCIES)
     full = default_subjects(all_apis=True, with_pgpool=True)
-    assert Counter(s.api for s in full) == {"async": 15, "sync": 15, "sqlalchemy": 15, None: 3}
+    assert Counter(s.api for s in full) == {"async": 16, "sync": 15, "sqlalchemy": 15, None: 3}
     assert _names(full)[-1] == "pgpool"
 
 
@@ -68,6 +74,16 @@ def test_descriptions_say_what_each_subject_is() -> None:
     assert "threads" in subjects["sync/round-robin/eventual"]["description"]
     assert "pgpool-II" in subjects["pgpool"]["description"]
     assert subjects["raw-asyncpg"]["kind"] == "baseline"
+    assert "ryw_wait" not in subjects["raw-asyncpg"]
+    assert subjects["async/random/bounded"]["ryw_wait"] == 0
+    waiting = subjects["async/round-robin/read_your_writes+wait"]
+    assert (waiting["consistency"], waiting["ryw_wait"]) == ("read_your_writes", 0.01)
+    assert "ryw_wait 10 ms" in waiting["description"]
+
+
+def test_ryw_wait_only_with_read_your_writes() -> None:
+    with pytest.raises(PlanError, match="read_your_writes only"):
+        router_subject("async", "random", "eventual", ryw_wait=0.01)
 
 
 def test_quick_plan() -> None:
@@ -81,10 +97,13 @@ def test_quick_plan() -> None:
         ("delay-0.2s", "ryw", 8),
     ]
     everyone = _names(default_subjects())
+    waiting = "async/round-robin/read_your_writes+wait"
     for cell in plan.cells:
-        assert _names(cell.subjects) == everyone
+        # The ryw_wait subject only where a session reads its own write back.
+        expected = everyone if cell.workload == "ryw" else [n for n in everyone if n != waiting]
+        assert _names(cell.subjects) == expected
         assert cell.pool_size == cell.concurrency
-    assert plan.runs == 4 * len(everyone)
+    assert plan.runs == 4 * len(everyone) - 2
     assert plan.sweep is None
     assert not plan.with_pgpool
     assert plan.settings()["concurrency"] == [8]
@@ -218,3 +237,10 @@ def test_round_order_spreads_the_places_over_few_rounds() -> None:
     places = {i: sorted(order.index(i) for order in orders) for i in items}
     assert places[0] == [0, 4, 8]
     assert all(max(p) - min(p) == 8 for p in places.values())
+
+
+def test_a_ryw_wait_subject_asked_for_by_name_runs_in_every_workload() -> None:
+    plan = build_plan(PlanOptions(quick=True, subjects=("*+wait",)))
+    assert {c.workload for c in plan.cells} == {"mixed", "ryw"}
+    for cell in plan.cells:
+        assert _names(cell.subjects) == ["async/round-robin/read_your_writes+wait"]

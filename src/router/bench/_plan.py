@@ -36,6 +36,7 @@ __all__ = [
     "Plan",
     "PlanError",
     "PlanOptions",
+    "RYW_WAIT_SECONDS",
     "SubjectSpec",
     "SweepPlan",
     "build_plan",
@@ -53,6 +54,11 @@ POLICIES: Final = ("primary-only", "round-robin", "random", "least-outstanding",
 CONSISTENCIES: Final = ("read_your_writes", "bounded", "eventual")
 #: The lag budget of the ``bounded`` subjects (the router's default is 5 s).
 BOUNDED_MAX_LAG_SECONDS: Final = 0.5
+#: ``ryw_wait`` of the one read_your_writes subject that waits on a replica for a session's
+#: own write (every other subject has the router's default, 0): a read-back may then leave
+#: the primary without ever being stale. Its name ends in :data:`WAIT_SUFFIX`.
+RYW_WAIT_SECONDS: Final = 0.01
+WAIT_SUFFIX: Final = "+wait"
 BASELINE: Final = "raw-asyncpg"
 BaselineName = Literal["raw-asyncpg", "naive-split", "pgpool"]
 BASELINES: Final[tuple[BaselineName, ...]] = ("raw-asyncpg", "naive-split", "pgpool")
@@ -125,6 +131,8 @@ class SubjectSpec:
     api: Api | None = None
     policy: str | None = None
     consistency: str | None = None
+    #: The router's ``ryw_wait`` (seconds) for this subject.
+    ryw_wait: float = 0.0
 
     @property
     def description(self) -> str:
@@ -133,10 +141,15 @@ class SubjectSpec:
         text = f"{_API_TEXT[self.api]}; policy {self.policy}, consistency {self.consistency}"
         if self.consistency == "bounded":
             text += f" (max_lag_seconds {BOUNDED_MAX_LAG_SECONDS:g})"
+        if self.ryw_wait:
+            text += (
+                f" (ryw_wait {self.ryw_wait * 1000:g} ms: a read after the session's own write"
+                " waits that long on the chosen replica for it, then reads on the primary)"
+            )
         return text
 
     def to_schema(self) -> Subject:
-        return Subject(
+        subject = Subject(
             name=self.name,
             kind=self.kind,
             api=self.api,
@@ -144,18 +157,26 @@ class SubjectSpec:
             consistency=self.consistency,
             description=self.description,
         )
+        if self.kind == "router":
+            subject["ryw_wait"] = self.ryw_wait
+        return subject
 
 
-def subject_name(api: Api, policy: str, consistency: str) -> str:
-    """``"async/round-robin/read_your_writes"``."""
-    return f"{api}/{policy}/{consistency}"
+def subject_name(api: Api, policy: str, consistency: str, ryw_wait: float = 0.0) -> str:
+    """``"async/round-robin/read_your_writes"``, with :data:`WAIT_SUFFIX` when the subject
+    has a ``ryw_wait``."""
+    return f"{api}/{policy}/{consistency}{WAIT_SUFFIX if ryw_wait else ''}"
 
 
-def router_subject(api: Api, policy: str, consistency: str) -> SubjectSpec:
+def router_subject(
+    api: Api, policy: str, consistency: str, *, ryw_wait: float = 0.0
+) -> SubjectSpec:
     if api not in APIS or policy not in POLICIES or consistency not in CONSISTENCIES:
         raise PlanError(f"no such router subject: {api}/{policy}/{consistency}")
-    name = subject_name(api, policy, consistency)
-    return SubjectSpec(name, "router", api, policy, consistency)
+    if ryw_wait and consistency != "read_your_writes":
+        raise PlanError(f"ryw_wait applies to read_your_writes only, not {consistency}")
+    name = subject_name(api, policy, consistency, ryw_wait)
+    return SubjectSpec(name, "router", api, policy, consistency, ryw_wait)
 
 
 def baseline_subject(name: BaselineName) -> SubjectSpec:
@@ -163,10 +184,14 @@ def baseline_subject(name: BaselineName) -> SubjectSpec:
 
 
 def default_subjects(*, all_apis: bool = False, with_pgpool: bool = False) -> list[SubjectSpec]:
-    """The default matrix: the async API with every policy x consistency; the sync API and
+    """The default matrix: the async API with every policy x consistency, and round-robin
+    read_your_writes with a ``ryw_wait`` of :data:`RYW_WAIT_SECONDS`; the sync API and
     SQLAlchemy with round-robin x every consistency (replica choice is core code shared by
     every API), or every combination for all three with *all_apis*; then the baselines."""
     subjects = [router_subject("async", p, c) for p in POLICIES for c in CONSISTENCIES]
+    subjects.append(
+        router_subject("async", "round-robin", "read_your_writes", ryw_wait=RYW_WAIT_SECONDS)
+    )
     for api in APIS[1:]:
         policies = POLICIES if all_apis else ("round-robin",)
         subjects += [router_subject(api, p, c) for p in policies for c in CONSISTENCIES]
@@ -356,10 +381,15 @@ def build_plan(options: PlanOptions) -> Plan:
         cell_workloads = workloads
         if scenario != "no-lag" and not o.quick and not workloads_given:
             cell_workloads = tuple(w for w in workloads if w in FAULT_WORKLOADS)
-        cell_subjects = tuple(subjects)
+        scenario_subjects = tuple(subjects)
         if scenario != "no-lag" and faults_trimmed:
-            cell_subjects = tuple(s for s in subjects if s.api in (None, "async"))
+            scenario_subjects = tuple(s for s in subjects if s.api in (None, "async"))
         for workload in cell_workloads:
+            cell_subjects = scenario_subjects
+            if workload != "ryw" and o.subjects is None:
+                # Only ryw reads a session's own write back: elsewhere a ryw_wait subject
+                # would do just what its twin without one does.
+                cell_subjects = tuple(s for s in cell_subjects if not s.ryw_wait)
             if concurrency is not None:
                 levels: tuple[int, ...] = concurrency
             elif not o.quick and (scenario, workload) == ("no-lag", "mixed"):

@@ -47,6 +47,7 @@ WIDTH_IN: Final = 11.0  # 1100 px: fits the report's column at natural size
 CONSISTENCY_COLOURS: Final[dict[str, str]] = {
     "strong": "#1f77b4",  # blue
     "read_your_writes": "#2ca02c",  # green
+    "read_your_writes + ryw_wait": "#005a1e",  # dark green
     "bounded": "#ff7f0e",  # orange
     "eventual": "#9467bd",  # purple
 }
@@ -57,6 +58,14 @@ BASELINE_COLOURS: Final[dict[str, str]] = {
 }
 _OTHER_COLOURS: Final = ("#8c564b", "#e377c2", "#bcbd22", "#17becf")
 _UNKNOWN_CONSISTENCY: Final = "#17becf"
+
+
+def _colour_key(subject: Subject) -> str:
+    """The consistency a colour stands for (a subject waiting on replicas for its own writes
+    has a shade of its own)."""
+    consistency = subject["consistency"] or ""
+    return f"{consistency} + ryw_wait" if subject.get("ryw_wait") else consistency
+
 
 # (marker, dash pattern) per policy; a pattern is matplotlib's (offset, on-off sequence).
 _Dashes = tuple[float, tuple[float, ...]]
@@ -123,7 +132,7 @@ def _styles(result: BenchResult) -> dict[str, _Style]:
             styles[name] = _Style(colour, _BASELINE_MARKER, (0, ()), 2.4)
         else:
             marker, dashes = _POLICY_STYLES.get(subject["policy"] or "", _UNKNOWN_POLICY)
-            colour = CONSISTENCY_COLOURS.get(subject["consistency"] or "", _UNKNOWN_CONSISTENCY)
+            colour = CONSISTENCY_COLOURS.get(_colour_key(subject), _UNKNOWN_CONSISTENCY)
             styles[name] = _Style(colour, marker, dashes, 1.5)
     return styles
 
@@ -151,7 +160,7 @@ def _legend(fig: Figure, result: BenchResult, names: Sequence[str]) -> None:
     subjects = {s["name"]: s for s in result["subjects"]}
     styles = _styles(result)
     handles: list[Line2D] = []
-    consistencies = {subjects[n]["consistency"] for n in names if not _is_baseline(subjects, n)}
+    consistencies = {_colour_key(subjects[n]) for n in names if not _is_baseline(subjects, n)}
     policies = {subjects[n]["policy"] for n in names if not _is_baseline(subjects, n)}
     for consistency, colour in CONSISTENCY_COLOURS.items():
         if consistency in consistencies:

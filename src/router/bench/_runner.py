@@ -67,7 +67,8 @@ CLOSE_TIMEOUT: Final = 20.0
 RYW_NOTE: Final = (
     "ryw: read_your_writes subjects run with the default ryw_wait = 0, so a read-back goes to "
     "a replica only when the router already knows it has replayed the write, else to the "
-    "primary (counted as a fallback); eventual and bounded read from any (admitted) replica"
+    "primary (counted as a fallback); those named '+wait' wait up to their ryw_wait on the "
+    "replica first; eventual and bounded read from any (admitted) replica"
 )
 
 

@@ -37,6 +37,7 @@ class Subject(TypedDict):
     policy: str | None  # a router.PolicyName value; None for baselines
     consistency: str | None  # a router.Consistency value; None for baselines
     description: str  # one line, for the report
+    ryw_wait: NotRequired[float]  # router subjects: the router's ryw_wait, seconds
 
 
 class Round(TypedDict):

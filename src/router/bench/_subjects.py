@@ -77,7 +77,7 @@ class Client(Protocol):
 def router_config(target: Target, spec: SubjectSpec, pool_size: int) -> RouterConfig:
     """The target's configuration for a router subject: its policy and consistency, a pool
     of *pool_size* connections per node (opened up front), and for ``bounded`` a lag budget
-    of :data:`BOUNDED_MAX_LAG_SECONDS`."""
+    of :data:`BOUNDED_MAX_LAG_SECONDS`; the subject's ``ryw_wait``."""
     changes: dict[str, Any] = {
         "policy": spec.policy,
         "consistency": spec.consistency,
@@ -86,6 +86,8 @@ def router_config(target: Target, spec: SubjectSpec, pool_size: int) -> RouterCo
     }
     if spec.consistency == "bounded":
         changes["max_lag_seconds"] = BOUNDED_MAX_LAG_SECONDS
+    if spec.ryw_wait:
+        changes["ryw_wait"] = spec.ryw_wait
     return target.base_config.replace(**changes)
 
 
