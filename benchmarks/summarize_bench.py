@@ -104,8 +104,9 @@ def under_lag(result: BenchResult) -> Iterable[str]:
                 groups["async, " + name.rsplit("/", 1)[1]].append(c)
             elif not name.startswith(("async/", "sync/", "sqlalchemy/")):
                 groups[name].append(c)
-        for label, cells in sorted(groups.items()):
-            if label.startswith("async, "):
+        for key, cells in sorted(groups.items()):
+            label = key
+            if key.startswith("async, "):
                 policies = {c["subject"].split("/")[1] for c in cells}
                 label += f" ({len(policies)} {'policy' if len(policies) == 1 else 'policies'})"
             reads = sum(c["reads"] for c in cells)
