@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import os
 import subprocess
 import sys
@@ -350,6 +351,17 @@ def test_the_cli_shows_no_password(
     # status really connected (with PGPASSWORD): it knows each node's role.
     _code, printed = _cli(["cluster", "status", "--json", "--dir", base], capsys)
     assert '"role": "primary"' in printed
+    # Without it, status says why it knows nothing, and fails.
+    monkeypatch.delenv("PGPASSWORD")
+    code, printed = _cli(["cluster", "status", "--dir", base], capsys)
+    assert code == 1
+    assert "no answer" in printed
+    assert "no password supplied" in printed
+    assert "(set PGPASSWORD)" in printed
+    code, printed = _cli(["cluster", "status", "--json", "--dir", base], capsys)
+    assert code == 1
+    assert all(row["error"] for row in json.loads(printed))
+    monkeypatch.setenv("PGPASSWORD", SECRET)
     helps = [["--help"], ["cluster", "--help"], ["classify", "--help"]]
     helps += [["cluster", action, "--help"] for action in ("up", "down", "url", "status", "smoke")]
     for argv in helps:

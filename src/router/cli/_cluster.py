@@ -179,17 +179,23 @@ def _status(args: argparse.Namespace) -> int:
     rows = cluster.status()
     if args.json:
         print(json.dumps([dataclasses.asdict(row) for row in rows], indent=2))
-        return 0
+        return 0 if all(row.running and row.error is None for row in rows) else 1
     print(f"{'node':<10} {'role':<8} {'port':>5}  {'state':<9} {'lag bytes':>10} {'lag s':>7}")
     for row in rows:
         state = "down" if not row.running else "paused" if row.replay_paused else "up"
-        if row.running and row.role == "replica" and not row.streaming:
+        if row.error is not None:
+            state = "no answer"
+        elif row.running and row.role == "replica" and not row.streaming:
             state = "not streaming"
         lag_b = "-" if row.replay_lag_bytes is None else str(row.replay_lag_bytes)
         lag_s = "-" if row.replay_lag_seconds is None else f"{row.replay_lag_seconds:.3f}"
         role = row.role or cluster.node(row.name).role
         print(f"{row.name:<10} {role:<8} {row.port:>5}  {state:<9} {lag_b:>10} {lag_s:>7}")
-    return 0 if all(row.running for row in rows) else 1
+    for row in rows:
+        if row.error is not None:
+            hint = " (set PGPASSWORD)" if "password" in row.error else ""
+            print(f"{row.name}: running, but not answering: {row.error}{hint}", file=sys.stderr)
+    return 0 if all(row.running and row.error is None for row in rows) else 1
 
 
 def _smoke(args: argparse.Namespace) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import re
@@ -19,6 +20,7 @@ from typing import Any, Self
 import psycopg
 from psycopg import sql
 
+from router._config_dsn import redact
 from router.testing import _cleanup
 from router.testing._binaries import find_bindir
 from router.testing._errors import ClusterError
@@ -65,6 +67,8 @@ class NodeStatus:
     replay_lag_seconds: float | None
     replay_paused: bool | None
     streaming: bool | None
+    #: Why a running node could not be asked (e.g. its password is wanted: ``PGPASSWORD``).
+    error: str | None = None
 
 
 def _as_node(cluster: LocalCluster, node: Node | str) -> Node:
@@ -615,8 +619,8 @@ class LocalCluster:
                     """,
                     {"p": primary_lsn},
                 ).fetchone()
-        except psycopg.OperationalError:
-            return down
+        except psycopg.OperationalError as exc:
+            return dataclasses.replace(down, error=redact(" ".join(str(exc).split())))
         assert row is not None
         lag_bytes, lag_seconds, paused, streaming = row
         if primary_lsn is None:
