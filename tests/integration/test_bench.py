@@ -283,6 +283,32 @@ def test_an_interrupted_bench_removes_its_cluster(tmp_path: Path) -> None:
         assert not (tmp_path / "out").exists()
 
 
+def test_a_bench_stopped_midway_keeps_the_cells_it_finished(tmp_path: Path) -> None:
+    """Ctrl-C in the second cell: the first cell's results are written, marked incomplete."""
+    out = tmp_path / "out"
+    argv = [sys.executable, "-m", "router.cli", "bench", "--subjects", "raw-asyncpg"]
+    argv += ["--workloads", "mixed,ryw", "--scenarios", "no-lag", "--concurrency", "2"]
+    argv += ["--rows", "200", "--duration", "2", "--warmup", "0.1", "--out", str(out)]
+    with subprocess.Popen(argv, stderr=subprocess.PIPE, text=True) as bench:
+        try:
+            assert bench.stderr is not None
+            for line in bench.stderr:
+                if "no-lag ryw c=2" in line:
+                    break
+            bench.send_signal(signal.SIGINT)
+            rest = bench.stderr.read()
+            assert bench.wait(timeout=60) == 130
+        finally:
+            if bench.poll() is None:
+                bench.kill()
+    assert "1 finished cell(s) kept in" in rest, rest
+    result = read_result(out / "bench.json")
+    assert [(c["workload"], c["subject"]) for c in result["cells"]] == [("mixed", "raw-asyncpg")]
+    assert result["cells"][0]["rounds"][0]["ops"] > 0
+    assert any("incomplete: the run stopped after 1 of 2 cells" in n for n in result["notes"])
+    assert (out / "report.html").is_file()
+
+
 SECRET = "pw-BENCH-SECRET-93be1f"
 
 

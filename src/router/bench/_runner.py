@@ -60,10 +60,12 @@ from router.bench._workloads import table_name
 from router.config import DEFAULT_MAX_LAG_BYTES, RouterConfig
 from router.testing import LocalCluster
 
-__all__ = ["Progress", "run_bench"]
+__all__ = ["Finished", "Progress", "run_bench"]
 
 EMBEDDED_REPLICAS: Final = 2
 CLOSE_TIMEOUT: Final = 20.0
+#: The unmeasured warm-up run before the first cell lasts a window, 1 s at least, this at most.
+WARM_UP_MAX: Final = 2.0
 RYW_NOTE: Final = (
     "ryw: read_your_writes subjects run with the default ryw_wait = 0, so a read-back goes to "
     "a replica only when the router already knows it has replayed the write, else to the "
@@ -102,6 +104,16 @@ class _Silent:
         pass
 
 
+@dataclass(slots=True)
+class Finished:
+    """The cells a run has finished so far, as a result marked incomplete in its notes
+    (``None`` before the first one). A caller that hands one to :func:`run_bench` keeps
+    them when the run stops midway (an error, Ctrl-C): hours of a long run are not lost
+    to its last cell."""
+
+    result: BenchResult | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class _Context:
     plan: Plan
@@ -123,6 +135,7 @@ def run_bench(
     command: str = "router bench",
     progress: Progress | None = None,
     env_password: str | None = None,
+    finished: Finished | None = None,
 ) -> BenchResult:
     """Run *plan* on an embedded cluster (``plan.embedded``) or on the cluster of *urls*.
 
@@ -141,6 +154,7 @@ def run_bench(
             progress=progress,
             env_password=env_password,
             started=started,
+            finished=finished or Finished(),
         )
     finally:
         gc.unfreeze()
@@ -154,6 +168,7 @@ def _run_bench(
     progress: Progress,
     env_password: str | None,
     started: str,
+    finished: Finished,
 ) -> BenchResult:
     if not plan.embedded:
         config = config_from_urls(urls)
@@ -165,6 +180,7 @@ def _run_bench(
             command=command,
             started=started,
             env_password=env_password,
+            finished=finished,
         )
         return asyncio.run(run)
     progress.status(f"starting a local cluster (a primary and {EMBEDDED_REPLICAS} replicas)")
@@ -181,6 +197,7 @@ def _run_bench(
             command=command,
             started=started,
             env_password=None,
+            finished=finished,
         )
         return asyncio.run(run)
     finally:
@@ -197,6 +214,7 @@ async def _bench(
     command: str,
     started: str,
     env_password: str | None,
+    finished: Finished,
 ) -> BenchResult:
     target = await discover(config, embedded=plan.embedded, env_password=env_password)
     table = table_name(plan.rows)
@@ -215,6 +233,20 @@ async def _bench(
     if any(c.workload == "ryw" for c in plan.cells):
         notes.append(RYW_NOTE)
     async with _pgpool(plan, target, progress) as pgpool:
+        pgpool_version = pgpool.version if pgpool is not None else None
+
+        def assemble(cells: list[Cell], sweep: PoolSweep | None, *extra: str) -> BenchResult:
+            return _result(
+                plan,
+                target,
+                cells,
+                sweep,
+                [*notes, *extra],
+                command=command,
+                started=started,
+                pgpool_version=pgpool_version,
+            )
+
         ctx = _Context(plan, target, table, cluster, pgpool, progress)
         progress.start(plan.runs)
         cells: list[Cell] = []
@@ -224,8 +256,27 @@ async def _bench(
             if pgpool is not None:
                 await _reattach(pgpool, progress)
             cells += await _run_cell(ctx, index, cell)
+            finished.result = assemble(
+                list(cells),
+                None,
+                f"incomplete: the run stopped after {index + 1} of {len(plan.cells)} cells"
+                + (" and before the pool sweep" if plan.sweep is not None else ""),
+            )
         sweep = await _run_sweep(ctx, plan.sweep) if plan.sweep is not None else None
-        pgpool_version = pgpool.version if pgpool is not None else None
+    return assemble(cells, sweep)
+
+
+def _result(
+    plan: Plan,
+    target: Target,
+    cells: list[Cell],
+    sweep: PoolSweep | None,
+    notes: list[str],
+    *,
+    command: str,
+    started: str,
+    pgpool_version: str | None,
+) -> BenchResult:
     with_baseline(cells, BASELINE)
     subjects = list(plan.subjects)
     if plan.sweep is not None and plan.sweep.subject not in subjects:
@@ -341,9 +392,10 @@ async def _close(client: Client, secrets: Sequence[str]) -> str | None:
 
 
 async def _warm_up(ctx: _Context, cell: CellPlan) -> None:
-    """One unmeasured run (1 s at least) of the first cell's first subject: the dataset's pages,
-    the servers' caches and their first backends are cold after set-up, and in a short timed
-    window (``--quick``) the first subject would measure only that. Its result is dropped."""
+    """One unmeasured run (1 to :data:`WARM_UP_MAX` s) of the first cell's first subject: the
+    dataset's pages, the servers' caches and their first backends are cold after set-up, and
+    in a short timed window (``--quick``) the first subject would measure only that. Its
+    result is dropped."""
     plan = ctx.plan
     subject = cell.subjects[0]
     spec = RunSpec(
@@ -351,7 +403,7 @@ async def _warm_up(ctx: _Context, cell: CellPlan) -> None:
         cell.concurrency,
         plan.rows,
         plan.warmup,
-        max(plan.duration, 1.0),
+        min(max(plan.duration, 1.0), WARM_UP_MAX),
         plan.seed,
         0,
         0,

@@ -15,9 +15,13 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from router.config import redact
+
+if TYPE_CHECKING:
+    from router.bench._runner import Finished
+    from router.bench._schema import BenchResult
 
 __all__ = ["register"]
 
@@ -244,17 +248,43 @@ def _terminate_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def _write(result: BenchResult, out: Path, *, json_only: bool) -> list[Path]:
+    from router.bench._output import dumps_result, write_outputs  # noqa: PLC0415
+
+    if not json_only:
+        return write_outputs(result, out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "bench.json"
+    path.write_text(dumps_result(result), encoding="utf-8")
+    return [path]
+
+
+def _keep_finished(finished: Finished, out: Path, *, json_only: bool) -> None:
+    """A run that stopped midway: write the cells it finished, and say so."""
+    result = finished.result
+    if result is None:
+        return
+    cells = len({(c["scenario"], c["workload"], c["concurrency"]) for c in result["cells"]})
+    try:
+        written = _write(result, out, json_only=json_only)
+    except Exception as exc:  # the run's own failure is the one to report
+        print(f"router bench: could not keep the finished cells: {exc}", file=sys.stderr)
+        return
+    print(f"router bench stopped: {cells} finished cell(s) kept in {written[0]}", file=sys.stderr)
+
+
 def _bench(args: argparse.Namespace) -> int:
     # Imported here: `router classify` and `router cluster` should not pay for the bench.
     from router.bench._errors import BenchError  # noqa: PLC0415
     from router.bench._pgpool import PgpoolError, find_pgpool  # noqa: PLC0415
     from router.bench._plan import PlanError, PlanOptions, build_plan, estimate_seconds  # noqa: PLC0415
-    from router.bench._runner import run_bench  # noqa: PLC0415
+    from router.bench._runner import Finished, run_bench  # noqa: PLC0415
     from router.errors import ConfigurationError  # noqa: PLC0415
     from router.testing import ClusterError  # noqa: PLC0415
 
     try:
-        from router.bench._output import dumps_result, write_outputs  # noqa: PLC0415
+        # The charts and the table need the bench extra (matplotlib, rich): fail early.
+        import router.bench._output  # noqa: F401, PLC0415
         from router.bench._table import render_table  # noqa: PLC0415
     except ImportError as exc:
         return _fail(f"needs the bench extra ({exc.name} is missing): pip install 'router[bench]'")
@@ -294,6 +324,8 @@ def _bench(args: argparse.Namespace) -> int:
     )
     progress = _BarProgress() if sys.stderr.isatty() else _PlainProgress()
     started = time.monotonic()
+    finished = Finished()
+    out: Path = args.out
     try:
         with _quiet(args.verbose), _terminate_as_interrupt(), progress:
             result = run_bench(
@@ -302,18 +334,16 @@ def _bench(args: argparse.Namespace) -> int:
                 command=_command(args),
                 progress=progress,
                 env_password=os.environ.get("PGPASSWORD"),
+                finished=finished,
             )
     except (BenchError, ClusterError, PgpoolError, ConfigurationError) as exc:
+        _keep_finished(finished, out, json_only=args.json_only)
         return _fail(str(exc))
+    except KeyboardInterrupt:
+        _keep_finished(finished, out, json_only=args.json_only)
+        raise
     print(render_table(result))
-    out: Path = args.out
-    if args.json_only:
-        out.mkdir(parents=True, exist_ok=True)
-        path = out / "bench.json"
-        path.write_text(dumps_result(result), encoding="utf-8")
-        written = [path]
-    else:
-        written = write_outputs(result, out)
+    written = _write(result, out, json_only=args.json_only)
     elapsed = time.monotonic() - started
     print(f"\nrouter bench took {_minutes(elapsed)}; it wrote:")
     for path in written:
