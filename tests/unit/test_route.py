@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from random import Random
+from typing import Any
 
 import pytest
 
@@ -20,7 +21,7 @@ from router.core import (
     primary_only,
     tick,
 )
-from router.core._route import Reason, choose_read, choose_write
+from router.core._route import Decision, Reason, choose_read, choose_write
 
 PARAMS = GateParams(max_lag_bytes=1000, max_lag_seconds=None)
 STATS = {n: Candidate(n) for n in ("p", "r1", "r2")}
@@ -65,17 +66,22 @@ def test_a_floor_excludes_replicas_behind_it() -> None:
     assert read(t, floor=Lsn(150)) == ("p", True, Reason.CONSISTENCY)
 
 
-def test_waiting_picks_a_replica_behind_the_floor_and_says_what_to_wait_for() -> None:
-    t = topology(r1=50, r2=60)
-    d = choose_read(
+def read_waiting(t: Topology, policy: RoundRobinPolicy | None = None, **kw: Any) -> Decision:
+    """A read-your-writes read at floor 90 that may wait on a replica behind it."""
+    return choose_read(
         t,
         Consistency.READ_YOUR_WRITES,
-        RoundRobinPolicy(),
+        policy or RoundRobinPolicy(),
         STATS,
         Random(1),
         floor=Lsn(90),
         wait=True,
+        **kw,
     )
+
+
+def test_waiting_picks_a_replica_behind_the_floor_and_says_what_to_wait_for() -> None:
+    d = read_waiting(topology(r1=50, r2=60))
     assert d.node in {"r1", "r2"}
     assert d.wait_for == Lsn(90)
     assert d.reason is Reason.CONSISTENCY
@@ -96,34 +102,13 @@ def test_waiting_skips_a_replica_known_to_be_further_behind_than_the_wait() -> N
 
     def waits_on(within: float | None) -> set[str | None]:
         policy = RoundRobinPolicy()
-        return {
-            choose_read(
-                t,
-                Consistency.READ_YOUR_WRITES,
-                policy,
-                STATS,
-                Random(seed),
-                floor=Lsn(90),
-                wait=True,
-                wait_within=within,
-            ).node
-            for seed in range(20)
-        }
+        return {read_waiting(t, policy, wait_within=within).node for _ in range(20)}
 
     assert waits_on(None) == {"r1", "r2"}
     assert waits_on(0.01) == {"r2"}
     assert waits_on(1.0) == {"r1", "r2"}
     assert waits_on(0.001) == {"p"}  # neither can make it: the primary, at once
-    d = choose_read(
-        t,
-        Consistency.READ_YOUR_WRITES,
-        RoundRobinPolicy(),
-        STATS,
-        Random(1),
-        floor=Lsn(90),
-        wait=True,
-        wait_within=0.001,
-    )
+    d = read_waiting(t, wait_within=0.001)
     assert d.node == "p"
     assert d.detail.endswith(
         "not waited on: r1 is too far behind to wait on, r2 is too far behind to wait on"
@@ -142,33 +127,12 @@ def test_a_replica_that_missed_a_wait_is_not_waited_on_until_the_hold_is_over() 
     policy = RoundRobinPolicy()
 
     def waits_on() -> set[str | None]:
-        return {
-            choose_read(
-                t,
-                Consistency.READ_YOUR_WRITES,
-                policy,
-                STATS,
-                Random(1),
-                floor=Lsn(90),
-                wait=True,
-                no_wait=misses,
-            ).node
-            for _ in range(6)
-        }
+        return {read_waiting(t, policy, no_wait=misses).node for _ in range(6)}
 
     assert waits_on() == {"r2"}
     misses.missed("r2")
     assert waits_on() == {"p"}  # both missed: the primary at once, no wait
-    d = choose_read(
-        t,
-        Consistency.READ_YOUR_WRITES,
-        policy,
-        STATS,
-        Random(1),
-        floor=Lsn(90),
-        wait=True,
-        no_wait=misses,
-    )
+    d = read_waiting(t, no_wait=misses)
     assert "not waited on: r1 missed a wait just now, r2 missed a wait just now" in d.detail
     now[0] += 0.5
     assert waits_on() == {"r1", "r2"}  # the hold is over: worth another try
