@@ -137,7 +137,9 @@ class RouterConfig:
     policy: PolicyOption = DEFAULT_POLICY
     consistency: Consistency | ConsistencyLiteral = DEFAULT_CONSISTENCY
     # read_your_writes: seconds to wait on the chosen replica for the session's position before
-    # reading from the primary instead; 0 = only use positions the monitor already knows.
+    # reading from the primary instead; 0 = only use positions the monitor already knows. Not
+    # waited on: a replica last seen more than ryw_wait + monitor_interval behind, or one that
+    # missed a wait less than monitor_interval ago.
     ryw_wait: float = 0.0
     # Lag budget: a replica further behind is not eligible. None = no budget of that kind.
     max_lag_bytes: int | None = DEFAULT_MAX_LAG_BYTES
