@@ -16,16 +16,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import os
 import platform
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from router._version import __version__
 from router.bench._drive import During, RunSpec, measure
@@ -145,61 +146,33 @@ def run_bench(
     use by themselves and pgpool needs to be told.
     """
     progress = progress or _Silent()
-    started = _now()
+    bench = functools.partial(
+        _bench,
+        plan=plan,
+        progress=progress,
+        command=command,
+        started=_now(),
+        finished=finished or Finished(),
+    )
     try:
-        return _run_bench(
-            plan,
-            urls=urls,
-            command=command,
-            progress=progress,
-            env_password=env_password,
-            started=started,
-            finished=finished or Finished(),
-        )
+        if not plan.embedded:
+            run = bench(config=config_from_urls(urls), cluster=None, env_password=env_password)
+            return asyncio.run(run)
+        return _on_embedded_cluster(bench, progress)
     finally:
-        gc.unfreeze()
+        gc.unfreeze()  # what the runs froze (see the module's docstring)
 
 
-def _run_bench(
-    plan: Plan,
-    *,
-    urls: Sequence[str],
-    command: str,
-    progress: Progress,
-    env_password: str | None,
-    started: str,
-    finished: Finished,
+def _on_embedded_cluster(
+    bench: Callable[..., Coroutine[Any, Any, BenchResult]], progress: Progress
 ) -> BenchResult:
-    if not plan.embedded:
-        config = config_from_urls(urls)
-        run = _bench(
-            plan=plan,
-            config=config,
-            cluster=None,
-            progress=progress,
-            command=command,
-            started=started,
-            env_password=env_password,
-            finished=finished,
-        )
-        return asyncio.run(run)
     progress.status(f"starting a local cluster (a primary and {EMBEDDED_REPLICAS} replicas)")
     cluster = LocalCluster(replicas=EMBEDDED_REPLICAS)
     try:
         cluster.start()
         progress.status(f"local cluster up in {cluster.base_dir}")
         config = embedded_config({n.name: n.dsn for n in cluster.nodes})
-        run = _bench(
-            plan=plan,
-            config=config,
-            cluster=cluster,
-            progress=progress,
-            command=command,
-            started=started,
-            env_password=None,
-            finished=finished,
-        )
-        return asyncio.run(run)
+        return asyncio.run(bench(config=config, cluster=cluster, env_password=None))
     finally:
         progress.status("removing the local cluster")
         cluster.close()
