@@ -16,8 +16,8 @@ from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 
-from router.bench._output import read_result
-from router.bench._schema import BenchResult, Cell
+from router_bench._output import read_result
+from router_bench._schema import BenchResult, Cell
 
 FOCUS = (
     "async/round-robin/read_your_writes",

@@ -15,13 +15,13 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from router.bench._output import read_result
-from router.bench._plan import PlanOptions, build_plan
-from router.bench._schema import BenchResult, Cell
-from router.bench._target import DATASET_MARK
 from router.cli import main
 from router.testing import LocalCluster
 from router.testing.pytest_plugin import ClusterDatabase
+from router_bench._output import read_result
+from router_bench._plan import PlanOptions, build_plan
+from router_bench._schema import BenchResult, Cell
+from router_bench._target import DATASET_MARK
 from tests.support import wait_until
 
 pytestmark = pytest.mark.integration

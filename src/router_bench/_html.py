@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
-from router.bench._plots import plot_caption
-from router.bench._schema import BenchResult
-from router.bench._table import (
+from router_bench._plots import plot_caption
+from router_bench._schema import BenchResult
+from router_bench._table import (
     BASELINE,
     CELL_COLUMNS,
     SWEEP_COLUMNS,

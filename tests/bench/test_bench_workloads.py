@@ -8,11 +8,12 @@ import pytest
 from sqlalchemy.dialects import postgresql
 
 import router
-from router.bench._plan import SubjectSpec
-from router.bench._schema import WORKLOADS
-from router.bench._subjects import SqlalchemyClient, router_config
-from router.bench._target import Target, TargetNode
-from router.bench._workloads import (
+from router.config import NodeConfig, RouterConfig
+from router_bench._plan import SubjectSpec
+from router_bench._schema import WORKLOADS
+from router_bench._subjects import SqlalchemyClient, router_config
+from router_bench._target import Target, TargetNode
+from router_bench._workloads import (
     MIXES,
     Op,
     OpPicker,
@@ -22,7 +23,6 @@ from router.bench._workloads import (
     table_name,
     worker_rng,
 )
-from router.config import NodeConfig, RouterConfig
 
 N = 20_000
 

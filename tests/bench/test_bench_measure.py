@@ -7,8 +7,8 @@ import statistics
 
 import pytest
 
-from router.bench._errors import describe_error, scrub
-from router.bench._measure import (
+from router_bench._errors import describe_error, scrub
+from router_bench._measure import (
     CDF_FRACTIONS,
     RawRound,
     cell_summary,

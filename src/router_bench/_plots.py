@@ -31,8 +31,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from router.bench._schema import WORKLOADS, BenchResult, Cell, PoolSweep, Subject
-from router.bench._table import subject_order
+from router_bench._schema import WORKLOADS, BenchResult, Cell, PoolSweep, Subject
+from router_bench._table import subject_order
 
 __all__ = [
     "BASELINE_COLOURS",

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from router.bench import _drive
-from router.bench._drive import RunSpec, measure
-from router.bench._plan import SubjectSpec
-from router.bench._target import Ident
+from router_bench import _drive
+from router_bench._drive import RunSpec, measure
+from router_bench._plan import SubjectSpec
+from router_bench._target import Ident
 
 REPLICA: Ident = ("127.0.0.1", 5433)
 PRIMARY: Ident = ("127.0.0.1", 5432)

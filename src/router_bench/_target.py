@@ -20,11 +20,11 @@ import asyncpg
 from psycopg.conninfo import conninfo_to_dict
 
 from router._async._dsn import asyncpg_dsn
-from router.bench._errors import BenchError, describe_error
-from router.bench._schema import NodeInfo
-from router.bench._workloads import categories
 from router.config import NodeConfig, RouterConfig
 from router.errors import ConfigurationError
+from router_bench._errors import BenchError, describe_error
+from router_bench._schema import NodeInfo
+from router_bench._workloads import categories
 
 __all__ = [
     "DATASET_MARK",

@@ -21,15 +21,15 @@ from sqlalchemy import Column, Integer, MetaData, Table, Text, bindparam, func, 
 
 from router._async._router import AsyncRouter
 from router._sync._router import Router
-from router.bench._measure import fallbacks
-from router.bench._plan import BOUNDED_MAX_LAG_SECONDS, SubjectSpec
-from router.bench._target import APPLICATION_NAME, Ident, Target
-from router.bench._workloads import Statements, statements
 from router.config import RouterConfig
 from router.sqlalchemy import async_sessionmaker
+from router_bench._measure import fallbacks
+from router_bench._plan import BOUNDED_MAX_LAG_SECONDS, SubjectSpec
+from router_bench._target import APPLICATION_NAME, Ident, Target
+from router_bench._workloads import Statements, statements
 
 if TYPE_CHECKING:
-    from router.bench._pgpool import Pgpool
+    from router_bench._pgpool import Pgpool
 
 __all__ = [
     "AsyncUnit",

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
-from router.bench._schema import Cell, PoolPoint, PoolSweep, Round, ScenarioName, WorkloadName
+from router_bench._schema import Cell, PoolPoint, PoolSweep, Round, ScenarioName, WorkloadName
 
 __all__ = [
     "CDF_FRACTIONS",

@@ -29,27 +29,29 @@ from pathlib import Path
 from typing import Any, Final, Protocol
 
 from router._version import __version__
-from router.bench._drive import During, RunSpec, measure
-from router.bench._errors import describe_error
-from router.bench._measure import (
+from router.config import DEFAULT_MAX_LAG_BYTES, RouterConfig
+from router.testing import LocalCluster
+from router_bench._drive import During, RunSpec, measure
+from router_bench._errors import describe_error
+from router_bench._measure import (
     RawRound,
     cell_summary,
     merge_samples,
     pool_sweep,
     with_baseline,
 )
-from router.bench._pgpool import Pgpool
-from router.bench._plan import BASELINE, CellPlan, Plan, SubjectSpec, SweepPlan, round_order
-from router.bench._scenarios import scenario
-from router.bench._schema import (
+from router_bench._pgpool import Pgpool
+from router_bench._plan import BASELINE, CellPlan, Plan, SubjectSpec, SweepPlan, round_order
+from router_bench._scenarios import scenario
+from router_bench._schema import (
     SCHEMA_VERSION,
     BenchResult,
     Cell,
     Environment,
     PoolSweep,
 )
-from router.bench._subjects import Client, make_client
-from router.bench._target import (
+from router_bench._subjects import Client, make_client
+from router_bench._target import (
     Target,
     config_from_urls,
     discover,
@@ -57,9 +59,7 @@ from router.bench._target import (
     ensure_dataset,
     wait_replayed,
 )
-from router.bench._workloads import table_name
-from router.config import DEFAULT_MAX_LAG_BYTES, RouterConfig
-from router.testing import LocalCluster
+from router_bench._workloads import table_name
 
 __all__ = ["Finished", "Progress", "run_bench"]
 

@@ -18,8 +18,8 @@ import asyncio
 from time import perf_counter
 from typing import Final
 
-from router.bench._schema import ScenarioName
 from router.testing import LocalCluster
+from router_bench._schema import ScenarioName
 
 __all__ = ["FAULTED_REPLICA", "Scenario", "scenario"]
 

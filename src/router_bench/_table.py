@@ -1,6 +1,6 @@
 """The terminal table of a ``router bench`` result, and the views the HTML report shares with it.
 
-Pure functions of a :class:`~router.bench._schema.BenchResult`: one table per
+Pure functions of a :class:`~router_bench._schema.BenchResult`: one table per
 (scenario, workload, concurrency) with a row per subject, then the pool sweep with its knee
 marked, then the errors seen and the notes. Subject names, notes and error samples are printed
 as plain text, never interpreted as rich markup.
@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from router.bench._schema import SCENARIOS, WORKLOADS, BenchResult, Cell, PoolSweep
+from router_bench._schema import SCENARIOS, WORKLOADS, BenchResult, Cell, PoolSweep
 
 __all__ = [
     "BASELINE",

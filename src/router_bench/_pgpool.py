@@ -141,7 +141,7 @@ def _quote(name: str, value: str) -> str:
 
 def render_config(settings: Mapping[str, str | int | bool]) -> str:
     """``pgpool.conf`` text for *settings*: strings quoted, booleans ``on``/``off``."""
-    lines = ["# Written by router.bench: a pgpool-II of the benchmark, started and stopped by it."]
+    lines = ["# Written by router_bench: a pgpool-II of the benchmark, started and stopped by it."]
     for name, value in settings.items():
         if isinstance(value, bool):
             text = "on" if value else "off"
@@ -337,7 +337,7 @@ class Pgpool:
         try:
             conf = self._write_files(os_user)
             with open(self.log_path, "ab") as log:
-                log.write(f"--- router.bench: starting pgpool on port {self._port}\n".encode())
+                log.write(f"--- router_bench: starting pgpool on port {self._port}\n".encode())
             chown_to(self.log_path, os_user)
             # -n: stay in the foreground, our child; -D: forget node states of an earlier run.
             argv: list[str | Path] = [binary, "-n", "-D", "-f", conf,

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal, TypeVar
 
-from router.bench._schema import (
+from router_bench._schema import (
     SCENARIOS,
     WORKLOADS,
     Api,

@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from time import perf_counter
 from typing import Any, Final
 
-from router.bench._errors import BenchError, describe_error
-from router.bench._measure import MAX_ERROR_SAMPLES, RawRound
-from router.bench._schema import WorkloadName
-from router.bench._subjects import Client
-from router.bench._target import Ident
-from router.bench._workloads import Op, OpPicker, worker_rng
+from router_bench._errors import BenchError, describe_error
+from router_bench._measure import MAX_ERROR_SAMPLES, RawRound
+from router_bench._schema import WorkloadName
+from router_bench._subjects import Client
+from router_bench._target import Ident
+from router_bench._workloads import Op, OpPicker, worker_rng
 
 __all__ = ["During", "RunSpec", "measure"]
 

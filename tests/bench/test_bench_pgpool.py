@@ -21,10 +21,10 @@ import asyncpg
 import psycopg
 import pytest
 
-from router.bench._pgpool import Pgpool, PgpoolError, find_pgpool, pgpool_version
 from router.testing import LocalCluster
 from router.testing._proc import free_port
 from router.testing.pytest_plugin import ClusterDatabase
+from router_bench._pgpool import Pgpool, PgpoolError, find_pgpool, pgpool_version
 from tests.integration.async_support import WHO_ANSWERS, execute_on, wait_for
 
 pytestmark = [pytest.mark.integration]

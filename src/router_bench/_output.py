@@ -14,9 +14,9 @@ import re
 from pathlib import Path
 from typing import Any, Final, cast
 
-from router.bench._html import write_html
-from router.bench._plots import write_plots
-from router.bench._schema import SCHEMA_VERSION, BenchResult
+from router_bench._html import write_html
+from router_bench._plots import write_plots
+from router_bench._schema import SCHEMA_VERSION, BenchResult
 
 __all__ = ["JSON_NAME", "dumps_result", "read_result", "write_outputs"]
 

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 from router.config import redact
 
 if TYPE_CHECKING:
-    from router.bench._runner import Finished
-    from router.bench._schema import BenchResult
+    from router_bench._runner import Finished
+    from router_bench._schema import BenchResult
 
 __all__ = ["register"]
 
@@ -249,7 +249,7 @@ def _terminate_as_interrupt() -> Iterator[None]:
 
 
 def _write(result: BenchResult, out: Path, *, json_only: bool) -> list[Path]:
-    from router.bench._output import dumps_result, write_outputs  # noqa: PLC0415
+    from router_bench._output import dumps_result, write_outputs  # noqa: PLC0415
 
     if not json_only:
         return write_outputs(result, out)
@@ -275,17 +275,17 @@ def _keep_finished(finished: Finished, out: Path, *, json_only: bool) -> None:
 
 def _bench(args: argparse.Namespace) -> int:
     # Imported here: `router classify` and `router cluster` should not pay for the bench.
-    from router.bench._errors import BenchError  # noqa: PLC0415
-    from router.bench._pgpool import PgpoolError, find_pgpool  # noqa: PLC0415
-    from router.bench._plan import PlanError, PlanOptions, build_plan, estimate_seconds  # noqa: PLC0415
-    from router.bench._runner import Finished, run_bench  # noqa: PLC0415
     from router.errors import ConfigurationError  # noqa: PLC0415
     from router.testing import ClusterError  # noqa: PLC0415
+    from router_bench._errors import BenchError  # noqa: PLC0415
+    from router_bench._pgpool import PgpoolError, find_pgpool  # noqa: PLC0415
+    from router_bench._plan import PlanError, PlanOptions, build_plan, estimate_seconds  # noqa: PLC0415
+    from router_bench._runner import Finished, run_bench  # noqa: PLC0415
 
     try:
         # The charts and the table need the bench extra (matplotlib, rich): fail early.
-        import router.bench._output  # noqa: F401, PLC0415
-        from router.bench._table import render_table  # noqa: PLC0415
+        import router_bench._output  # noqa: F401, PLC0415
+        from router_bench._table import render_table  # noqa: PLC0415
     except ImportError as exc:
         return _fail(f"needs the bench extra ({exc.name} is missing): pip install 'router[bench]'")
 

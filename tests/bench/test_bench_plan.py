@@ -8,7 +8,7 @@ from collections.abc import Iterable
 import pytest
 
 from router import Consistency, PolicyName
-from router.bench._plan import (
+from router_bench._plan import (
     CONSISTENCIES,
     POLICIES,
     RYW_WAIT_SECONDS,
@@ -22,7 +22,7 @@ from router.bench._plan import (
     router_subject,
     subject_name,
 )
-from router.bench._schema import SCENARIOS, WORKLOADS
+from router_bench._schema import SCENARIOS, WORKLOADS
 
 
 def _names(subjects: Iterable[SubjectSpec]) -> list[str]:

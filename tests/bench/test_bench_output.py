@@ -16,11 +16,11 @@ import pytest
 from numpy.typing import NDArray
 from PIL import Image
 
-from router.bench._html import render_html
-from router.bench._output import dumps_result, read_result, write_outputs
-from router.bench._plots import BASELINE_COLOURS, CONSISTENCY_COLOURS, write_plots
-from router.bench._schema import BenchResult
-from router.bench._table import (
+from router_bench._html import render_html
+from router_bench._output import dumps_result, read_result, write_outputs
+from router_bench._plots import BASELINE_COLOURS, CONSISTENCY_COLOURS, write_plots
+from router_bench._schema import BenchResult
+from router_bench._table import (
     KNEE_MARK,
     TIMES,
     cell_row,
@@ -31,7 +31,7 @@ from router.bench._table import (
     fmt_ratio,
     render_table,
 )
-from tests.unit.bench_sample import BASELINES, rename_subject, sample_result
+from tests.bench.bench_sample import BASELINES, rename_subject, sample_result
 
 WIDE = 220  # no subject name is folded at this width
 

@@ -14,7 +14,7 @@ import statistics
 from statistics import NormalDist
 from typing import Final
 
-from router.bench._schema import (
+from router_bench._schema import (
     SCHEMA_VERSION,
     WORKLOADS,
     Api,

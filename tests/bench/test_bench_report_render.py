@@ -22,9 +22,9 @@ import pytest
 from numpy.typing import NDArray
 from PIL import Image
 
-from router.bench._output import write_outputs
-from router.bench._plots import BASELINE_COLOURS, CONSISTENCY_COLOURS
-from tests.unit.bench_sample import sample_result
+from router_bench._output import write_outputs
+from router_bench._plots import BASELINE_COLOURS, CONSISTENCY_COLOURS
+from tests.bench.bench_sample import sample_result
 
 pytestmark = pytest.mark.integration
 

@@ -23,7 +23,7 @@ from enum import IntEnum
 from random import Random
 from typing import Final, Literal
 
-from router.bench._schema import WorkloadName
+from router_bench._schema import WorkloadName
 
 __all__ = [
     "MIXES",
