@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from router._config_dsn import redact
 from router._scope import Scope, needs_session
 from router._stats import NodeStats
+from router.config import redact
 from router.core import Classification, Hint, Role, Topology, eligible
 from router.core._route import Decision
 from router.errors import NoReplicaAvailable, PrimaryUnavailable, TopologyError

@@ -56,7 +56,7 @@ from router import (
     RouterConfig,
     RouterError,
 )
-from router._config_sources import options
+from router.config._sources import options
 from router.core._route import Decision
 from router.testing import LocalCluster, router_config
 from tests.faults.conftest import SECRET, leaks

@@ -38,7 +38,7 @@ from router import (
     Route,
     RouterConfig,
 )
-from router._config_sources import options
+from router.config._sources import options
 
 MARKER: Final = "pw-FUZZ-MARKER-0c5e7a"
 #: A classification slower than this is a hang (a cold parse of 4 KB takes ~1 ms).

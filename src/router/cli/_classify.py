@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from router._config_dsn import redact
+from router.config import redact
 from router.core import Classification, Classifier
 
 __all__ = ["register"]

@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 from psycopg.conninfo import conninfo_to_dict
 
-from router._config_dsn import redact
+from router.config import redact
 from router.testing import ClusterError, LocalCluster
 
 __all__ = ["default_dir", "register"]

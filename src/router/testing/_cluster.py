@@ -20,7 +20,7 @@ from typing import Any, Self
 import psycopg
 from psycopg import sql
 
-from router._config_dsn import redact
+from router.config import redact
 from router.testing import _cleanup
 from router.testing._binaries import find_bindir
 from router.testing._errors import ClusterError

@@ -1,12 +1,5 @@
-"""The router's configuration: frozen, keyword-only, validated at construction.
-
-Build it with :class:`RouterConfig` directly (``primary=`` and ``replicas=``), from a libpq
-multi-host URL with :meth:`RouterConfig.from_url` (roles discovered at run time), or from the
-environment with :meth:`RouterConfig.from_env` — the only code that reads ``os.environ``. Nothing
-here does I/O. A bad value raises :class:`~router.errors.ConfigurationError` whose ``field``
-names the setting (``pool.max_size``, ``replicas[1]``, ``url: router_policy``,
-``ROUTER_POLICY``); no message, ``repr`` or ``str`` ever contains a password.
-"""
+"""``RouterConfig``: the router's whole configuration, one frozen value (the package's
+docstring says how it is built and validated)."""
 
 from __future__ import annotations
 
@@ -16,10 +9,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol, Self, TypeAlias
 
-from router._config_dsn import redact
-from router._config_nodes import NodeConfig, PoolConfig, RetryConfig
-from router._config_sources import config_from_env, config_from_url
-from router._config_values import (
+from router.config._nodes import NodeConfig, PoolConfig, RetryConfig
+from router.config._sources import config_from_env, config_from_url
+from router.config._values import (
     Consistency,
     ConsistencyLiteral,
     Fallback,
@@ -38,17 +30,7 @@ from router._config_values import (
 )
 from router.errors import ConfigurationError
 
-__all__ = [
-    "Consistency",
-    "Fallback",
-    "NodeConfig",
-    "PolicyName",
-    "PoolConfig",
-    "PoolerMode",
-    "RetryConfig",
-    "RouterConfig",
-    "redact",
-]
+__all__ = ["PolicyOption", "RouterConfig", "SupportsChoose"]
 
 DEFAULT_POLICY: Final = PolicyName.ROUND_ROBIN
 DEFAULT_CONSISTENCY: Final = Consistency.READ_YOUR_WRITES

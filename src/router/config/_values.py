@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from typing import Final, Literal, TypeVar
 
-from router._config_dsn import redact
+from router.config._dsn import redact
 
 # The core's enum, so that its ``is Consistency.STRONG`` checks hold for configured values.
 from router.core import Consistency

@@ -8,8 +8,8 @@ from typing import Any, Final, Self
 
 from psycopg.conninfo import make_conninfo
 
-from router._config_dsn import MASK, ParsedDSN, parse_node_dsn, redact
-from router._config_values import check_float, check_int, show
+from router.config._dsn import MASK, ParsedDSN, parse_node_dsn, redact
+from router.config._values import check_float, check_int, show
 from router.errors import ConfigurationError
 
 __all__ = [

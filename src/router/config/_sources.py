@@ -16,16 +16,16 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, Final
 
-from router._config_dsn import (
+from router.config._dsn import (
     MASK,
     URI_PREFIXES,
     check_text,
     split_hosts,
     split_router_options,
 )
-from router._config_dsn import _redact as redact_found
-from router._config_nodes import NodeConfig, PoolConfig, RetryConfig
-from router._config_values import show
+from router.config._dsn import _redact as redact_found
+from router.config._nodes import NodeConfig, PoolConfig, RetryConfig
+from router.config._values import show
 from router.errors import ConfigurationError
 
 __all__ = ["Option", "config_from_env", "config_from_url", "options"]
