@@ -31,7 +31,6 @@ from router._async._queries import Queries
 from router._async._runtime import Background, gather, guard, sleep
 from router._introspect import Explanation, describe, explain, last_errors, stats
 from router._scope import LAST_DECISION, POSITION_QUERY, Call, Scope, needs_session
-from router._stats import PoolSettings
 from router._telemetry import NodeAddress, Telemetry
 from router.config import Fallback, RouterConfig
 from router.core import (
@@ -39,7 +38,6 @@ from router.core import (
     Classifier,
     Consistency,
     FailureKind,
-    GateParams,
     Hint,
     Lsn,
     Policy,
@@ -87,18 +85,6 @@ class _Retry(Exception):
         super().__init__(node)
 
 
-def _gate_params(config: RouterConfig) -> GateParams:
-    return GateParams(
-        max_lag_bytes=config.max_lag_bytes,
-        max_lag_seconds=config.max_lag_seconds,
-        readmit_fraction=config.readmit_fraction,
-        readmit_hold=config.readmit_hold,
-        failures_to_down=config.failures_to_down,
-        probe_backoff_initial=config.probe_backoff_initial,
-        probe_backoff_max=config.probe_backoff_max,
-    )
-
-
 def _policy(config: RouterConfig) -> Policy:
     if isinstance(config.policy, str):
         return policy_from_name(config.policy)
@@ -141,7 +127,7 @@ class AsyncRouter(Queries):
         self._policy = _policy(config)
         self._rng = rng or Random()
         self._clock = clock
-        self._params = _gate_params(config)
+        self._params = config.gate_params()
         self._consistency = Consistency(str(config.consistency))
         self._scope = Scope(self._consistency)
         self._fallback_to_primary = Fallback(str(config.fallback)) is Fallback.PRIMARY
@@ -157,20 +143,7 @@ class AsyncRouter(Queries):
         self._primary_weight = config.primary_read_weight
         nodes = config.all_nodes
         self._addresses = {n.name: NodeAddress(n.name, n.host, n.port, n.dbname) for n in nodes}
-        settings = PoolSettings(
-            min_size=config.pool.min_size,
-            max_size=config.pool.max_size,
-            acquire_timeout=config.pool.acquire_timeout,
-            connect_timeout=config.pool.connect_timeout,
-            max_lifetime=config.pool.max_lifetime,
-            max_idle=config.pool.max_idle,
-            max_queries=config.pool.max_queries,
-            statement_cache_size=config.effective_statement_cache_size,
-            prepare_threshold=config.effective_prepare_threshold,
-            application_name=config.application_name,
-            replica_read_only=config.replica_read_only,
-            command_timeout=config.pool.command_timeout,
-        )
+        settings = config.pool_settings()
         self._pools = {n.name: NodePool(n.name, driver.dsn(n.connect_dsn), settings) for n in nodes}
         for n in nodes:
             self._pools[n.name].stats.weight = n.weight

@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol, Self, TypeAlias
 
+from router._stats import PoolSettings
 from router.config._nodes import NodeConfig, PoolConfig, RetryConfig
 from router.config._sources import config_from_env, config_from_url
 from router.config._values import (
@@ -28,6 +29,7 @@ from router.config._values import (
     check_str,
     show,
 )
+from router.core import GateParams
 from router.errors import ConfigurationError
 
 __all__ = ["PolicyOption", "RouterConfig", "SupportsChoose"]
@@ -301,6 +303,38 @@ class RouterConfig:
     def effective_prepare_threshold(self) -> int | None:
         """psycopg's ``prepare_threshold``: ``None`` (never) behind a transaction pooler."""
         return None if self.pooler_mode is PoolerMode.TRANSACTION else self.prepare_threshold
+
+    def gate_params(self) -> GateParams:
+        """The health gate's parameters (lag limits, readmission, failure counting, probe
+        backoff): what the monitor and the node state machine in :mod:`router.core` take."""
+        return GateParams(
+            max_lag_bytes=self.max_lag_bytes,
+            max_lag_seconds=self.max_lag_seconds,
+            readmit_fraction=self.readmit_fraction,
+            readmit_hold=self.readmit_hold,
+            failures_to_down=self.failures_to_down,
+            probe_backoff_initial=self.probe_backoff_initial,
+            probe_backoff_max=self.probe_backoff_max,
+        )
+
+    def pool_settings(self) -> PoolSettings:
+        """What every node's pool is opened with, in either flavour: the ``pool`` options, the
+        connection settings, and the statement-cache and prepare settings that the pooler mode
+        allows (:attr:`effective_statement_cache_size`, :attr:`effective_prepare_threshold`)."""
+        return PoolSettings(
+            min_size=self.pool.min_size,
+            max_size=self.pool.max_size,
+            acquire_timeout=self.pool.acquire_timeout,
+            connect_timeout=self.pool.connect_timeout,
+            max_lifetime=self.pool.max_lifetime,
+            max_idle=self.pool.max_idle,
+            max_queries=self.pool.max_queries,
+            statement_cache_size=self.effective_statement_cache_size,
+            prepare_threshold=self.effective_prepare_threshold,
+            application_name=self.application_name,
+            replica_read_only=self.replica_read_only,
+            command_timeout=self.pool.command_timeout,
+        )
 
     def replace(self, **changes: Any) -> Self:
         """A copy with ``changes`` applied and validated again (per-call overrides)."""
