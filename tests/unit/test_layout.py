@@ -68,3 +68,18 @@ def test_bench_without_the_extra_names_the_extra(tmp_path: Path) -> None:
     assert "router bench: needs the bench extra" in done.stderr
     assert "pip install 'router[bench]'" in done.stderr
     assert not out.exists()
+
+
+def test_last_decision_returns_public_types() -> None:
+    import typing
+
+    import router
+
+    for shell in (router.AsyncRouter, router.Router):
+        hints = typing.get_type_hints(shell.last_decision.fget)  # type: ignore[attr-defined]
+        assert hints["return"] == router.Decision | None
+    assert "Decision" in router.__all__
+    assert "Reason" in router.__all__
+    assert router.Decision.__doc__
+    assert "last_decision" in router.Decision.__doc__
+    assert router.Reason("lag-gate") is router.Reason.LAG_GATE

@@ -4,7 +4,8 @@
 - WAL positions and read-your-writes tokens: :class:`Lsn`, :class:`Position`, :func:`encode_token`;
 - node health and the lag gate: :func:`observe`, :func:`tick`, :class:`Topology`;
 - which replicas may serve a read: :func:`eligible`;
-- which of them does: the policies.
+- which of them does: the policies;
+- where a statement went and why: :class:`Decision`, :class:`Reason`.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from router.core._policies import (
     policy_from_name,
     primary_only,
 )
+from router.core._route import Decision, Reason
 from router.core._token import TOKEN_PREFIX, Position
 from router.core._token import decode as decode_token
 from router.core._token import encode as encode_token
@@ -56,6 +58,7 @@ __all__ = [
     "Classification",
     "Classifier",
     "Consistency",
+    "Decision",
     "Effect",
     "Eligibility",
     "Ewma",
@@ -73,6 +76,7 @@ __all__ = [
     "Observation",
     "Policy",
     "Position",
+    "Reason",
     "RandomPolicy",
     "Role",
     "RoundRobinPolicy",

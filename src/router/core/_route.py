@@ -22,7 +22,9 @@ __all__ = ["Decision", "Reason", "choose_read", "choose_write"]
 
 
 class Reason(StrEnum):
-    """The kind of reason behind a decision (the ``router.reason`` telemetry attribute)."""
+    """Why a statement went where it did: :attr:`Decision.reason`, also the ``router.reason``
+    telemetry attribute and the key of the decision counts in ``stats()``. A ``str`` enum: its
+    values (``"classifier"``, ``"lag-gate"``, ...) compare equal to the strings."""
 
     CLASSIFIER = "classifier"  # a READ on a replica, a WRITE on the primary
     HINT = "hint"  # a /* router:primary */ comment
@@ -37,9 +39,19 @@ class Reason(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """Where a statement goes. ``node`` is ``None`` when nothing can serve it; then
-    ``detail`` says why. ``wait_for``: wait on the chosen replica until it has replayed
-    this position before running the read (``ryw_wait``)."""
+    """Where a statement goes, and why: what the ``last_decision`` property of a router (or
+    of a SQLAlchemy session) holds for the latest statement of the current task (async) or
+    thread (sync).
+
+    - ``node``: the node's name (:attr:`NodeConfig.name <router.NodeConfig.name>`), or ``None``
+      when nothing can serve the statement; then ``detail`` says why;
+    - ``primary``: whether that node is (or would be) the primary;
+    - ``reason``: the kind of reason (:class:`Reason`), ``detail``: the reason in words
+      (``"read"``, ``"write"``, which replicas were excluded and why, ...);
+    - ``wait_for``: wait on the chosen replica until it has replayed this position before
+      running the read (``ryw_wait``); ``None`` for no wait.
+
+    Frozen: a decision is a value, safe to keep and compare."""
 
     node: str | None
     primary: bool
