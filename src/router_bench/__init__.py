@@ -13,7 +13,7 @@ The pieces, from plan to report:
 - ``_runner``: all of it in order, set up and torn down; ``_pgpool``: pgpool-II;
 - ``_schema``: the result's shape; ``_table``, ``_plots``, ``_html``, ``_output``: the report.
 
-The command line is ``router bench`` (:mod:`router_bench._cli`). This package imports nothing
+The command line is ``router bench`` (:mod:`router_bench.cli`). This package imports nothing
 heavy itself: the report's modules need the ``bench`` extra (matplotlib, rich).
 """
 

@@ -56,8 +56,7 @@ from urllib.parse import quote
 
 import psycopg
 
-from router.testing import _cleanup
-from router.testing._errors import ClusterError
+from router.testing import ClusterError, _cleanup
 from router.testing._proc import (
     chown_to,
     free_port,

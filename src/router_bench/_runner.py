@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, Protocol
 
-from router._version import __version__
+from router import __version__
 from router.config import DEFAULT_MAX_LAG_BYTES, RouterConfig
 from router.testing import LocalCluster
 from router_bench._drive import During, RunSpec, measure

@@ -19,8 +19,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 import asyncpg
 from sqlalchemy import Column, Integer, MetaData, Table, Text, bindparam, func, select, update
 
-from router._async._router import AsyncRouter
-from router._sync._router import Router
+from router import AsyncRouter, Router
 from router.config import RouterConfig
 from router.sqlalchemy import async_sessionmaker
 from router_bench._measure import fallbacks

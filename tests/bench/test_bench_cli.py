@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from router.cli import build_parser, main
-from router_bench._cli import _command
+from router_bench.cli import _command
 
 
 @pytest.mark.parametrize(

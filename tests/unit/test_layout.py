@@ -42,12 +42,11 @@ def test_library_imports_neither_the_bench_nor_its_dependencies(module: str) -> 
 def test_command_line_loads_the_bench_report_only_when_it_runs() -> None:
     # `router --help` registers `router bench`, which needs router_bench's option parser only.
     modules = _modules_after("import router.cli; router.cli.build_parser()")
-    assert "router_bench._cli" in modules
     assert _loaded(modules, HEAVY) == []
-    assert [m for m in modules if m.startswith("router_bench.")] == [
-        "router_bench._cli",
+    assert {m for m in modules if m.startswith("router_bench.")} == {
         "router_bench._schema",
-    ]
+        "router_bench.cli",
+    }
 
 
 def test_bench_without_the_extra_names_the_extra(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from typing import NoReturn
 from router._version import __version__
 from router.cli import _classify, _cluster
 from router.config import redact
-from router_bench import _cli as _bench  # its own package: its report modules load when it runs
+from router_bench import cli as _bench  # its own package: its report modules load when it runs
 
 __all__ = ["main"]
 
