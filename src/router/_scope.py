@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import threading
 from contextvars import ContextVar
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from router.core import Classification, Consistency, Effect, Lsn
 from router.core._route import Decision
+
+if TYPE_CHECKING:
+    from router._context import SharedFloor
 
 __all__ = ["LAST_DECISION", "POSITION_QUERY", "Call", "Scope", "begin_statement", "needs_session"]
 
@@ -59,10 +62,12 @@ class Scope:
     that commits raises the floor to the position after its commit record; with
     ``read_your_writes`` later reads go only to replicas that have replayed it. ``sticky``: the
     replica the session read from last, preferred while it stays eligible (a replica's replay
-    position only moves forward, so staying on it keeps reads monotonic for free).
+    position only moves forward, so staying on it keeps reads monotonic for free). ``shared``:
+    the floor of the web request or job the session belongs to (``router._context``), told of
+    its commits.
     """
 
-    __slots__ = ("consistency", "floor", "parent", "sticky")
+    __slots__ = ("consistency", "floor", "parent", "shared", "sticky")
 
     def __init__(
         self, consistency: Consistency, floor: Lsn | None = None, parent: Scope | None = None
@@ -71,6 +76,7 @@ class Scope:
         self.floor = floor
         self.parent = parent
         self.sticky: str | None = None
+        self.shared: SharedFloor | None = None
 
     def advance(self, lsn: Lsn | None) -> None:
         """Raise the floor to *lsn* (never lower it); the parent scope sees it too, so the
@@ -83,6 +89,8 @@ class Scope:
                 if scope.floor is None or lsn > scope.floor:
                     scope.floor = lsn
                 scope = scope.parent
+            if self.shared is not None:
+                self.shared.record_commit(lsn)
 
     @property
     def wants_position(self) -> bool:

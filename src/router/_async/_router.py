@@ -29,6 +29,7 @@ from router._async._monitor import Monitor
 from router._async._pool import NodePool
 from router._async._queries import Queries
 from router._async._runtime import Background, gather, guard, sleep
+from router._context import attach as attach_shared_floor
 from router._introspect import Explanation, describe, explain, last_errors, stats
 from router._scope import LAST_DECISION, POSITION_QUERY, Call, Scope, needs_session
 from router._telemetry import NodeAddress, Telemetry
@@ -287,7 +288,9 @@ class AsyncRouter(Queries):
         floor = None
         if after is not None:
             floor = decode_token(after, system_id=self._system_id).lsn
-        return Scope(level, floor, parent=self._scope)
+        scope = Scope(level, floor, parent=self._scope)
+        attach_shared_floor(scope, self)  # a web request's or job's floor (router.web)
+        return scope
 
     def token(self) -> str | None:
         """An opaque string for the latest commit position seen by this router (any session),

@@ -25,6 +25,7 @@ from tenacity import (
     wait_random,
 )
 
+from router._context import attach as attach_shared_floor
 from router._introspect import Explanation, describe, explain, last_errors, stats
 from router._scope import LAST_DECISION, POSITION_QUERY, Call, Scope, needs_session
 from router._sync import _driver as driver
@@ -284,7 +285,9 @@ class Router(Queries):
         floor = None
         if after is not None:
             floor = decode_token(after, system_id=self._system_id).lsn
-        return Scope(level, floor, parent=self._scope)
+        scope = Scope(level, floor, parent=self._scope)
+        attach_shared_floor(scope, self)  # a web request's or job's floor (router.web)
+        return scope
 
     def token(self) -> str | None:
         """An opaque string for the latest commit position seen by this router (any session),

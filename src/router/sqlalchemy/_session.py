@@ -36,6 +36,7 @@ from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.dml import UpdateBase
 from sqlalchemy.util import EMPTY_DICT
 
+from router._context import attach as attach_shared_floor
 from router._scope import Scope
 from router.core import Classification, Hint, Route
 from router.core._route import Decision, Reason
@@ -143,6 +144,7 @@ class RoutedSession(Session):
         else:
             self._router_after = after
             self._router_scope, self._router_unchecked = routing.new_scope(consistency, after)
+        attach_shared_floor(self._router_scope, routing.core)  # a web request's (router.web)
 
     # -- public ------------------------------------------------------------------------
 

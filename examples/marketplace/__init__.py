@@ -1,0 +1,1 @@
+"""An example marketplace on router: FastAPI + SQLAlchemy async, and a Flask variant."""

@@ -1,0 +1,186 @@
+"""A floor shared by the sessions of one unit of work: a web request, a background job.
+
+Whoever runs the unit of work (``router.web``'s middleware, its job helper) sets
+:data:`SHARED_FLOOR` to a :class:`SharedFloor` for its duration. Every session a router or a
+SQLAlchemy session factory makes meanwhile is *attached* to it (:func:`attach`):
+
+- the session starts at or past the shared floor's starting position, when that position is
+  of this router's cluster and possible (see :meth:`SharedFloor.floor_for`);
+- each of the session's commits is recorded on the shared floor, so that the unit of work
+  can hand its clients the position after its writes (:meth:`SharedFloor.position`).
+
+Reads never raise a shared floor: only commits do, so "the request wrote" is exactly "a
+commit was recorded". Without a shared floor in the context nothing changes (one
+``ContextVar`` lookup per new session). A context variable, not a thread-local: each asyncio
+task and each thread sees its own, and the object it holds is shared by the tasks and threads
+a request spawns (they inherit the context).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from contextvars import ContextVar
+from enum import Enum
+from typing import TYPE_CHECKING, Final, Protocol
+
+from router.core import Lsn, Role, Topology
+from router.core._token import Position
+
+if TYPE_CHECKING:
+    from router._scope import Scope
+
+__all__ = ["SHARED_FLOOR", "SharedFloor", "Start", "attach"]
+
+#: Seconds a starting position may stay ahead of what the monitor saw of the primary before it
+#: is judged impossible (the monitor samples the primary every ``monitor_interval``; a
+#: position another process committed a moment ago is ahead of the last sample, legitimately).
+DEFAULT_HORIZON: Final = 5.0
+
+
+class Start(Enum):
+    """What became of a shared floor's starting position (the last attach's verdict)."""
+
+    NONE = "none"  # no starting position
+    UNCHECKED = "unchecked"  # applied; the router did not know its cluster yet
+    APPLIED = "applied"  # applied: some replica may not have replayed it yet
+    SETTLED = "settled"  # applied, but every replica has replayed it: no longer needed
+    FOREIGN = "foreign"  # of another cluster: ignored
+    IMPOSSIBLE = "impossible"  # ahead of the primary for longer than the horizon: ignored
+
+
+class _Monitor(Protocol):
+    @property
+    def topology(self) -> Topology: ...
+
+
+class _Cluster(Protocol):
+    """What :func:`attach` reads of a router core (``AsyncRouter`` or ``Router``)."""
+
+    @property
+    def _system_id(self) -> int | None: ...
+
+    @property
+    def _monitor(self) -> _Monitor: ...
+
+
+class SharedFloor:
+    """The floor of one unit of work. Mutable and thread-safe; made per request or job.
+
+    *start*: the position the unit's sessions must not read behind (the client's token),
+    already checked for authenticity by whoever made it; *issued_at*: when that position was
+    handed out (Unix time), to judge a position ahead of the primary; *horizon*: how long it
+    may be (default :data:`DEFAULT_HORIZON`).
+    """
+
+    __slots__ = ("_cluster", "_committed", "_lock", "horizon", "issued_at", "start", "verdict")
+
+    def __init__(
+        self,
+        start: Position | None = None,
+        *,
+        issued_at: float | None = None,
+        horizon: float = DEFAULT_HORIZON,
+    ) -> None:
+        self.start = start
+        self.issued_at = issued_at
+        self.horizon = horizon
+        self.verdict = Start.NONE
+        self._committed: Lsn | None = None
+        self._cluster: _Cluster | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def committed(self) -> Lsn | None:
+        """The latest commit position of the unit's sessions; ``None`` if none wrote."""
+        return self._committed
+
+    def floor_for(self, system_id: int | None, topology: Topology, now: float) -> Lsn | None:
+        """The floor a new session of a router on cluster *system_id* starts from, and the
+        verdict on the starting position (in :attr:`verdict`). Pure: no I/O, *now* given."""
+        start = self.start
+        if start is None:
+            self.verdict = Start.NONE
+            return None
+        if system_id is None:
+            # The router has not met its cluster yet (a factory's first session): the position
+            # came signed from this application, so it is applied; the worst case is reads on
+            # the primary, never a stale one.
+            self.verdict = Start.UNCHECKED
+            return start.lsn
+        if system_id != start.system_id:
+            self.verdict = Start.FOREIGN
+            return None
+        primary_lsn = topology.primary_lsn
+        if primary_lsn is not None and start.lsn > primary_lsn:
+            age = None if self.issued_at is None else now - self.issued_at
+            if age is None or age > self.horizon:
+                # No primary of this cluster ever wrote it (a failover lost it, a restored
+                # backup, a clone sharing the system identifier): honouring it would send every
+                # read of this client to the primary for good.
+                self.verdict = Start.IMPOSSIBLE
+                return None
+            self.verdict = Start.APPLIED
+            return start.lsn
+        replicas = [n for n in topology.nodes if n.role is Role.REPLICA]
+        if replicas and all(
+            n.replay_lsn is not None and n.replay_lsn >= start.lsn for n in replicas
+        ):
+            self.verdict = Start.SETTLED
+        else:
+            self.verdict = Start.APPLIED
+        return start.lsn
+
+    def record_commit(self, lsn: Lsn) -> None:
+        """A session of this unit committed a write; *lsn* is past its commit record."""
+        with self._lock:
+            if self._committed is None or lsn > self._committed:
+                self._committed = lsn
+
+    def position(self) -> Position | None:
+        """The position after this unit's commits (at or past its starting position when that
+        was applied), for the client's next request; ``None`` when nothing was committed or
+        the cluster is unknown."""
+        committed = self._committed
+        if committed is None:
+            return None
+        system_id = self._cluster._system_id if self._cluster is not None else None
+        if system_id is None:
+            return None
+        start = self.start
+        if (
+            start is not None
+            and start.system_id == system_id
+            and self.verdict in (Start.APPLIED, Start.SETTLED, Start.UNCHECKED)
+            and start.lsn > committed
+        ):
+            committed = start.lsn
+        return Position(system_id, committed)
+
+    def _join(self, cluster: _Cluster) -> bool:
+        with self._lock:
+            if self._cluster is None:
+                self._cluster = cluster
+                return True
+            if self._cluster is cluster:
+                return True
+            mine, theirs = self._cluster._system_id, cluster._system_id
+            return mine is not None and mine == theirs
+
+
+#: The shared floor of the current request or job, if any.
+SHARED_FLOOR: ContextVar[SharedFloor | None] = ContextVar("router_shared_floor", default=None)
+
+
+def attach(scope: Scope, cluster: _Cluster) -> None:
+    """Attach a new session's *scope* to the current shared floor, if there is one: raise its
+    floor to the shared starting position, and have its commits recorded there. Sessions of a
+    second cluster in the same unit of work are left alone (a position means nothing across
+    clusters)."""
+    shared = SHARED_FLOOR.get()
+    if shared is None or not shared._join(cluster):
+        return
+    lsn = shared.floor_for(cluster._system_id, cluster._monitor.topology, time.time())
+    if lsn is not None and (scope.floor is None or lsn > scope.floor):
+        scope.floor = lsn
+    scope.shared = shared
