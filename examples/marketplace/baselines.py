@@ -38,7 +38,8 @@ def _pinned(cookie_header: str | None, now: float) -> bool:
 
 
 def _pin_cookie(window: float, now: float) -> str:
-    return f"{PIN_COOKIE}={now + window:.3f}; Max-Age={int(window) + 1}; Path=/; HttpOnly; SameSite=Lax"
+    until = f"{now + window:.3f}"
+    return f"{PIN_COOKIE}={until}; Max-Age={int(window) + 1}; Path=/; HttpOnly; SameSite=Lax"
 
 
 class StickyASGI:

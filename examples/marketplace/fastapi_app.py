@@ -42,11 +42,32 @@ PID = os.getpid()
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    # Open the router before the first request: it learns the cluster (so that a position of
+    # another cluster is told apart from the first request on) and the nodes' roles.
+    async with Session() as session:
+        await session.execute(select(1))
     yield
     await Session.aclose()
 
 
+class PidHeader:
+    """``X-Pid`` on every answer, redirects included: which worker process served it."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        async def send_pid(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                pid = (b"x-pid", str(PID).encode())
+                message = {**message, "headers": [*message.get("headers", ()), pid]}
+            await send(message)
+
+        await self.app(scope, receive, send_pid if scope["type"] == "http" else send)
+
+
 app = FastAPI(lifespan=lifespan)
+app.add_middleware(PidHeader)
 if MODE == "router":
     # The one line an app needs: the secret signs the position so clients cannot forge it.
     app.add_middleware(ASGIMiddleware, secret=os.environ["MARKET_SECRET"])

@@ -39,6 +39,22 @@ elif MODE == "primary":
     app.wsgi_app = baselines.AllPrimaryWSGI(app.wsgi_app)  # type: ignore[method-assign]
 
 
+@app.after_request
+def pid_header(response: Any) -> Any:
+    response.headers["X-Pid"] = str(PID)  # which worker process served it
+    return response
+
+
+def warm_up() -> None:
+    """Open the router before the first request (gunicorn imports the app in each worker):
+    it learns the cluster and the nodes' roles."""
+    with Session() as session:
+        session.execute(select(1))
+
+
+warm_up()
+
+
 def db() -> RoutedSession:
     """The request's session, opened at first use; it shares the request's floor."""
     if "db" not in g:
@@ -62,13 +78,32 @@ def answer(port: int, **data: Any) -> dict[str, Any]:
     return {**data, "port": port, "pid": PID}
 
 
+@app.get("/projects")
+def projects() -> dict[str, Any]:
+    rows = (
+        db()
+        .execute(
+            select(Project.id, Project.title, func.inet_server_port())
+            .order_by(Project.id.desc())
+            .limit(20)
+        )
+        .all()
+    )
+    port = rows[0][2] if rows else 0
+    return answer(port, projects=[{"id": r[0], "title": r[1]} for r in rows])
+
+
 @app.get("/projects/<int:project_id>")
 def project(project_id: int) -> dict[str, Any]:
-    row = db().execute(
-        select(Project.id, Project.title, Project.owner_id, func.inet_server_port()).where(
-            Project.id == project_id
+    row = (
+        db()
+        .execute(
+            select(Project.id, Project.title, Project.owner_id, func.inet_server_port()).where(
+                Project.id == project_id
+            )
         )
-    ).first()
+        .first()
+    )
     if row is None:
         abort(404)
     return answer(row[3], id=row[0], title=row[1], owner=row[2])
@@ -85,21 +120,29 @@ def create_project() -> Any:
 
 @app.get("/rankings")
 def rankings() -> dict[str, Any]:
-    rows = db().execute(
-        select(Project.id, Project.score, func.inet_server_port())
-        .order_by(Project.score.desc(), Project.id)
-        .limit(10)
-    ).all()
+    rows = (
+        db()
+        .execute(
+            select(Project.id, Project.score, func.inet_server_port())
+            .order_by(Project.score.desc(), Project.id)
+            .limit(10)
+        )
+        .all()
+    )
     return answer(rows[0][2] if rows else 0, top=[{"id": r[0], "score": r[1]} for r in rows])
 
 
 @app.get("/notifications")
 def notifications() -> dict[str, Any]:
-    count, first, port = db().execute(
-        select(func.count(), func.min(Notification.id), func.inet_server_port()).where(
-            Notification.user_id == user_id(), Notification.read.is_(False)
+    count, first, port = (
+        db()
+        .execute(
+            select(func.count(), func.min(Notification.id), func.inet_server_port()).where(
+                Notification.user_id == user_id(), Notification.read.is_(False)
+            )
         )
-    ).one()
+        .one()
+    )
     return answer(port, unread=count, first_unread=first)
 
 
@@ -128,11 +171,15 @@ def login() -> Any:
 
 @app.get("/session")
 def validate_session() -> dict[str, Any]:
-    row = db().execute(
-        select(LoginSession.user_id, func.inet_server_port()).where(
-            LoginSession.id == request.cookies.get("sid", "")
+    row = (
+        db()
+        .execute(
+            select(LoginSession.user_id, func.inet_server_port()).where(
+                LoginSession.id == request.cookies.get("sid", "")
+            )
         )
-    ).first()
+        .first()
+    )
     if row is None:
         abort(401)
     return answer(row[1], user=row[0])

@@ -12,7 +12,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Integer, String, func
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.schema import CreateIndex, CreateTable
 
 from router import Router, RouterConfig
 
@@ -55,9 +57,6 @@ def create_schema(
 ) -> None:
     """Create and seed the tables (through the router: DDL goes to the primary) unless they
     exist: *users* users, *projects* projects, *notifications* unread notifications per user."""
-    from sqlalchemy.dialects import postgresql
-    from sqlalchemy.schema import CreateIndex, CreateTable
-
     dialect = postgresql.dialect()
     with Router(config) as db, db.transaction() as tx:
         tx.execute("SELECT pg_advisory_xact_lock(7160016)")  # one seeder at a time

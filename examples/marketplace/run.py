@@ -35,7 +35,9 @@ def main() -> int:
     env = dict(os.environ)
     if "ROUTER_URL" not in env:
         router = shutil.which("router") or str(Path(sys.executable).with_name("router"))
-        url = subprocess.run([router, "cluster", "url"], capture_output=True, text=True)
+        url = subprocess.run(
+            [router, "cluster", "url"], capture_output=True, text=True, check=False
+        )
         if url.returncode != 0:
             print(url.stderr.strip() or "no cluster: run `router cluster up`", file=sys.stderr)
             return 1
@@ -45,18 +47,35 @@ def main() -> int:
 
     sys.path.insert(0, str(ROOT))
     os.environ.update({k: v for k, v in env.items() if k.startswith("ROUTER_")})
-    from examples.marketplace.models import create_schema
-
-    from router import RouterConfig
+    from examples.marketplace.models import create_schema  # noqa: PLC0415 (needs sys.path)
+    from router import RouterConfig  # noqa: PLC0415
 
     create_schema(RouterConfig.from_env())
     bind = f"{args.host}:{args.port}"
     if args.flask:
-        command = [sys.executable, "-m", "gunicorn", "-w", str(args.workers), "-b", bind,
-                   "examples.marketplace.flask_app:app"]
+        command = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-w",
+            str(args.workers),
+            "-b",
+            bind,
+            "examples.marketplace.flask_app:app",
+        ]
     else:
-        command = [sys.executable, "-m", "uvicorn", "--workers", str(args.workers), "--host",
-                   args.host, "--port", str(args.port), "examples.marketplace.fastapi_app:app"]
+        command = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--workers",
+            str(args.workers),
+            "--host",
+            args.host,
+            "--port",
+            str(args.port),
+            "examples.marketplace.fastapi_app:app",
+        ]
     print(f"http://{bind}/projects  (Ctrl-C stops)", flush=True)
     return subprocess.call(command, env=env, cwd=ROOT)
 
