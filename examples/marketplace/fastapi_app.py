@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Form, HTTPException, Request, Response
-from fastapi.responses import RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from sqlalchemy import func, select, update
 
 from router import RouterConfig
@@ -112,17 +112,20 @@ async def projects(session: DB) -> dict[str, Any]:
 
 
 @app.get("/projects/{project_id}")
-async def project(project_id: int, session: DB) -> dict[str, Any]:
-    row = (
+async def project(project_id: int, session: DB) -> Response:
+    # The port comes back even when the project does not (yet) exist where the read ran.
+    port, title, owner = (
         await session.execute(
-            select(Project.id, Project.title, Project.owner_id, func.inet_server_port()).where(
-                Project.id == project_id
+            select(
+                func.inet_server_port(),
+                select(Project.title).where(Project.id == project_id).scalar_subquery(),
+                select(Project.owner_id).where(Project.id == project_id).scalar_subquery(),
             )
         )
-    ).first()
-    if row is None:
-        raise HTTPException(404, "no such project")
-    return answer(row[3], id=row[0], title=row[1], owner=row[2])
+    ).one()
+    if title is None:
+        return JSONResponse(answer(port, detail="no such project"), status_code=404)
+    return JSONResponse(answer(port, id=project_id, title=title, owner=owner))
 
 
 @app.post("/projects")

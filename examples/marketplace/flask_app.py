@@ -94,19 +94,22 @@ def projects() -> dict[str, Any]:
 
 
 @app.get("/projects/<int:project_id>")
-def project(project_id: int) -> dict[str, Any]:
-    row = (
+def project(project_id: int) -> Any:
+    # The port comes back even when the project does not (yet) exist where the read ran.
+    port, title, owner = (
         db()
         .execute(
-            select(Project.id, Project.title, Project.owner_id, func.inet_server_port()).where(
-                Project.id == project_id
+            select(
+                func.inet_server_port(),
+                select(Project.title).where(Project.id == project_id).scalar_subquery(),
+                select(Project.owner_id).where(Project.id == project_id).scalar_subquery(),
             )
         )
-        .first()
+        .one()
     )
-    if row is None:
-        abort(404)
-    return answer(row[3], id=row[0], title=row[1], owner=row[2])
+    if title is None:
+        return answer(port, detail="no such project"), 404
+    return answer(port, id=project_id, title=title, owner=owner)
 
 
 @app.post("/projects")

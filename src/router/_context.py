@@ -73,7 +73,16 @@ class SharedFloor:
     may be (default :data:`DEFAULT_HORIZON`).
     """
 
-    __slots__ = ("_cluster", "_committed", "_lock", "horizon", "issued_at", "start", "verdict")
+    __slots__ = (
+        "_cluster",
+        "_committed",
+        "_lock",
+        "horizon",
+        "issued_at",
+        "sent",
+        "start",
+        "verdict",
+    )
 
     def __init__(
         self,
@@ -86,6 +95,8 @@ class SharedFloor:
         self.issued_at = issued_at
         self.horizon = horizon
         self.verdict = Start.NONE
+        #: The position that went back to the client (router.web), if any.
+        self.sent: Lsn | None = None
         self._committed: Lsn | None = None
         self._cluster: _Cluster | None = None
         self._lock = threading.Lock()

@@ -15,13 +15,13 @@ import httpx
 import psycopg
 import pytest
 from examples.marketplace.models import create_schema
+from examples.marketplace.serving import SECRET, ports, router_url, serve
 
 from router.core import Lsn
 from router.core._token import Position, encode
 from router.testing import LocalCluster
 from router.testing.pytest_plugin import ClusterDatabase
 from router.web import Signer
-from tests.integration.web_support import SECRET, ports, router_url, serve
 from tests.support import wait_until
 
 pytestmark = pytest.mark.integration

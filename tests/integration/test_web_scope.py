@@ -18,6 +18,7 @@ import httpx
 import psycopg
 import pytest
 import pytest_asyncio
+from examples.marketplace.serving import SECRET
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 
@@ -25,7 +26,6 @@ from router import AsyncRouter, Router
 from router.testing import LocalCluster
 from router.testing.pytest_plugin import ClusterDatabase
 from router.web import ASGIMiddleware, WSGIMiddleware, job_token, resume
-from tests.integration.web_support import SECRET
 from tests.support import wait_until
 
 pytestmark = pytest.mark.integration

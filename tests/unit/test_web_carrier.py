@@ -308,3 +308,19 @@ def test_import_router_does_not_import_the_web_package() -> None:
     code = "import sys, router, router.sqlalchemy; print('router.web' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_commit_after_the_response_started_is_warned_about(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from router.web._carrier import warn_if_late
+
+    shared = committed(None, 10)
+    carrier().response_headers(carrier().read(None, None, NOW), shared, False, NOW)
+    warn_if_late(shared, "/ok")
+    assert not caplog.records
+    shared.record_commit(Lsn(20))  # a dependency's teardown committed after the headers
+    warn_if_late(shared, "/late")
+    [record] = caplog.records
+    assert record.levelname == "WARNING"
+    assert "/late" in record.getMessage()

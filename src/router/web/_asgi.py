@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from router._context import SHARED_FLOOR
-from router.web._carrier import Carrier
+from router.web._carrier import Carrier, warn_if_late
 
 __all__ = ["ASGIMiddleware"]
 
@@ -43,7 +43,9 @@ class ASGIMiddleware:
     ``app.add_middleware(ASGIMiddleware, secret=...)`` (Starlette/FastAPI), or
     ``ASGIMiddleware(app, secret=...)``; the keywords are :class:`~router.web.Carrier`'s,
     or ``carrier=`` one. Commit before the response starts: a commit after it (a streaming
-    body, a background task) cannot reach this response.
+    body, a background task, a FastAPI dependency that commits on exit, unless declared
+    ``Depends(..., scope="function")``) cannot reach this response, and is logged as a
+    warning.
     """
 
     def __init__(self, app: ASGIApp, *, carrier: Carrier | None = None, **options: Any) -> None:
@@ -63,9 +65,12 @@ class ASGIMiddleware:
         incoming = carrier.read(cookies, value, time.time())
         shared = incoming.shared_floor(carrier.horizon)
         https = scope.get("scheme") == "https"
+        started = False
 
         async def send_with_position(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 extra = carrier.response_headers(incoming, shared, https, time.time())
                 if extra:
                     headers = list(message.get("headers", ()))
@@ -80,3 +85,5 @@ class ASGIMiddleware:
             await self.app(scope, receive, send_with_position)
         finally:
             SHARED_FLOOR.reset(reset)
+        if started:
+            warn_if_late(shared, scope.get("path", ""))

@@ -18,7 +18,7 @@ from router.core._token import Position, decode, encode
 from router.errors import ConfigurationError, InvalidToken
 from router.web._signing import Signed, Signer
 
-__all__ = ["DEFAULT_COOKIE", "DEFAULT_HEADER", "Carrier", "Incoming"]
+__all__ = ["DEFAULT_COOKIE", "DEFAULT_HEADER", "Carrier", "Incoming", "warn_if_late"]
 
 logger = logging.getLogger("router.web")
 
@@ -153,6 +153,7 @@ class Carrier:
         a cleared carrier when the one the request sent is of no more use; else none."""
         position = shared.position()
         if position is not None:
+            shared.sent = position.lsn
             value = self.signer.sign(encode(position), int(now))
             return [self._carry(incoming, value, https, self.max_age)]
         if incoming.source is not None and (incoming.position is None or shared.verdict in _DROP):
@@ -177,3 +178,15 @@ class Carrier:
         parts.append("HttpOnly")
         parts.append(f"SameSite={self.samesite.capitalize()}")
         return "; ".join(parts)
+
+
+def warn_if_late(shared: SharedFloor, path: str) -> None:
+    """Warn when a session of the request committed after its response had started: the
+    client did not get that position, and its next request may read without the write."""
+    committed = shared.committed
+    if committed is not None and (shared.sent is None or committed > shared.sent):
+        logger.warning(
+            "%s: a session committed after the response started; the client did not get its"
+            " position (commit before returning; FastAPI: Depends(..., scope='function'))",
+            path,
+        )

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from router._context import SHARED_FLOOR
-from router.web._carrier import Carrier
+from router.web._carrier import Carrier, warn_if_late
 
 __all__ = ["WSGIMiddleware"]
 
@@ -37,10 +37,13 @@ class WSGIMiddleware:
         incoming = carrier.read(environ.get("HTTP_COOKIE"), value, time.time())
         shared = incoming.shared_floor(carrier.horizon)
         https = environ.get("wsgi.url_scheme") == "https"
+        started = False
 
         def start_with_position(
             status: str, headers: list[tuple[str, str]], exc_info: Any = None
         ) -> Any:
+            nonlocal started
+            started = True
             extra = carrier.response_headers(incoming, shared, https, time.time())
             if extra:
                 headers = [*headers, *extra]
@@ -53,3 +56,5 @@ class WSGIMiddleware:
             return self.app(environ, start_with_position)
         finally:
             SHARED_FLOOR.reset(reset)
+            if started:
+                warn_if_late(shared, environ.get("PATH_INFO", ""))

@@ -1,5 +1,5 @@
-"""Support for the web tests and benchmark: the example app under a real server, as a
-subprocess on a free loopback port (uvicorn with worker processes, or gunicorn for Flask)."""
+"""The example app under a real server, as a subprocess on a free loopback port (uvicorn with
+worker processes, or gunicorn for Flask): what the web tests and the web benchmark start."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ import httpx
 from router.testing import LocalCluster
 
 ROOT = Path(__file__).resolve().parents[2]
+#: The signing secret the servers started here share (tests and benchmark only).
 SECRET = "web-test-secret-0123456789abcdef"
 
 
