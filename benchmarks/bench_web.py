@@ -61,8 +61,7 @@ from examples.marketplace.models import create_schema  # noqa: E402
 from examples.marketplace.serving import router_url, serve  # noqa: E402
 
 from router.config import DEFAULT_MONITOR_INTERVAL  # noqa: E402
-from router.testing import LocalCluster  # noqa: E402
-from router.testing._config import router_config  # noqa: E402
+from router.testing import LocalCluster, router_config  # noqa: E402
 
 SUBJECTS = ("router", "none", "rails", "multidb", "primary")
 NOTIFICATIONS = 400  # unread notifications per seeded user

@@ -22,13 +22,9 @@ import threading
 import time
 from contextvars import ContextVar
 from enum import Enum
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import Final, Protocol
 
-from router.core import Lsn, Role, Topology
-from router.core._token import Position
-
-if TYPE_CHECKING:
-    from router._scope import Scope
+from router.core import Lsn, Position, Role, Topology
 
 __all__ = ["SHARED_FLOOR", "SharedFloor", "Start", "attach"]
 
@@ -47,6 +43,13 @@ class Start(Enum):
     SETTLED = "settled"  # applied, but every replica has replayed it: no longer needed
     FOREIGN = "foreign"  # of another cluster: ignored
     IMPOSSIBLE = "impossible"  # ahead of the primary for longer than the horizon: ignored
+
+
+class _Floored(Protocol):
+    """What :func:`attach` sets on a session's scope (``router._scope.Scope``)."""
+
+    floor: Lsn | None
+    shared: SharedFloor | None
 
 
 class _Monitor(Protocol):
@@ -183,7 +186,7 @@ class SharedFloor:
 SHARED_FLOOR: ContextVar[SharedFloor | None] = ContextVar("router_shared_floor", default=None)
 
 
-def attach(scope: Scope, cluster: _Cluster) -> None:
+def attach(scope: _Floored, cluster: _Cluster) -> None:
     """Attach a new session's *scope* to the current shared floor, if there is one: raise its
     floor to the shared starting position, and have its commits recorded there. Sessions of a
     second cluster in the same unit of work are left alone (a position means nothing across

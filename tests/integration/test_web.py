@@ -17,8 +17,8 @@ import pytest
 from examples.marketplace.models import create_schema
 from examples.marketplace.serving import SECRET, ports, router_url, serve
 
-from router.core import Lsn
-from router.core._token import Position, encode
+from router.core import Lsn, Position
+from router.core import encode_token as encode
 from router.testing import LocalCluster
 from router.testing.pytest_plugin import ClusterDatabase
 from router.web import Signer

@@ -9,9 +9,8 @@ import sys
 import pytest
 
 from router._context import SHARED_FLOOR, SharedFloor, Start
-from router.core import Health, Lsn, NodeHealth, Role, Topology
-from router.core._nodes import WalHistory
-from router.core._token import Position, encode
+from router.core import Health, Lsn, NodeHealth, Position, Role, Topology, WalHistory
+from router.core import encode_token as encode
 from router.errors import ConfigurationError
 from router.web import Carrier, Signer, job_token, resume
 

@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from router._context import DEFAULT_HORIZON, SharedFloor, Start
-from router.core._token import Position, decode, encode
+from router.core import Position
+from router.core import decode_token as decode
+from router.core import encode_token as encode
 from router.errors import ConfigurationError, InvalidToken
 from router.web._signing import Signed, Signer
 

@@ -27,7 +27,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from router._context import DEFAULT_HORIZON, SHARED_FLOOR, SharedFloor, Start
-from router.core._token import Position, decode, encode
+from router.core import Position
+from router.core import decode_token as decode
+from router.core import encode_token as encode
 from router.errors import InvalidToken
 
 __all__ = ["current_floor", "job_token", "resume"]
