@@ -163,13 +163,13 @@ def test_other_clients_and_later_reads_stay_on_replicas(server: str, delayed: Lo
         _replayed_everywhere(delayed, lsn)
         later = wait_until(
             lambda: (r := writer.get("/which", headers=CLOSE)).json()["port"] in replicas and r,
-            timeout=10,
+            timeout=20,
             what="the writer's reads back on a replica",
         )
         assert later.json()["port"] in replicas
         wait_until(
             lambda: writer.get("/which", headers=CLOSE) and "router_position" not in writer.cookies,
-            timeout=10,
+            timeout=20,
             what="the position dropped (Max-Age=0)",
         )
 
