@@ -6,12 +6,8 @@ No database; marked ``integration`` because it needs Chromium (``apt-get install
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import shutil
-import signal
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,11 +21,11 @@ from PIL import Image
 from router_bench._output import write_outputs
 from router_bench._plots import BASELINE_COLOURS, CONSISTENCY_COLOURS
 from tests.bench.bench_sample import sample_result
+from tests.chromium_support import run_chromium
 
 pytestmark = pytest.mark.integration
 
 WIDTH = 1280
-TIMEOUT = 90.0
 
 # Run once the page has loaded: where each image sits, whether it decoded, the page's size. It
 # goes into a copy of the report only; the report itself has no script.
@@ -49,19 +45,6 @@ window.addEventListener("load", function () {
 </script>"""
 
 
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    for name in ("chromium", "chromium-browser"):
-        path = shutil.which(name)
-        if path:
-            return path
-    pytest.fail(
-        "chromium not found: the report's screenshot test needs a headless Chromium "
-        "(apt-get install chromium)",
-        pytrace=False,
-    )
-
-
 @pytest.fixture
 def workdir() -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="router-bench-render-"))
@@ -71,49 +54,13 @@ def workdir() -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def _run_chromium(chromium: str, profile: Path, *args: str) -> str:
-    """Run headless Chromium to completion in its own process group; kill the group after it
-    (its helpers must not outlive the test) or on timeout."""
-    command = [
-        chromium,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--hide-scrollbars",
-        "--force-device-scale-factor=1",
-        "--no-first-run",
-        f"--user-data-dir={profile}",
-        # Let the page load completely (data: images decode, the load event runs) first.
-        "--virtual-time-budget=5000",
-        *args,
-    ]
-    proc = subprocess.Popen(
-        command,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        out, err = proc.communicate(timeout=TIMEOUT)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        raise AssertionError(f"chromium did not finish in {TIMEOUT} s: {command}") from None
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == 0, f"chromium exited {proc.returncode}: {err[-2000:]}"
-    return out
-
-
 def _probe(chromium: str, profile: Path, report: Path) -> dict[str, Any]:
     probe = report.with_name("probe.html")
     probe.write_text(
         report.read_text(encoding="utf-8").replace("</body>", PROBE + "</body>"),
         encoding="utf-8",
     )
-    dom = _run_chromium(
+    dom = run_chromium(
         chromium, profile, f"--window-size={WIDTH},900", "--dump-dom", probe.as_uri()
     )
     start = dom.index('<pre id="probe">') + len('<pre id="probe">')
@@ -172,7 +119,7 @@ def test_screenshot_shows_the_charts(chromium: str, workdir: Path) -> None:
 
     bottom = max(int(image["y"] + image["h"]) for image in images) + 40
     shot = workdir / "shot.png"
-    _run_chromium(
+    run_chromium(
         chromium,
         profile,
         f"--window-size={WIDTH},{bottom}",
@@ -214,7 +161,7 @@ def test_blank_page_fails_the_chart_check(chromium: str, workdir: Path) -> None:
     assert not first["nw"]
     bottom = int(first["y"] + first["h"]) + 40
     shot = workdir / "shot.png"
-    _run_chromium(
+    run_chromium(
         chromium,
         workdir / "profile",
         f"--window-size={WIDTH},{bottom}",

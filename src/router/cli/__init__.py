@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from router._version import __version__
-from router.cli import _classify, _cluster
+from router.cli import _classify, _cluster, _status
 from router.config import redact
 from router_bench import cli as _bench  # its own package: its report modules load when it runs
 
@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"router {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (_cluster, _classify, _bench):
+    for module in (_cluster, _status, _classify, _bench):
         module.register(subparsers)
     return parser
 

@@ -80,9 +80,13 @@ class NodeConfig:
     """
 
     dsn: str
+    """A libpq URL or key=value conninfo naming one host and a database."""
     name: str = ""
+    """Label in stats, logs and telemetry; empty means ``host:port``."""
     weight: float = DEFAULT_WEIGHT
+    """Relative share of reads under the ``random`` policy (>= 0; 0 drains the node)."""
     password: str | None = None
+    """The password, when kept out of the DSN; masked in every ``repr``."""
     _parsed: ParsedDSN = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -197,13 +201,25 @@ class PoolConfig:
     """
 
     min_size: int = DEFAULT_MIN_SIZE
+    """Connections kept open per node (>= 0)."""
     max_size: int = DEFAULT_MAX_SIZE
+    """Most connections per node (>= 1): the number to multiply by app instances and nodes
+    against each server's ``max_connections``."""
     acquire_timeout: float = DEFAULT_ACQUIRE_TIMEOUT
+    """Seconds a caller waits for a free connection before
+    :class:`~router.errors.PoolTimeout`."""
     max_lifetime: float | None = DEFAULT_MAX_LIFETIME
+    """Seconds after which a connection is closed and replaced (``None``: never)."""
     max_idle: float | None = DEFAULT_MAX_IDLE
+    """Seconds an unused connection above ``min_size`` is kept (``None``: forever)."""
     max_queries: int | None = None
+    """Statements after which a connection is replaced (``None``: no limit)."""
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    """Seconds opening one connection may take."""
     command_timeout: float | None = DEFAULT_COMMAND_TIMEOUT
+    """Seconds each statement the router sends on its own may take (``BEGIN``, ``COMMIT``,
+    ``ROLLBACK``, the commit position, resets); ``None``: never. Not the application's own
+    statements."""
 
     def __post_init__(self) -> None:
         min_size = check_int("pool.min_size", self.min_size, minimum=0)
@@ -238,9 +254,13 @@ class RetryConfig:
     """
 
     attempts: int = DEFAULT_RETRY_ATTEMPTS
+    """Total tries of a read whose connection failed before any row came back (1: no retry)."""
     backoff_initial: float = DEFAULT_BACKOFF_INITIAL
+    """Seconds before the first retry; doubles per retry ..."""
     backoff_max: float = DEFAULT_BACKOFF_MAX
+    """... up to this many seconds."""
     jitter: float = DEFAULT_JITTER
+    """Up to this many seconds added at random to each wait."""
 
     def __post_init__(self) -> None:
         check_int("retry.attempts", self.attempts, minimum=1, maximum=MAX_RETRY_ATTEMPTS)

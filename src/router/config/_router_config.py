@@ -114,52 +114,100 @@ class RouterConfig:
     """
 
     primary: NodeConfig | str | None = None
+    """The primary: a connection string or a :class:`NodeConfig`. Give it with ``replicas``,
+    or give ``nodes`` instead when roles should be discovered."""
     replicas: Sequence[NodeConfig | str] = ()
+    """The streaming replicas, with ``primary``: connection strings or :class:`NodeConfig`."""
     nodes: Sequence[NodeConfig | str] = ()
+    """Every server, roles discovered at run time (what :meth:`from_url` builds); not with
+    ``primary`` / ``replicas``."""
 
     # Routing (design §4).
     policy: PolicyOption = DEFAULT_POLICY
+    """How a read picks among the eligible replicas: ``round-robin``, ``random`` (by node
+    weight), ``least-outstanding`` (fewest requests in flight), ``latency`` (power of two
+    choices on a moving average of response time), ``primary-only``; or a policy object."""
     consistency: Consistency | ConsistencyLiteral = DEFAULT_CONSISTENCY
-    # read_your_writes: seconds to wait on the chosen replica for the session's position before
-    # reading from the primary instead; 0 = only use positions the monitor already knows. Not
-    # waited on: a replica last seen more than ryw_wait + monitor_interval behind, or one that
-    # missed a wait less than monitor_interval ago.
+    """The default consistency level of reads (per session, transaction and call it can be
+    overridden): ``strong`` (primary only), ``read_your_writes`` (replicas that have replayed
+    what this scope has seen), ``bounded`` (replicas within the lag budget), ``eventual`` (any
+    up replica)."""
     ryw_wait: float = 0.0
-    # Lag budget: a replica further behind is not eligible. None = no budget of that kind.
+    """Seconds a ``read_your_writes`` read may wait on the chosen replica for the scope's
+    position before reading from the primary instead; 0 uses only positions the monitor already
+    knows. Not waited on: a replica last seen more than ``ryw_wait + monitor_interval`` behind,
+    or one that missed a wait less than ``monitor_interval`` ago."""
     max_lag_bytes: int | None = DEFAULT_MAX_LAG_BYTES
+    """Lag budget in bytes of WAL (primary position minus replay position): a replica further
+    behind is not eligible. ``None``: no byte budget."""
     max_lag_seconds: float | None = DEFAULT_MAX_LAG_SECONDS
-    # Hysteresis: re-admitted once lag <= budget x readmit_fraction for readmit_hold seconds.
+    """Lag budget in seconds (0 when the replica has replayed the primary's position, an idle
+    primary is no lag): a replica further behind is not eligible. ``None``: no time budget."""
     readmit_fraction: float = DEFAULT_READMIT_FRACTION
+    """Hysteresis: a replica dropped by the lag gate comes back once its lags are at or below
+    ``budget x readmit_fraction`` (0 < fraction <= 1) ..."""
     readmit_hold: float = DEFAULT_READMIT_HOLD
+    """... and have stayed there for this many seconds."""
     fallback: Fallback | FallbackLiteral = Fallback.PRIMARY
-    # Weight of the primary among read targets under normal load (replicas default to 1.0).
+    """When no replica is eligible for a read: ``primary`` reads from the primary, ``error``
+    raises :class:`~router.errors.NoReplicaAvailable`."""
     primary_read_weight: float = 0.0
+    """Weight of the primary among read targets under normal load (replicas weigh 1.0 each by
+    default); 0 keeps reads off the primary unless no replica is eligible."""
 
     # Monitor and health (design §5).
     monitor_interval: float = DEFAULT_MONITOR_INTERVAL
+    """Seconds between two checks of every node (role, WAL positions, replay paused)."""
     monitor_timeout: float = DEFAULT_MONITOR_TIMEOUT
+    """Seconds a check (connect + query) may take before it counts as failed."""
     failures_to_down: int = DEFAULT_FAILURES_TO_DOWN
+    """Consecutive failed checks that mark a node down (a broken connection counts at once)."""
     probe_backoff_initial: float = DEFAULT_PROBE_BACKOFF_INITIAL
+    """Seconds before the first probe of a down node; doubles per failed probe ..."""
     probe_backoff_max: float = DEFAULT_PROBE_BACKOFF_MAX
+    """... up to this many seconds."""
 
     # Pools, drivers and connections (design §7).
     pool: PoolConfig = field(default_factory=PoolConfig)
+    """Connection pool limits, one pool per node: see :class:`PoolConfig`."""
     retry: RetryConfig = field(default_factory=RetryConfig)
+    """Retries of reads outside a transaction: see :class:`RetryConfig`."""
     pooler_mode: PoolerMode | PoolerModeLiteral = PoolerMode.SESSION
-    statement_cache_size: int = DEFAULT_STATEMENT_CACHE_SIZE  # asyncpg
-    prepare_threshold: int | None = DEFAULT_PREPARE_THRESHOLD  # psycopg; None = never prepare
+    """What sits between the router and the servers: ``session`` (nothing, or a session
+    pooler) or ``transaction`` (PgBouncer ``pool_mode=transaction``, RDS Proxy): no named
+    prepared statements, nothing set at session level, session state refused."""
+    statement_cache_size: int = DEFAULT_STATEMENT_CACHE_SIZE
+    """asyncpg's prepared statement cache per connection (0 turns it off); 0 behind a
+    transaction pooler whatever is set."""
+    prepare_threshold: int | None = DEFAULT_PREPARE_THRESHOLD
+    """psycopg: executions of a query before it is prepared server-side; ``None`` never
+    prepares (and is forced behind a transaction pooler)."""
     application_name: str = DEFAULT_APPLICATION_NAME
-    replica_read_only: bool = True  # default_transaction_read_only=on on replica connections
+    """``application_name`` of every connection (``pg_stat_activity``); the monitor's are
+    ``<name> monitor``. At most 63 printable ASCII characters."""
+    replica_read_only: bool = True
+    """Set ``default_transaction_read_only = on`` on replica connections: a second fence
+    behind the classifier."""
 
     # Classifier (design §3).
     read_functions: Sequence[str] = ()
+    """Functions (``name`` or ``schema.name``) the classifier treats as reads whatever their
+    volatility: a VOLATILE function that does not write."""
     write_functions: Sequence[str] = ()
+    """Functions the classifier treats as writes whatever their volatility."""
     classifier_cache_size: int = DEFAULT_CLASSIFIER_CACHE_SIZE
+    """Classifications kept per SQL text (a bounded LRU); 0 turns the cache off."""
 
     # Modes and telemetry (design §8).
-    shadow: bool = False  # classify and report, send everything to the primary
-    emulate_replicas: bool = False  # reads on the primary inside READ ONLY transactions
-    record_sql: bool = False  # SQL text in telemetry
+    shadow: bool = False
+    """Shadow mode: classify and report where each statement would go (``last_decision``,
+    spans, metrics) but send everything to the primary: the safe way to switch a live app
+    on."""
+    emulate_replicas: bool = False
+    """Run replica reads on the primary inside ``READ ONLY`` transactions: tests of an app
+    catch a write routed as a read without a replica."""
+    record_sql: bool = False
+    """Put the SQL text in spans (``db.query.text``); never the parameters."""
 
     def __post_init__(self) -> None:
         self._check_nodes()

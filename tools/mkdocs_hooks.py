@@ -1,0 +1,44 @@
+"""mkdocs hooks: the generated pages of the documentation site.
+
+- ``reference/configuration.md``: from the configuration dataclasses
+  (``tools/config_reference.py``); an undocumented field fails the build;
+- ``benchmarks.md``: ``benchmarks/RESULTS.md``, which lives beside the benchmarks;
+- ``<!-- generated:classification-table -->`` in a page: the classifier's verdicts
+  (``tools/classification_table.py``).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from mkdocs.structure.files import File, Files
+
+TOOLS = Path(__file__).resolve().parent
+ROOT = TOOLS.parent
+sys.path.insert(0, str(TOOLS))
+
+import classification_table  # noqa: E402
+import config_reference  # noqa: E402
+
+CLASSIFICATION_MARKER = "<!-- generated:classification-table -->"
+
+
+def on_files(files: Files, config: Any) -> Files:
+    generated = {
+        "reference/configuration.md": config_reference.render(),
+        "benchmarks.md": (ROOT / "benchmarks" / "RESULTS.md").read_text(encoding="utf-8"),
+    }
+    for path, content in generated.items():
+        existing = files.get_file_from_path(path)
+        if existing is not None:
+            files.remove(existing)
+        files.append(File.generated(config, path, content=content))
+    return files
+
+
+def on_page_markdown(markdown: str, page: Any, config: Any, files: Files) -> str:
+    if CLASSIFICATION_MARKER in markdown:
+        markdown = markdown.replace(CLASSIFICATION_MARKER, classification_table.render())
+    return markdown
