@@ -4,11 +4,13 @@
   (``tools/config_reference.py``); an undocumented field fails the build;
 - ``benchmarks.md``: ``benchmarks/RESULTS.md``, which lives beside the benchmarks;
 - ``<!-- generated:classification-table -->`` in a page: the classifier's verdicts
-  (``tools/classification_table.py``).
+  (``tools/classification_table.py``);
+- reST roles in docstrings (``:class:`~router.X```) shown as plain code in the API pages.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,10 @@ import classification_table  # noqa: E402
 import config_reference  # noqa: E402
 
 CLASSIFICATION_MARKER = "<!-- generated:classification-table -->"
+# The docstrings cross-reference in reST (:class:`~router.errors.X`), which markdown renders as
+# the role's name followed by code: keep the code, and of a ``~``-path its last part.
+_ROLE = re.compile(r":(?:class|meth|func|attr|mod|data|exc|obj):(?=<code>)")
+_TILDE = re.compile(r"<code>~(?:[\w]+\.)*([\w]+)</code>")
 
 
 def on_files(files: Files, config: Any) -> Files:
@@ -36,6 +42,10 @@ def on_files(files: Files, config: Any) -> Files:
             files.remove(existing)
         files.append(File.generated(config, path, content=content))
     return files
+
+
+def on_page_content(html: str, page: Any, config: Any, files: Files) -> str:
+    return _TILDE.sub(r"<code>\1</code>", _ROLE.sub("", html))
 
 
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Files) -> str:

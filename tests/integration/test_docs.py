@@ -26,8 +26,6 @@ PAGES = ["getting-started.md", *GUIDES]
 BLOCK = re.compile(
     r"(?:<!-- docs-test: (?P<mark>[^\n]*?) -->\n)?```(?P<lang>\w*)\n(?P<code>.*?)^```", re.S | re.M
 )
-# Output blocks that only show what the block above prints.
-SHOWN = {"text"}
 
 
 @dataclass(frozen=True)
@@ -48,7 +46,7 @@ def test_every_block_runs_or_says_why_not() -> None:
         found = blocks(page)
         assert found, page
         for block in found:
-            if block.lang == "python" or block.lang in SHOWN:
+            if block.lang == "python":
                 assert block.mark in (None, "pytest") or block.mark.startswith("skip ("), (
                     page,
                     block.mark,

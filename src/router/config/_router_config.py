@@ -204,8 +204,9 @@ class RouterConfig:
     spans, metrics) but send everything to the primary: the safe way to switch a live app
     on."""
     emulate_replicas: bool = False
-    """Run replica reads on the primary inside ``READ ONLY`` transactions: tests of an app
-    catch a write routed as a read without a replica."""
+    """Run the reads the router sends to replicas on the primary instead, inside ``READ
+    ONLY`` transactions: results without replication lag, and a write routed as a read fails
+    loudly (SQLSTATE 25006), as on a standby."""
     record_sql: bool = False
     """Put the SQL text in spans (``db.query.text``); never the parameters."""
 
