@@ -335,6 +335,7 @@ def test_the_cli_shows_no_password(
     base = str(fault_cluster.base_dir)
     monkeypatch.setenv("PGPASSWORD", SECRET)
     url = _url(fault_cluster)
+    server = url.rsplit("/", 1)[0] + "/postgres"  # a database that exists
     ok = [
         ["cluster", "url", "--dir", base],
         ["cluster", "url", "--json", "--dir", base],
@@ -343,6 +344,9 @@ def test_the_cli_shows_no_password(
         ["-v", "cluster", "status", "--dir", base],
         ["classify", "SELECT * FROM secrets FOR UPDATE"],
         ["classify", "--json", url],
+        ["status", server],
+        ["status", "--json", server],
+        ["-v", "status", "--watch", "0.05", "--count", "2", server],
     ]
     for argv in ok:
         code, printed = _cli(argv, capsys)
@@ -362,7 +366,7 @@ def test_the_cli_shows_no_password(
     assert code == 1
     assert all(row["error"] for row in json.loads(printed))
     monkeypatch.setenv("PGPASSWORD", SECRET)
-    helps = [["--help"], ["cluster", "--help"], ["classify", "--help"]]
+    helps = [["--help"], ["cluster", "--help"], ["classify", "--help"], ["status", "--help"]]
     helps += [["cluster", action, "--help"] for action in ("up", "down", "url", "status", "smoke")]
     for argv in helps:
         code, printed = _cli(argv, capsys)
@@ -378,6 +382,8 @@ def test_the_cli_shows_no_password(
         ["cluster", typed],
         ["cluster", "up", "--replicas", typed],
         ["cluster", "url", "--dir", base, f"password={SECRET}"],
+        ["status", server.replace(SECRET, SECRET[::-1])],  # a wrong password
+        ["status", f"{typed}?router_policy=nope"],
     ]
     for argv in mistakes:
         code, printed = _cli(argv, capsys)

@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 from psycopg.conninfo import conninfo_to_dict
 
+from router.cli._status import format_table
 from router.config import redact
 from router.testing import ClusterError, LocalCluster
 
@@ -180,7 +181,7 @@ def _status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([dataclasses.asdict(row) for row in rows], indent=2))
         return 0 if all(row.running and row.error is None for row in rows) else 1
-    print(f"{'node':<10} {'role':<8} {'port':>5}  {'state':<9} {'lag bytes':>10} {'lag s':>7}")
+    table = []
     for row in rows:
         state = "down" if not row.running else "paused" if row.replay_paused else "up"
         if row.error is not None:
@@ -190,7 +191,9 @@ def _status(args: argparse.Namespace) -> int:
         lag_b = "-" if row.replay_lag_bytes is None else str(row.replay_lag_bytes)
         lag_s = "-" if row.replay_lag_seconds is None else f"{row.replay_lag_seconds:.3f}"
         role = row.role or cluster.node(row.name).role
-        print(f"{row.name:<10} {role:<8} {row.port:>5}  {state:<9} {lag_b:>10} {lag_s:>7}")
+        table.append((row.name, role, str(row.port), state, lag_b, lag_s))
+    header = ("node", "role", "port", "state", "lag bytes", "lag s")
+    print("\n".join(format_table(header, table, right={2, 4, 5})))
     for row in rows:
         if row.error is not None:
             hint = " (set PGPASSWORD)" if "password" in row.error else ""

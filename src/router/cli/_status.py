@@ -20,6 +20,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Container, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -32,7 +33,15 @@ from router.config import Consistency, RouterConfig
 from router.core import Eligibility, NodeHealth, Role, Topology, eligible
 from router.errors import ConfigurationError
 
-__all__ = ["SCHEMA", "NodeReport", "StatusReport", "collect", "register", "render"]
+__all__ = [
+    "SCHEMA",
+    "NodeReport",
+    "StatusReport",
+    "collect",
+    "format_table",
+    "register",
+    "render",
+]
 
 SCHEMA: Final = "router.status/1"
 
@@ -253,6 +262,22 @@ def _cell(value: object, digits: int = 0) -> str:
     return str(value)
 
 
+def format_table(
+    header: Sequence[str], rows: Sequence[Sequence[str]], *, right: Container[int] = ()
+) -> list[str]:
+    """Lines of a plain-text table: columns as wide as their widest cell (the last one free),
+    the columns in *right* aligned right. ``router cluster status`` prints with it too."""
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header) - 1)]
+    lines = []
+    for row in (header, *rows):
+        cells = [
+            cell.rjust(width) if i in right else cell.ljust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=False))
+        ]
+        lines.append("  ".join([*cells, row[-1]]).rstrip())
+    return lines
+
+
 def render(report: StatusReport) -> str:
     """The report as a table, for people."""
     header = ("node", "role", "tl", "lag bytes", "lag s", "replay", "conns", "decision")
@@ -274,15 +299,7 @@ def render(report: StatusReport) -> str:
                 node.decision,
             )
         )
-    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header) - 1)]
-    right = {2, 3, 4}
-    lines = []
-    for row in (header, *rows):
-        cells = [
-            cell.rjust(width) if i in right else cell.ljust(width)
-            for i, (cell, width) in enumerate(zip(row, widths, strict=False))
-        ]
-        lines.append("  ".join([*cells, row[-1]]).rstrip())
+    lines = format_table(header, rows, right={2, 3, 4})
     lines.append(f"consistency {report.consistency}, checked {report.checked_at}")
     lines.extend(f"problem: {problem}" for problem in report.problems)
     return "\n".join(lines)
