@@ -174,8 +174,8 @@ class RouterConfig:
     """Retries of reads outside a transaction: see :class:`RetryConfig`."""
     pooler_mode: PoolerMode | PoolerModeLiteral = PoolerMode.SESSION
     """What sits between the router and the servers: ``session`` (nothing, or a session
-    pooler) or ``transaction`` (PgBouncer ``pool_mode=transaction``, RDS Proxy): no named
-    prepared statements, nothing set at session level, session state refused."""
+    pooler) or ``transaction`` (PgBouncer ``pool_mode=transaction``, RDS Proxy), which turns
+    named prepared statements off (asyncpg's statement cache, psycopg's preparing)."""
     statement_cache_size: int = DEFAULT_STATEMENT_CACHE_SIZE
     """asyncpg's prepared statement cache per connection (0 turns it off); 0 behind a
     transaction pooler whatever is set."""
