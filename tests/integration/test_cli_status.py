@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -174,6 +175,37 @@ def test_watch_refreshes(cluster: LocalCluster) -> None:
     assert len(documents) == 2
     for document in documents:
         check_schema(document)
+
+
+def test_watch_refreshes_in_place_on_a_terminal(cluster: LocalCluster) -> None:
+    primary, terminal = pty.openpty()
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("ROUTER_")}
+    command = ["status", cluster_url(cluster), "--watch", "0.1", "--count", "3"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "router.cli", *command],
+        stdout=terminal,
+        stderr=subprocess.PIPE,
+        env=clean,
+    )
+    os.close(terminal)
+    shown = b""
+    try:
+        while True:
+            try:
+                chunk = os.read(primary, 4096)
+            except OSError:  # EIO: the command exited and closed the terminal
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(primary)
+        assert proc.wait(timeout=60) == 0
+        assert proc.stderr is not None
+        proc.stderr.close()
+    # Each refresh homes the cursor and clears the screen, then draws the table again.
+    assert shown.count(b"\x1b[H\x1b[2J") == 3
+    assert shown.count(b"eligible for reads") == 3 * len(cluster.replicas)
 
 
 @pytest.fixture(scope="module")
