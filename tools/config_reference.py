@@ -11,6 +11,7 @@ a new setting cannot ship without its documentation. The docs build calls :func:
 from __future__ import annotations
 
 import ast
+import html
 import dataclasses
 import inspect
 import itertools
@@ -144,10 +145,15 @@ def _table(cls: type[Any], group: str | None) -> list[str]:
             env, url = f"`{ENV_PREFIX}{key.upper()}`", f"`router_{key}`"
         else:  # pragma: no cover - every other field is an option
             env, url = "-", "-"
-        kind = types[name].replace("|", "\\|")
+        kind = types[name]
+        if isinstance(spec.default, Enum):  # an option set: its values say more than its type
+            values = " | ".join(repr(member.value) for member in type(spec.default))
+            kind = values if name != "policy" else f"{values} | a policy"
+        # A code span keeps a table's escaped pipe as "\\|": HTML code with an entity instead.
+        kind = f"<code>{html.escape(kind).replace('|', '&#124;')}</code>"
         title = name if group is None else f"{group}.{name}"
         lines.append(
-            f"| `{title}` | `{kind}` | {_default(spec)} | {env} | {url} | {_meaning(docs[name])} |"
+            f"| `{title}` | {kind} | {_default(spec)} | {env} | {url} | {_meaning(docs[name])} |"
         )
     return lines
 
