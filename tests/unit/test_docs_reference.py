@@ -93,3 +93,16 @@ def test_the_status_schema_page_matches_the_json() -> None:
     report_part, node_part = json_part.split("Each node:", 1)
     assert _table_fields(report_part) == [f.name for f in dataclasses.fields(StatusReport)]
     assert _table_fields(node_part) == [f.name for f in dataclasses.fields(NodeReport)]
+
+
+def test_the_api_reference_covers_the_public_surface() -> None:
+    import router
+
+    pages = "\n".join(p.read_text(encoding="utf-8") for p in (DOCS / "api").glob("*.md"))
+    documented = set(re.findall(r"^::: router(?:\.config|\.errors)?\.(\w+)", pages, re.M))
+    if "::: router.errors\n" in pages:
+        documented |= set(router.errors.__all__)
+    missing = set(router.__all__) - documented - {"__version__"}
+    assert not missing, sorted(missing)
+    for module in ("router.sqlalchemy", "router.testing", "router.testing.pytest_plugin"):
+        assert f"::: {module}\n" in pages, module
