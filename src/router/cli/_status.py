@@ -25,11 +25,9 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from router._config_dsn import redact
 from router._sync import _driver as driver
 from router._sync._monitor import Monitor
-from router._sync._router import _gate_params
-from router.config import Consistency, RouterConfig
+from router.config import Consistency, RouterConfig, redact
 from router.core import Eligibility, NodeHealth, Role, Topology, eligible
 from router.errors import ConfigurationError
 
@@ -316,7 +314,7 @@ def _main(args: argparse.Namespace) -> int:
         return 2
     monitor = Monitor(
         {n.name: driver.dsn(n.connect_dsn) for n in config.all_nodes},
-        _gate_params(config),
+        config.gate_params(),
         interval=config.monitor_interval,
         timeout=config.monitor_timeout,
         application_name=f"{config.application_name} status",
