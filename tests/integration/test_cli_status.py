@@ -231,6 +231,7 @@ def test_passwords_work_and_are_never_printed(secret_cluster: LocalCluster) -> N
         status(url, env={"PGPASSWORD": SECRET}),
         status(env={"ROUTER_URL": url, "ROUTER_PASSWORD": SECRET}),
         status(right, "--json"),
+        status(right, env={"ROUTER_PASSWORD": "not-the-Secret-77"}),  # the URL's counts
     ):
         assert done.returncode == 0, done.stdout + done.stderr
         assert SECRET not in done.stdout + done.stderr

@@ -27,7 +27,7 @@ from typing import Any, Final
 
 from router._sync import _driver as driver
 from router._sync._monitor import Monitor
-from router.config import Consistency, RouterConfig, redact
+from router.config import Consistency, NodeConfig, RouterConfig, redact
 from router.core import Eligibility, NodeHealth, Role, Topology, eligible
 from router.errors import ConfigurationError
 
@@ -137,6 +137,14 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=_main)
 
 
+def _with(node: NodeConfig, password: str) -> NodeConfig:
+    """*node* with ``ROUTER_PASSWORD``, unless its URL has a password of its own."""
+    try:
+        return node if node.password else node.replace(password=password)
+    except ConfigurationError:  # the password is in the URL: that one counts
+        return node
+
+
 def _config(args: argparse.Namespace) -> RouterConfig:
     if not args.urls:
         config = RouterConfig.from_env()
@@ -148,9 +156,7 @@ def _config(args: argparse.Namespace) -> RouterConfig:
             config = config.replace(nodes=[n for c in configs for n in c.all_nodes])
         password = os.environ.get("ROUTER_PASSWORD")
         if password:
-            config = config.replace(
-                nodes=[n if n.password else n.replace(password=password) for n in config.all_nodes]
-            )
+            config = config.replace(nodes=[_with(node, password) for node in config.all_nodes])
     if args.consistency:
         config = config.replace(consistency=args.consistency)
     return config
