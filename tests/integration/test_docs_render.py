@@ -26,6 +26,7 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 WIDTH = 1280
+HEIGHT = 1400
 
 # Run once the page has loaded: what a reader would see of it.
 PROBE = """<script>
@@ -36,6 +37,7 @@ window.addEventListener("load", function () {
   var article = document.querySelector("article");
   var pre = document.createElement("pre");
   pre.id = "probe";
+  pre.style.display = "none";  // in the DOM dump, not in the screenshot
   pre.textContent = JSON.stringify({
     images: images,
     code: document.querySelectorAll("article pre code").length,
@@ -81,20 +83,32 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def _probe(chromium: str, profile: Path, page: Path) -> dict[str, Any]:
+def _render(chromium: str, workdir: Path, page: Path) -> tuple[dict[str, Any], NDArray[np.int16]]:
+    """One Chromium run over a copy of *page* with the probe: what the probe found, and the
+    screenshot's grey levels."""
     probe = page.with_name(page.stem + ".probe.html")
     probe.write_text(
         page.read_text(encoding="utf-8").replace("</body>", PROBE + "</body>"), encoding="utf-8"
     )
+    shot = workdir / "shot.png"
     try:
         dom = run_chromium(
-            chromium, profile, f"--window-size={WIDTH},900", "--dump-dom", probe.as_uri()
+            chromium,
+            workdir / "profile",
+            f"--window-size={WIDTH},{HEIGHT}",
+            f"--screenshot={shot}",
+            "--dump-dom",
+            probe.as_uri(),
         )
     finally:
         probe.unlink()
-    start = dom.index('<pre id="probe">') + len('<pre id="probe">')
+    start = dom.index('<pre id="probe"')
+    start = dom.index(">", start) + 1
     found: dict[str, Any] = json.loads(dom[start : dom.index("</pre>", start)])
-    return found
+    with Image.open(shot) as png:
+        pixels = np.asarray(png.convert("L"), dtype=np.int16)
+    assert pixels.shape == (HEIGHT, WIDTH)
+    return found, pixels
 
 
 @pytest.fixture
@@ -102,26 +116,11 @@ def workdir(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def _screenshot(chromium: str, workdir: Path, page: Path) -> NDArray[np.int16]:
-    shot = workdir / "shot.png"
-    run_chromium(
-        chromium,
-        workdir / "profile",
-        f"--window-size={WIDTH},1400",
-        f"--screenshot={shot}",
-        page.as_uri(),
-    )
-    with Image.open(shot) as png:
-        pixels = np.asarray(png.convert("L"), dtype=np.int16)
-    assert pixels.shape == (1400, WIDTH)
-    return pixels
-
-
 @pytest.mark.parametrize("name", sorted(PAGES))
 def test_page_renders(name: str, site: Path, chromium: str, workdir: Path) -> None:
     least_code, least_tables, image = PAGES[name]
     page = site / name
-    found = _probe(chromium, workdir / "profile", page)
+    found, pixels = _render(chromium, workdir, page)
     assert found["title"].endswith("router"), found["title"]
     assert found["text"] > 500, found
     assert found["code"] >= least_code, found
@@ -134,7 +133,6 @@ def test_page_renders(name: str, site: Path, chromium: str, workdir: Path) -> No
         assert picture["done"], picture
         assert picture["w"] > 0, picture
 
-    pixels = _screenshot(chromium, workdir, page)
     # Rendered: a header bar, text, code; not a blank or single-colour page.
     assert (pixels < 128).mean() > 0.02, name
     assert (pixels > 200).mean() > 0.3, name
@@ -144,8 +142,7 @@ def test_page_renders(name: str, site: Path, chromium: str, workdir: Path) -> No
 def test_a_blank_page_fails_the_check(site: Path, chromium: str, workdir: Path) -> None:
     blank = site / "blank.html"
     blank.write_text("<html><head><title>x</title></head><body></body></html>", encoding="utf-8")
-    found = _probe(chromium, workdir / "profile", blank)
+    found, pixels = _render(chromium, workdir, blank)
     assert found["text"] == 0
     assert found["code"] == 0
-    pixels = _screenshot(chromium, workdir, blank)
     assert (pixels < 128).mean() < 0.02
