@@ -31,10 +31,31 @@ _ROLE = re.compile(r":(?:class|meth|func|attr|mod|data|exc|obj):(?=<code>)")
 _TILDE = re.compile(r"<code>~(?:[\w]+\.)*([\w]+)</code>")
 
 
+# A relative link or picture in benchmarks/RESULTS.md: served from benchmarks/ in the site.
+_RELATIVE = re.compile(r"\]\((?![a-z]+:|#|/)([^)\s]+)\)")
+
+
+def _benchmarks(config: Any) -> tuple[str, list[File]]:
+    """RESULTS.md as the site's ``benchmarks.md``, and the files it links to (its charts)."""
+    folder = ROOT / "benchmarks"
+    text = (folder / "RESULTS.md").read_text(encoding="utf-8")
+    linked = []
+    for target in sorted(set(_RELATIVE.findall(text))):
+        source = folder / target
+        if source.is_file() and not target.endswith(".md"):
+            linked.append(
+                File.generated(config, f"benchmarks/{target}", content=source.read_bytes())
+            )
+    return _RELATIVE.sub(lambda m: f"](benchmarks/{m.group(1)})", text), linked
+
+
 def on_files(files: Files, config: Any) -> Files:
+    page, linked = _benchmarks(config)
+    for file in linked:
+        files.append(file)
     generated = {
         "reference/configuration.md": config_reference.render(),
-        "benchmarks.md": (ROOT / "benchmarks" / "RESULTS.md").read_text(encoding="utf-8"),
+        "benchmarks.md": page,
     }
     for path, content in generated.items():
         existing = files.get_file_from_path(path)

@@ -66,7 +66,7 @@ EXPECTED: dict[str, list[str]] = {
     "getting-started.md": ["True\nDecision(", "primary=False", "my first note", "edited"],
     "guides/sqlalchemy.md": ["ada Decision(", "refused:", "False"],
     "guides/raw-routers.md": ["refused:", "64MB"],
-    "guides/web-and-jobs.md": ["job saw"],
+    "guides/web-and-jobs.md": ["job saw", "cookie: router_position"],
     "guides/testing.md": ["emulated"],
     "guides/pgbouncer.md": ["refused:", "5s"],
     "guides/ha.md": ["db1:5432"],

@@ -104,5 +104,10 @@ def test_the_api_reference_covers_the_public_surface() -> None:
         documented |= set(router.errors.__all__)
     missing = set(router.__all__) - documented - {"__version__"}
     assert not missing, sorted(missing)
-    for module in ("router.sqlalchemy", "router.testing", "router.testing.pytest_plugin"):
+    for module in (
+        "router.sqlalchemy",
+        "router.testing",
+        "router.testing.pytest_plugin",
+        "router.web",
+    ):
         assert f"::: {module}\n" in pages, module
