@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import router
 import router.errors
 from router.cli._status import NodeReport, StatusReport
 from router.config import NodeConfig, PoolConfig, RetryConfig, RouterConfig
@@ -96,8 +97,6 @@ def test_the_status_schema_page_matches_the_json() -> None:
 
 
 def test_the_api_reference_covers_the_public_surface() -> None:
-    import router
-
     pages = "\n".join(p.read_text(encoding="utf-8") for p in (DOCS / "api").glob("*.md"))
     documented = set(re.findall(r"^::: router(?:\.config|\.errors)?\.(\w+)", pages, re.M))
     if "::: router.errors\n" in pages:
@@ -111,3 +110,17 @@ def test_the_api_reference_covers_the_public_surface() -> None:
         "router.web",
     ):
         assert f"::: {module}\n" in pages, module
+
+
+def test_the_operations_page_names_every_metric_and_span_attribute() -> None:
+    source = (ROOT / "src" / "router" / "_telemetry.py").read_text(encoding="utf-8")
+    instruments = re.findall(r'create_observable_\w+\(\s*"([\w.]+)"', source)
+    attributes = re.findall(r'"((?:db|server|router|error)\.[\w.]+)"', source)
+    units = re.findall(r'unit="([^"]+)"', source)
+    assert len(instruments) >= 3
+    assert "router.reason" in attributes
+    page = (DOCS / "operations.md").read_text(encoding="utf-8")
+    for name in {*instruments, *attributes, *units}:
+        assert f"`{name}`" in page, name
+    for reason in router.Reason:  # the values of router.reason
+        assert f"`{reason.value}`" in page, reason
