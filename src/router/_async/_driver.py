@@ -10,6 +10,7 @@ import asyncpg
 
 from router._async._dsn import asyncpg_dsn
 from router._catalog import load_catalog_async
+from router._pooler import pooler_mismatch
 from router._scope import Call
 from router.core import FunctionCatalog
 
@@ -28,6 +29,7 @@ __all__ = [
     "fetchrow",
     "load_catalog",
     "lost",
+    "pooler_mismatch",
     "run",
     "scalar",
     "terminate",
@@ -44,6 +46,9 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.AdminShutdownError,
     asyncpg.CrashShutdownError,
     asyncpg.TooManyConnectionsError,
+    # SQLSTATE class 08, e.g. PgBouncer's 08P01 ("server login has been failing",
+    # "query_wait_timeout"): the pooler gave up on this client's connection.
+    asyncpg.PostgresConnectionError,
 )
 #: Failing to get a connection at all.
 CONNECT_ERRORS: tuple[type[BaseException], ...] = (
@@ -68,6 +73,17 @@ MONITOR_BROKEN: tuple[type[BaseException], ...] = (
 )
 
 
+#: A named prepared statement that should be on the server connection is not, or one of the
+#: same name already is: symptoms of a transaction pooler (a :func:`pooler_mismatch` when the
+#: name is asyncpg's own).
+_STATEMENT_LOST: tuple[type[BaseException], ...] = (
+    asyncpg.InvalidSQLStatementNameError,
+    asyncpg.DuplicatePreparedStatementError,
+    # "bind message supplies 1 parameters, but prepared statement ... requires 0"
+    asyncpg.ProtocolViolationError,
+)
+
+
 def abandoned(exc: BaseException) -> bool:
     """Whether *exc* means a statement was given up on while under way: asyncpg's ``timeout``
     ran out, or the task was cancelled. asyncpg then sends a cancel request over a new
@@ -89,8 +105,16 @@ def dsn(conninfo: str) -> str:
 
 
 async def run(conn: asyncpg.Connection, call: Call) -> Any:
-    """Run *call* (``fetch``, ``fetchrow``, ``fetchval``, ``execute``, ``executemany``)."""
-    return await getattr(conn, call.method)(call.query, *call.args, **call.kw)
+    """Run *call* (``fetch``, ``fetchrow``, ``fetchval``, ``execute``, ``executemany``).
+    Raises :class:`~router.errors.PoolerMismatch` when the driver's cached statements
+    vanish under it (a transaction pooler in between, unannounced)."""
+    try:
+        return await getattr(conn, call.method)(call.query, *call.args, **call.kw)
+    except _STATEMENT_LOST as exc:
+        mismatch = pooler_mismatch(exc)
+        if mismatch is None:
+            raise
+        raise mismatch from exc
 
 
 async def execute(conn: asyncpg.Connection, sql: str, timeout: float | None = None) -> None:
@@ -102,7 +126,13 @@ async def execute(conn: asyncpg.Connection, sql: str, timeout: float | None = No
 
 async def scalar(conn: asyncpg.Connection, sql: str, timeout: float | None = None) -> Any:
     """The first value of *sql*'s first row (*timeout*: as :func:`execute`)."""
-    return await conn.fetchval(sql, timeout=timeout)
+    try:
+        return await conn.fetchval(sql, timeout=timeout)
+    except _STATEMENT_LOST as exc:
+        mismatch = pooler_mismatch(exc)
+        if mismatch is None:
+            raise
+        raise mismatch from exc
 
 
 async def fetchrow(conn: asyncpg.Connection, sql: str, timeout: float) -> Any:
@@ -110,7 +140,8 @@ async def fetchrow(conn: asyncpg.Connection, sql: str, timeout: float) -> Any:
 
 
 async def connect_monitor(dsn: str, timeout: float, application_name: str) -> Any:
-    """A connection of the monitor's own: no statement cache, bounded by *timeout*."""
+    """A connection of the monitor's own: no statement cache, bounded by *timeout* (from the
+    client: nothing is set on the server, which suits a pooler in between)."""
     return await asyncpg.connect(
         dsn,
         timeout=timeout,
@@ -137,4 +168,10 @@ def terminate(conn: asyncpg.Connection) -> None:
 
 
 async def load_catalog(conn: asyncpg.Connection) -> FunctionCatalog:
-    return await load_catalog_async(conn)
+    try:
+        return await load_catalog_async(conn)
+    except _STATEMENT_LOST as exc:
+        mismatch = pooler_mismatch(exc)
+        if mismatch is None:
+            raise
+        raise mismatch from exc

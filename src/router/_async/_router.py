@@ -31,9 +31,10 @@ from router._async._queries import Queries
 from router._async._runtime import Background, gather, guard, sleep
 from router._context import attach as attach_shared_floor
 from router._introspect import Explanation, describe, explain, last_errors, stats
+from router._pooler import refuse_session_state
 from router._scope import LAST_DECISION, POSITION_QUERY, Call, Scope, needs_session
 from router._telemetry import NodeAddress, Telemetry
-from router.config import Fallback, RouterConfig
+from router.config import Fallback, PoolerMode, RouterConfig
 from router.core import (
     Classification,
     Classifier,
@@ -142,6 +143,12 @@ class AsyncRouter(Queries):
         self._wait_misses = WaitMisses(config.monitor_interval, time.monotonic)
         self._command_timeout = config.pool.command_timeout
         self._primary_weight = config.primary_read_weight
+        # Behind a transaction pooler statements that leave session state are refused (and
+        # the pools set nothing for a session: config.pool_settings()).
+        self._pooled = config.pooler_mode is PoolerMode.TRANSACTION
+        # asyncpg's `timeout` for reads outside a transaction that name none: behind a pooler
+        # a read may queue for a server that never comes (query_wait_timeout, 120 s).
+        self._read_timeout = config.read_timeout
         nodes = config.all_nodes
         self._addresses = {n.name: NodeAddress(n.name, n.host, n.port, n.dbname) for n in nodes}
         settings = config.pool_settings()
@@ -320,15 +327,25 @@ class AsyncRouter(Queries):
     ) -> Any:
         """A statement outside any transaction and outside any pinned session."""
         cls = self._classify(query)
+        if self._pooled:
+            refuse_session_state(cls)
         if needs_session(cls):
             raise SessionStateError(
                 f"{cls.reason}: outside a session this would be lost on a pooled connection"
                 " (use router.session() or router.transaction())"
             )
-        call = Call(method, query, args, kw, cls)
         if cls.route == "write" or cls.hint is Hint.PRIMARY:
-            return await self._write(scope, call)
-        return await self._read(scope, call)
+            return await self._write(scope, Call(method, query, args, kw, cls))
+        return await self._read(scope, self._read_call(method, query, args, kw, cls))
+
+    def _read_call(
+        self, method: str, query: str, args: tuple[Any, ...], kw: dict[str, Any], cls: Any
+    ) -> Call:
+        """A read outside a transaction, with ``read_timeout`` as its driver timeout unless
+        it names one."""
+        if self._read_timeout is not None and kw.get("timeout", 0) is None:
+            kw = {**kw, "timeout": self._read_timeout}
+        return Call(method, query, args, kw, cls)
 
     def _write_decision(self) -> Decision:
         topology = self._monitor.topology

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Self
 from router._async import _driver as driver
 from router._async._pool import NodePool
 from router._async._queries import Queries
+from router._pooler import refuse_session_state
 from router._scope import LAST_DECISION, Call, Scope, begin_statement
 from router.core import Classification, Effect, FailureKind
 from router.core._route import Decision, Reason
@@ -199,6 +200,8 @@ class AsyncTransaction(Queries):
     ) -> Any:
         held = self._active()
         cls = self._router._classify(query)
+        if self._router._pooled:
+            refuse_session_state(cls)
         if not cls.effects.isdisjoint(_TX_CONTROL):
             raise SessionStateError(
                 f"{cls.reason}: the transaction is ended by its `async with` block"
@@ -269,6 +272,8 @@ class AsyncSession(Queries):
     ) -> Any:
         router = self._router
         cls = router._classify(query)
+        if router._pooled:
+            refuse_session_state(cls)
         held = self._in_tx or self._pinned
         if held is None:
             if Effect.PIN in cls.effects:
@@ -280,10 +285,10 @@ class AsyncSession(Queries):
                     readonly=bool(cls.readonly_begin),
                     isolation=cls.isolation,
                 )
+            elif cls.route == "write" or cls.hint == "primary":
+                return await router._write(self._scope, Call(method, query, args, kw, cls))
             else:
-                call = Call(method, query, args, kw, cls)
-                if cls.route == "write" or cls.hint == "primary":
-                    return await router._write(self._scope, call)
+                call = router._read_call(method, query, args, kw, cls)
                 return await router._read(self._scope, call)
         return await self._on_held(held, Call(method, query, args, kw, cls))
 

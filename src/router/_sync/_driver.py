@@ -14,6 +14,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.pq import TransactionStatus
 
 from router._catalog import load_catalog as _load_catalog
+from router._pooler import pooler_mismatch
 from router._scope import Call
 from router.core import FunctionCatalog
 
@@ -32,6 +33,7 @@ __all__ = [
     "fetchrow",
     "load_catalog",
     "lost",
+    "pooler_mismatch",
     "run",
     "scalar",
     "terminate",
@@ -46,6 +48,8 @@ _SERVER_GONE: tuple[type[BaseException], ...] = (
     e.CrashShutdown,
     e.CannotConnectNow,
     e.TooManyConnections,
+    # PgBouncer's own refusals (08P01: "server login has been failing", "query_wait_timeout").
+    e.ProtocolViolation,
 )
 #: Failing to get a connection at all.
 CONNECT_ERRORS: tuple[type[BaseException], ...] = (OSError, psycopg.OperationalError)
@@ -57,6 +61,15 @@ READ_ONLY_ERRORS: tuple[type[BaseException], ...] = (e.ReadOnlySqlTransaction,)
 BROKEN_PROTOCOL: tuple[type[BaseException], ...] = ()
 #: A monitor connection that is of no further use.
 MONITOR_BROKEN: tuple[type[BaseException], ...] = (OSError, psycopg.OperationalError)
+
+
+#: Symptoms of a transaction pooler (see :func:`pooler_mismatch`).
+_STATEMENT_LOST: tuple[type[BaseException], ...] = (
+    e.InvalidSqlStatementName,
+    e.DuplicatePreparedStatement,
+    # "bind message supplies 1 parameters, but prepared statement ... requires 0"
+    e.ProtocolViolation,
+)
 
 
 def abandoned(exc: BaseException) -> bool:
@@ -85,7 +98,19 @@ def dsn(conninfo: str) -> str:
 
 def run(conn: Connection, call: Call) -> Any:
     """Run *call* (``fetch``, ``fetchrow``, ``fetchval``, ``execute``, ``executemany``) with
-    psycopg's arguments: ``args`` is ``(params,)``."""
+    psycopg's arguments: ``args`` is ``(params,)``. Raises
+    :class:`~router.errors.PoolerMismatch` when psycopg's prepared statements vanish under it
+    (a transaction pooler in between, unannounced)."""
+    try:
+        return _run(conn, call)
+    except _STATEMENT_LOST as exc:
+        mismatch = pooler_mismatch(exc)
+        if mismatch is None:
+            raise
+        raise mismatch from exc
+
+
+def _run(conn: Connection, call: Call) -> Any:
     method = call.method
     kw = call.kw
     if method == "executemany":
@@ -117,29 +142,42 @@ def execute(conn: Connection, sql: str, timeout: float | None = None) -> None:
 
 def scalar(conn: Connection, sql: str, timeout: float | None = None) -> Any:
     """The first value of *sql*'s first row (*timeout*: as :func:`execute`)."""
-    row = conn.execute(sql).fetchone()
+    try:
+        row = conn.execute(sql).fetchone()
+    except _STATEMENT_LOST as exc:
+        mismatch = pooler_mismatch(exc)
+        if mismatch is None:
+            raise
+        raise mismatch from exc
     return None if row is None else row[0]
 
 
 def fetchrow(conn: Connection, sql: str, timeout: float) -> Any:
-    """One row; the monitor's connections carry a ``statement_timeout`` of *timeout*, whose
-    cancel is a :class:`TimeoutError` here, as the async twin's timeout is."""
+    """One row of *sql*, given up after *timeout* s by the server: a :class:`TimeoutError`
+    here, as the async twin's timeout is. psycopg cannot bound a query from the client, so the
+    statement runs in a transaction of its own with ``SET LOCAL statement_timeout``, sent in
+    one round trip: nothing outlives it on a pooler's shared server connection, and no
+    start-up parameter is needed (PgBouncer refuses ``options``)."""
+    ms = max(1, int(timeout * 1000))
     try:
-        return conn.execute(sql, prepare=False).fetchone()
+        cur = conn.execute(
+            f"BEGIN; SET LOCAL statement_timeout = {ms}; {sql}; COMMIT", prepare=False
+        )
+        while cur.description is None and cur.nextset():
+            pass
+        return cur.fetchone()
     except e.QueryCanceled as exc:
         raise TimeoutError(f"no answer within {timeout:g} s") from exc
 
 
 def connect_monitor(dsn: str, timeout: float, application_name: str) -> Connection:
-    """A connection of the monitor's own, in autocommit, never preparing. psycopg cannot
-    bound a query from the client, so the server does (``statement_timeout``), and so does
-    the kernel for an unanswered link (``tcp_user_timeout``, keepalives)."""
+    """A connection of the monitor's own, in autocommit, never preparing. The server bounds
+    its queries (:func:`fetchrow`), and the kernel an unanswered link (``tcp_user_timeout``,
+    keepalives)."""
     params = conninfo_to_dict(dsn)
     ms = max(1, int(timeout * 1000))
-    options = str(params.get("options") or "")
     params.update(
         application_name=application_name,
-        options=f"{options} -c statement_timeout={ms}".strip(),
         connect_timeout=max(2, math.ceil(timeout)),  # libpq's floor is 2 s
         tcp_user_timeout=ms,
         keepalives=1,
@@ -193,4 +231,10 @@ def terminate(conn: Connection) -> None:
 
 
 def load_catalog(conn: Connection) -> FunctionCatalog:
-    return _load_catalog(conn)
+    try:
+        return _load_catalog(conn)
+    except _STATEMENT_LOST as exc:
+        mismatch = pooler_mismatch(exc)
+        if mismatch is None:
+            raise
+        raise mismatch from exc

@@ -3,9 +3,14 @@
 into ``router/_sync`` by ``tools/unasync.py``).
 
 Each node gets a connection of its own (not from the pools, so a busy pool cannot starve the
-monitor). A round runs the checks of the nodes that are due concurrently, each bounded by
-``monitor_timeout``, and folds the outcomes into a new :class:`~router.core.Topology` with
-:func:`~router.core.tick`: roles, lag, the lag gate and health are all decided there.
+monitor). Behind a pooler it goes through the pooler, as the application's statements do: a
+node is as healthy as the path to it, so a dead PgBouncer in front of a live server marks the
+node down, and a server dead behind a live PgBouncer (whose queries queue) times out. (A
+direct monitor DSN would see a healthy server behind a dead pooler, and admit a node no
+statement can reach.) A round runs the checks of the nodes that are due concurrently, each
+bounded by ``monitor_timeout``, and folds the outcomes into a new
+:class:`~router.core.Topology` with :func:`~router.core.tick`: roles, lag, the lag gate and
+health are all decided there.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ from dataclasses import replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
+from router._pooler import refuse_session_state
 from router._scope import LAST_DECISION, Call, Scope, begin_statement
 from router._sync import _driver as driver
 from router._sync._pool import NodePool
@@ -196,6 +197,8 @@ class Transaction(Queries):
     def _query(self, method: str, query: str, args: tuple[Any, ...], kw: dict[str, Any]) -> Any:
         held = self._active()
         cls = self._router._classify(query)
+        if self._router._pooled:
+            refuse_session_state(cls)
         if not cls.effects.isdisjoint(_TX_CONTROL):
             raise SessionStateError(f"{cls.reason}: the transaction is ended by its `with` block")
         held.check(cls)
@@ -260,6 +263,8 @@ class Session(Queries):
     def _query(self, method: str, query: str, args: tuple[Any, ...], kw: dict[str, Any]) -> Any:
         router = self._router
         cls = router._classify(query)
+        if router._pooled:
+            refuse_session_state(cls)
         held = self._in_tx or self._pinned
         if held is None:
             if Effect.PIN in cls.effects:
@@ -271,10 +276,10 @@ class Session(Queries):
                     readonly=bool(cls.readonly_begin),
                     isolation=cls.isolation,
                 )
+            elif cls.route == "write" or cls.hint == "primary":
+                return router._write(self._scope, Call(method, query, args, kw, cls))
             else:
-                call = Call(method, query, args, kw, cls)
-                if cls.route == "write" or cls.hint == "primary":
-                    return router._write(self._scope, call)
+                call = router._read_call(method, query, args, kw, cls)
                 return router._read(self._scope, call)
         return self._on_held(held, Call(method, query, args, kw, cls))
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Protocol, Self, TypeAlias
 
 from router._stats import PoolSettings
-from router.config._nodes import NodeConfig, PoolConfig, RetryConfig
+from router.config._nodes import MAX_COMMAND_TIMEOUT, NodeConfig, PoolConfig, RetryConfig
 from router.config._sources import config_from_env, config_from_url
 from router.config._values import (
     Consistency,
@@ -175,7 +175,14 @@ class RouterConfig:
     pooler_mode: PoolerMode | PoolerModeLiteral = PoolerMode.SESSION
     """What sits between the router and the servers: ``session`` (nothing, or a session
     pooler) or ``transaction`` (PgBouncer ``pool_mode=transaction``, RDS Proxy), which turns
-    named prepared statements off (asyncpg's statement cache, psycopg's preparing)."""
+    named prepared statements off (asyncpg's statement cache, psycopg's preparing), sends no
+    start-up or session-level setting (replicas' transactions are ``BEGIN READ ONLY``), and
+    refuses statements that leave session state with ``SessionStateError`` (design §7)."""
+    read_timeout: float | None = None
+    """Seconds after which a read outside a transaction that names no timeout of its own is
+    given up with ``TimeoutError`` (asyncpg's ``timeout``; the sync router cannot): behind a
+    pooler a read may queue for a server that never comes (PgBouncer's
+    ``query_wait_timeout``, 120 s by default). ``None``: never."""
     statement_cache_size: int = DEFAULT_STATEMENT_CACHE_SIZE
     """asyncpg's prepared statement cache per connection (0 turns it off); 0 behind a
     transaction pooler whatever is set."""
@@ -256,6 +263,13 @@ class RouterConfig:
                     name, f"must be a {kind.__name__}; got {show(getattr(self, name))}"
                 )
         put("pooler_mode", check_choice("pooler_mode", self.pooler_mode, PoolerMode))
+        if self.read_timeout is not None:
+            put(
+                "read_timeout",
+                check_float(
+                    "read_timeout", self.read_timeout, exclusive=True, maximum=MAX_COMMAND_TIMEOUT
+                ),
+            )
         check_int("statement_cache_size", self.statement_cache_size, minimum=0)
         if self.prepare_threshold is not None:
             check_int("prepare_threshold", self.prepare_threshold, minimum=0)
@@ -381,7 +395,11 @@ class RouterConfig:
             statement_cache_size=self.effective_statement_cache_size,
             prepare_threshold=self.effective_prepare_threshold,
             application_name=self.application_name,
-            replica_read_only=self.replica_read_only,
+            # Behind a transaction pooler nothing may be set for a session: it would leak to
+            # the pooler's other clients and outlive a promotion (a replica's transactions
+            # are BEGIN READ ONLY instead).
+            replica_read_only=self.replica_read_only
+            and self.pooler_mode is not PoolerMode.TRANSACTION,
             command_timeout=self.pool.command_timeout,
         )
 

@@ -7,12 +7,19 @@ by a ``do_connect`` listener, so SQLAlchemy's own connection arguments for the d
 (psycopg's adapters map, for one) are kept. At connect time the listener also looks up the
 node's current role: a replica's connections start with ``default_transaction_read_only=on``
 (as a start-up option: no extra round trip), a second fence behind the classifier.
+
+Behind a transaction pooler (``pooler_mode="transaction"``) nothing is set at start-up or for
+the session (PgBouncer refuses such start-up parameters, and a session setting would leak to
+its other clients): the replicas' fence is the driver's ``BEGIN READ ONLY`` instead (see
+``Routing.bind``), and asyncpg's prepared statements get names unique across clients (the
+pooler shares server connections, where asyncpg's counters would collide).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
@@ -22,7 +29,8 @@ from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from router._async._dsn import asyncpg_dsn
-from router.config import NodeConfig, RouterConfig
+from router._pooler import pooler_mismatch
+from router.config import NodeConfig, PoolerMode, RouterConfig
 from router.core import FailureKind, Role
 from router.sqlalchemy._core import Core
 
@@ -35,6 +43,11 @@ _URL_PARAMS: Final = ("host", "port", "user", "password", "dbname", "database")
 _READ_ONLY_OPTION: Final = "-c default_transaction_read_only=on"
 #: SQLSTATE 25006: a write reached a node in recovery or a read-only transaction.
 _READ_ONLY_SQLSTATE: Final = "25006"
+#: SQLSTATE class 08: the connection failed, e.g. PgBouncer's 08P01 ("server login has been
+#: failing", "query_wait_timeout"), which SQLAlchemy does not count as a disconnect.
+_CONNECTION_CLASS: Final = "08"
+#: A prepared statement missing, or one of the same name present: a transaction pooler's sign.
+_STATEMENT_LOST: Final = frozenset({"26000", "42P05"})
 
 RoleOf = Callable[[str], Role]
 
@@ -63,7 +76,16 @@ def _pool_options(config: RouterConfig, extra: Mapping[str, Any] | None) -> dict
 
 
 def _read_only(config: RouterConfig, role_of: RoleOf, node: str) -> bool:
-    return config.replica_read_only and role_of(node) is Role.REPLICA
+    """Whether *node*'s new connections start read-only (never behind a transaction pooler)."""
+    return (
+        config.replica_read_only
+        and config.pooler_mode is not PoolerMode.TRANSACTION
+        and role_of(node) is Role.REPLICA
+    )
+
+
+def _unique_statement_name() -> str:
+    return f"__asyncpg_{uuid.uuid4().hex}__"
 
 
 def sync_node_engine(
@@ -108,6 +130,7 @@ def async_node_engine(
     )
     dsn = asyncpg_dsn(node.connect_dsn)
     cache_size = config.effective_statement_cache_size
+    pooled = config.pooler_mode is PoolerMode.TRANSACTION
 
     def do_connect(dialect: Any, record: Any, cargs: list[Any], cparams: dict[str, Any]) -> None:
         for key in _URL_PARAMS:
@@ -119,8 +142,12 @@ def async_node_engine(
         cparams["server_settings"] = settings
         cparams["timeout"] = config.pool.connect_timeout
         cparams["prepared_statement_cache_size"] = cache_size
-        if cache_size == 0:  # behind a transaction pooler: no named statements at all
+        if cache_size == 0:  # behind a transaction pooler: no cached statements at all
             cparams["statement_cache_size"] = 0
+        if pooled:
+            # SQLAlchemy prepares named statements even uncached: names of their own, or two
+            # clients' "__asyncpg_stmt_1__" meet on one shared server connection.
+            cparams["prepared_statement_name_func"] = _unique_statement_name
 
     event.listen(engine.sync_engine, "do_connect", do_connect)
     return engine
@@ -130,15 +157,22 @@ def watch_errors(engine: Engine, node: str, core: Core) -> None:
     """Report what SQLAlchemy's errors say about *node* to the core's monitor: a connection
     that could not be made or was lost marks the node failed at once (not at the next
     check); SQLSTATE 25006 from a node believed primary asks for rediscovery of the roles
-    (a failover happened). Nothing is retried: the error reaches the caller unchanged."""
+    (a failover happened). Nothing is retried: the error reaches the caller unchanged, except
+    a driver's prepared statement vanishing under a router in ``pooler_mode="session"``,
+    which raises :class:`~router.errors.PoolerMismatch` (a transaction pooler in between)."""
 
     def handle_error(context: ExceptionContext) -> None:
         error = context.original_exception
         monitor = core._monitor
+        sqlstate = getattr(error, "sqlstate", None) or ""
         if context.connection is None and not context.is_pre_ping:
             monitor.report_failure(node, FailureKind.CONNECT_FAILED, type(error).__name__)
-        elif context.is_disconnect:
+        elif context.is_disconnect or sqlstate.startswith(_CONNECTION_CLASS):
             monitor.report_failure(node, FailureKind.BROKEN_CONNECTION, type(error).__name__)
+        elif sqlstate in _STATEMENT_LOST:
+            mismatch = pooler_mismatch(error)
+            if mismatch is not None:
+                raise mismatch from error
         elif (
             getattr(error, "sqlstate", None) == _READ_ONLY_SQLSTATE
             and monitor.topology.primary == node

@@ -21,6 +21,7 @@ from sqlalchemy import Engine
 from sqlalchemy.sql import ClauseElement
 
 from router._scope import LAST_DECISION, POSITION_QUERY, Scope
+from router.config import PoolerMode
 from router.core import Classification, Consistency, Lsn, Role, Topology, decode_token
 from router.core._route import Decision, Reason
 from router.sqlalchemy._core import Core, role_in
@@ -61,6 +62,9 @@ class Routing:
         self.root_scope = core._scope
         self._shadow = config.shadow
         self._emulate = config.emulate_replicas
+        #: Behind a transaction pooler: statements that leave session state are refused, and
+        #: replicas' transactions are READ ONLY (their connections cannot start read-only).
+        self.pooled = config.pooler_mode is PoolerMode.TRANSACTION
         # The topology the binds were last checked against; None until the core is open.
         self.seen: Topology | None = None
         self._roles: dict[str, Role] = {}
@@ -170,7 +174,10 @@ class Routing:
         LAST_DECISION.set(decision)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("statement to %s (%s: %s)", node, decision.reason.value, decision.detail)
-        if decision.primary and (readonly or (self._emulate and decision.reason is Reason.SHADOW)):
+        if decision.primary:
+            if readonly or (self._emulate and decision.reason is Reason.SHADOW):
+                return self._read_only_bind(node)
+        elif self.pooled:
             return self._read_only_bind(node)
         return self.binds[node]
 
@@ -189,6 +196,9 @@ class Routing:
         node = self.write().node
         assert node is not None
         with self.binds[node].connect() as conn:
-            conn.execution_options(isolation_level="AUTOCOMMIT")
+            if not self.pooled:
+                # Behind a transaction pooler, asyncpg's prepare and execute of a statement
+                # outside a transaction may meet different server connections: keep one.
+                conn.execution_options(isolation_level="AUTOCOMMIT")
             text = conn.exec_driver_sql(POSITION_QUERY).scalar_one()
         return Lsn.parse(text)

@@ -37,6 +37,7 @@ from sqlalchemy.sql.dml import UpdateBase
 from sqlalchemy.util import EMPTY_DICT
 
 from router._context import attach as attach_shared_floor
+from router._pooler import refuse_session_state
 from router._scope import Scope
 from router.core import Classification, Hint, Route
 from router.core._route import Decision, Reason
@@ -204,12 +205,14 @@ class RoutedSession(Session):
         cls: Classification | None
         if self._flushing:
             cls = FLUSH
-        elif write is not None and not readonly:
+        elif write is not None and not readonly and not routing.pooled:
             cls = None  # pinned: no need to look at the statement
         elif clause is None:
             cls = _READ_CONNECTION if readonly else NO_STATEMENT
         else:
             cls = routing.classify(clause)
+        if routing.pooled and cls is not None:
+            refuse_session_state(cls)
         if cls is None:
             assert write is not None
             if isinstance(clause, UpdateBase):

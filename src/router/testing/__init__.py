@@ -8,8 +8,10 @@
         print(cluster.primary.dsn, [r.dsn for r in cluster.replicas])
         cluster.pause_replay(cluster.replicas[0])
 
+``PgBouncers(cluster, "transaction")`` puts a PgBouncer in front of every node.
+
 The pytest plugin (registered automatically when router is installed) provides the
-``local_cluster``, ``cluster`` and ``cluster_db`` fixtures; see
+``local_cluster``, ``cluster``, ``cluster_db`` and ``pgbouncers`` fixtures; see
 :mod:`router.testing.pytest_plugin`.
 """
 
@@ -21,15 +23,19 @@ from router.testing._cluster import LocalCluster, NodeStatus
 from router.testing._config import router_config
 from router.testing._errors import ClusterError
 from router.testing._node import Node, NodeRole, StopMode
+from router.testing._pgbouncer import Bouncer, PgBouncers, find_pgbouncer
 
 __all__ = [
+    "Bouncer",
     "ClusterError",
     "LocalCluster",
     "Node",
     "NodeRole",
     "NodeStatus",
+    "PgBouncers",
     "StopMode",
     "find_bindir",
+    "find_pgbouncer",
     "reap_orphans",
     "router_config",
     "server_version",

@@ -115,8 +115,10 @@ def unregister(cluster: _Closable) -> None:
 
 
 def stop_servers_in(base_dir: Path, timeout: float = 10.0) -> None:
-    """SIGKILL every postmaster whose data directory lies directly under *base_dir*."""
-    for pid_file in base_dir.glob("*/postmaster.pid"):
+    """SIGKILL every postmaster whose data directory lies directly under *base_dir*, and every
+    PgBouncer whose work directory does."""
+    pid_files = [*base_dir.glob("*/postmaster.pid"), *base_dir.glob("*/pgbouncer.pid")]
+    for pid_file in pid_files:
         try:
             pid = int(pid_file.read_text().split("\n", 1)[0])
         except (OSError, ValueError):

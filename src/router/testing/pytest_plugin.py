@@ -11,6 +11,10 @@ disable it with ``-p no:router``. Fixtures:
 ``cluster_db`` (module)
     A :class:`ClusterDatabase`: a database of this test module's own, created on the
     primary and already replicated; dropped after the module.
+``pgbouncers`` (function; the PgBouncers live for the session)
+    :class:`~router.testing.PgBouncers`: a PgBouncer in ``transaction`` mode in front of
+    every node of the session's cluster (``bouncers.router_config(db)`` routes through them,
+    with ``pooler_mode="transaction"``). PgBouncers a test killed are started again after it.
 
 After every test that used the cluster, fault switches thrown through its methods (stop,
 kill, pause, apply delay, promote) are undone: the next test starts from the original
@@ -32,10 +36,11 @@ from router.config import RouterConfig
 from router.testing._cluster import LocalCluster
 from router.testing._config import router_config
 from router.testing._node import Node
+from router.testing._pgbouncer import PgBouncers
 
 __all__ = ["ClusterDatabase"]
 
-_CLUSTER_FIXTURES = frozenset({"local_cluster", "cluster", "cluster_db"})
+_CLUSTER_FIXTURES = frozenset({"local_cluster", "cluster", "cluster_db", "pgbouncers"})
 _db_numbers = count(1)
 
 
@@ -85,6 +90,24 @@ def local_cluster(request: pytest.FixtureRequest) -> Iterator[LocalCluster]:
 def cluster(local_cluster: LocalCluster) -> LocalCluster:
     """The session's cluster, for tests that throw fault switches (undone afterwards)."""
     return local_cluster
+
+
+@pytest.fixture(scope="session")
+def _router_pgbouncers(local_cluster: LocalCluster) -> Iterator[PgBouncers]:
+    # A short query_wait_timeout: a test whose server is gone behind a PgBouncer should hear
+    # so in seconds, not PgBouncer's default two minutes.
+    with PgBouncers(local_cluster, "transaction", query_wait_timeout=10) as bouncers:
+        yield bouncers
+
+
+@pytest.fixture
+def pgbouncers(_router_pgbouncers: PgBouncers, local_cluster: LocalCluster) -> Iterator[PgBouncers]:
+    """A PgBouncer in transaction mode in front of every node of the session's cluster."""
+    bouncers = _router_pgbouncers
+    before = bouncers.faults_used
+    yield bouncers
+    if bouncers.faults_used != before:
+        bouncers.reset()
 
 
 def _database_name(module: str) -> str:
