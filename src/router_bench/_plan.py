@@ -61,6 +61,10 @@ RYW_WAIT_SECONDS: Final = 0.01
 WAIT_SUFFIX: Final = "+wait"
 BASELINE: Final = "raw-asyncpg"
 BaselineName = Literal["raw-asyncpg", "naive-split", "pgpool"]
+PoolerName = Literal["session", "transaction"]
+#: ``--with-pgbouncer``: PgBouncer's pool modes, and the APIs measured through it.
+POOLERS: Final[tuple[PoolerName, ...]] = ("session", "transaction")
+PGBOUNCER_APIS: Final[tuple[Api, ...]] = ("async", "sync")
 BASELINES: Final[tuple[BaselineName, ...]] = ("raw-asyncpg", "naive-split", "pgpool")
 FAULT_SCENARIOS: Final[tuple[ScenarioName, ...]] = tuple(s for s in SCENARIOS if s != "no-lag")
 #: Workloads the fault scenarios run by default (lag matters to reads after writes).
@@ -133,12 +137,19 @@ class SubjectSpec:
     consistency: str | None = None
     #: The router's ``ryw_wait`` (seconds) for this subject.
     ryw_wait: float = 0.0
+    #: Through a PgBouncer per node in this pool mode (the router's ``pooler_mode`` too).
+    pooler: PoolerName | None = None
 
     @property
     def description(self) -> str:
         if self.api is None:
             return _BASELINE_TEXT[self.name]  # type: ignore[index]
         text = f"{_API_TEXT[self.api]}; policy {self.policy}, consistency {self.consistency}"
+        if self.pooler is not None:
+            text += (
+                f"; through a PgBouncer per node in {self.pooler} mode"
+                f' (pooler_mode="{self.pooler}")'
+            )
         if self.consistency == "bounded":
             text += f" (max_lag_seconds {BOUNDED_MAX_LAG_SECONDS:g})"
         if self.ryw_wait:
@@ -162,32 +173,48 @@ class SubjectSpec:
         return subject
 
 
-def subject_name(api: Api, policy: str, consistency: str, ryw_wait: float = 0.0) -> str:
+def subject_name(
+    api: Api,
+    policy: str,
+    consistency: str,
+    ryw_wait: float = 0.0,
+    pooler: PoolerName | None = None,
+) -> str:
     """``"async/round-robin/read_your_writes"``, with :data:`WAIT_SUFFIX` when the subject
-    has a ``ryw_wait``."""
-    return f"{api}/{policy}/{consistency}{WAIT_SUFFIX if ryw_wait else ''}"
+    has a ``ryw_wait``, and ``pgbouncer-<mode>:`` in front through PgBouncer."""
+    name = f"{api}/{policy}/{consistency}{WAIT_SUFFIX if ryw_wait else ''}"
+    return name if pooler is None else f"pgbouncer-{pooler}:{name}"
 
 
 def router_subject(
-    api: Api, policy: str, consistency: str, *, ryw_wait: float = 0.0
+    api: Api,
+    policy: str,
+    consistency: str,
+    *,
+    ryw_wait: float = 0.0,
+    pooler: PoolerName | None = None,
 ) -> SubjectSpec:
     if api not in APIS or policy not in POLICIES or consistency not in CONSISTENCIES:
         raise PlanError(f"no such router subject: {api}/{policy}/{consistency}")
     if ryw_wait and consistency != "read_your_writes":
         raise PlanError(f"ryw_wait applies to read_your_writes only, not {consistency}")
-    name = subject_name(api, policy, consistency, ryw_wait)
-    return SubjectSpec(name, "router", api, policy, consistency, ryw_wait)
+    name = subject_name(api, policy, consistency, ryw_wait, pooler)
+    return SubjectSpec(name, "router", api, policy, consistency, ryw_wait, pooler)
 
 
 def baseline_subject(name: BaselineName) -> SubjectSpec:
     return SubjectSpec(name, "baseline")
 
 
-def default_subjects(*, all_apis: bool = False, with_pgpool: bool = False) -> list[SubjectSpec]:
+def default_subjects(
+    *, all_apis: bool = False, with_pgpool: bool = False, with_pgbouncer: bool = False
+) -> list[SubjectSpec]:
     """The default matrix: the async API with every policy x consistency, and round-robin
     read_your_writes with a ``ryw_wait`` of :data:`RYW_WAIT_SECONDS`; the sync API and
     SQLAlchemy with round-robin x every consistency (replica choice is core code shared by
-    every API), or every combination for all three with *all_apis*; then the baselines."""
+    every API), or every combination for all three with *all_apis*; with *with_pgbouncer*
+    the async and sync round-robin read_your_writes subjects again through a PgBouncer per
+    node, in session and in transaction mode; then the baselines."""
     subjects = [router_subject("async", p, c) for p in POLICIES for c in CONSISTENCIES]
     subjects.append(
         router_subject("async", "round-robin", "read_your_writes", ryw_wait=RYW_WAIT_SECONDS)
@@ -195,6 +222,12 @@ def default_subjects(*, all_apis: bool = False, with_pgpool: bool = False) -> li
     for api in APIS[1:]:
         policies = POLICIES if all_apis else ("round-robin",)
         subjects += [router_subject(api, p, c) for p in policies for c in CONSISTENCIES]
+    if with_pgbouncer:
+        subjects += [
+            router_subject(api, "round-robin", "read_your_writes", pooler=mode)
+            for mode in POOLERS
+            for api in PGBOUNCER_APIS
+        ]
     subjects += [baseline_subject(b) for b in BASELINES if b != "pgpool" or with_pgpool]
     return subjects
 
@@ -234,6 +267,7 @@ class PlanOptions:
     pool_size: int | None = None
     pool_sizes: tuple[int, ...] | None = None
     with_pgpool: bool = False
+    with_pgbouncer: bool = False
     all_apis: bool = False
     subjects: tuple[str, ...] | None = None  # glob patterns over subject names
     seed: int = 0
@@ -374,7 +408,15 @@ def build_plan(options: PlanOptions) -> Plan:
     if workloads is None:
         workloads = profile.workloads
 
-    subjects = _select(default_subjects(all_apis=o.all_apis, with_pgpool=o.with_pgpool), o.subjects)
+    if o.with_pgbouncer and not o.embedded:
+        raise PlanError(
+            "--with-pgbouncer: the bench puts PgBouncers in front of the embedded cluster's "
+            "nodes (run router bench without a URL)"
+        )
+    all_subjects = default_subjects(
+        all_apis=o.all_apis, with_pgpool=o.with_pgpool, with_pgbouncer=o.with_pgbouncer
+    )
+    subjects = _select(all_subjects, o.subjects)
     faults_trimmed = not o.quick and o.subjects is None
     cells: list[CellPlan] = []
     for scenario in scenarios:

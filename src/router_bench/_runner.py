@@ -22,15 +22,15 @@ import os
 import platform
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, Protocol
 
 from router import __version__
 from router.config import DEFAULT_MAX_LAG_BYTES, RouterConfig
-from router.testing import LocalCluster
+from router.testing import LocalCluster, PgBouncers
 from router_bench._drive import During, RunSpec, measure
 from router_bench._errors import describe_error
 from router_bench._measure import (
@@ -123,6 +123,8 @@ class _Context:
     cluster: LocalCluster | None
     pgpool: Pgpool | None
     progress: Progress
+    #: ``--with-pgbouncer``: a PgBouncer per node, by pool mode.
+    bouncers: Mapping[str, PgBouncers] = field(default_factory=dict)
 
 
 def _now() -> str:
@@ -205,7 +207,10 @@ async def _bench(
         )
     if any(c.workload == "ryw" for c in plan.cells):
         notes.append(RYW_NOTE)
-    async with _pgpool(plan, target, progress) as pgpool:
+    async with (
+        _pgpool(plan, target, progress) as pgpool,
+        _pgbouncers(plan, cluster, progress) as bouncers,
+    ):
         pgpool_version = pgpool.version if pgpool is not None else None
 
         def assemble(cells: list[Cell], sweep: PoolSweep | None, *extra: str) -> BenchResult:
@@ -220,7 +225,7 @@ async def _bench(
                 pgpool_version=pgpool_version,
             )
 
-        ctx = _Context(plan, target, table, cluster, pgpool, progress)
+        ctx = _Context(plan, target, table, cluster, pgpool, progress, bouncers)
         progress.start(plan.runs)
         cells: list[Cell] = []
         if plan.cells:
@@ -228,6 +233,9 @@ async def _bench(
         for index, cell in enumerate(plan.cells):
             if pgpool is not None:
                 await _reattach(pgpool, progress)
+            for each in bouncers.values():
+                # A fault of the last cell may have restarted a node behind them.
+                await asyncio.to_thread(each.reset)
             cells += await _run_cell(ctx, index, cell)
             finished.result = assemble(
                 list(cells),
@@ -302,6 +310,50 @@ async def _pgpool(plan: Plan, target: Target, progress: Progress) -> AsyncIterat
         progress.status("stopping pgpool-II")
         await asyncio.to_thread(pgpool.stop)
         await asyncio.to_thread(_remove_tree, workdir)
+
+
+#: Server connections a PgBouncer has beyond the router's pool size.
+_POOLER_SPARE: Final = 4
+
+
+@contextlib.asynccontextmanager
+async def _pgbouncers(
+    plan: Plan, cluster: LocalCluster | None, progress: Progress
+) -> AsyncIterator[dict[str, PgBouncers]]:
+    modes = sorted({s.pooler for s in plan.subjects if s.pooler is not None})
+    if not modes or cluster is None:
+        yield {}
+        return
+    started: dict[str, PgBouncers] = {}
+    try:
+        for mode in modes:
+            progress.status(f"starting a PgBouncer per node ({mode} mode)")
+            # As many server connections as the router may ask for (its pool, its monitor,
+            # its catalog query): the bench measures the pooler's cost, not its queue. In
+            # session mode a client holds its server connection until it disconnects.
+            size = max(c.pool_size for c in plan.cells) if plan.cells else 20
+            bouncers = PgBouncers(cluster, mode, pool_size=size + _POOLER_SPARE)
+            started[mode] = bouncers
+            await asyncio.to_thread(bouncers.start)
+        yield started
+    finally:
+        for bouncers in started.values():
+            await asyncio.to_thread(bouncers.close)
+
+
+def _through_pgbouncer(config: RouterConfig, bouncers: PgBouncers, mode: str) -> RouterConfig:
+    """*config* with every node reached through its PgBouncer (names kept)."""
+
+    def through(node: Any) -> Any:
+        return node.replace(dsn=bouncers.dsn_for(node.name, node.dbname))
+
+    changes: dict[str, Any] = {"pooler_mode": mode}
+    if config.nodes:
+        changes["nodes"] = [through(n) for n in config.all_nodes]
+    else:
+        changes["primary"] = through(config.primary_node)
+        changes["replicas"] = [through(n) for n in config.replica_nodes]
+    return config.replace(**changes)
 
 
 async def _reattach(pgpool: Pgpool, progress: Progress) -> None:
@@ -426,7 +478,12 @@ async def _run_cell(ctx: _Context, index: int, cell: CellPlan) -> list[Cell]:
 
 
 def _client(ctx: _Context, subject: SubjectSpec, pool_size: int) -> Client:
-    return make_client(subject, ctx.target, ctx.table, pool_size, ctx.pgpool)
+    target = ctx.target
+    if subject.pooler is not None:
+        bouncers = ctx.bouncers[subject.pooler]
+        config = _through_pgbouncer(target.base_config, bouncers, subject.pooler)
+        target = replace(target, base_config=config)
+    return make_client(subject, target, ctx.table, pool_size, ctx.pgpool)
 
 
 async def _run_sweep(ctx: _Context, sweep: SweepPlan) -> PoolSweep:

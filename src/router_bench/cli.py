@@ -81,6 +81,12 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--with-pgpool", action="store_true", help="add pgpool-II as a baseline")
     p.add_argument(
+        "--with-pgbouncer",
+        action="store_true",
+        help="add the async and sync routers through a PgBouncer per node, in session and "
+        "transaction mode",
+    )
+    p.add_argument(
         "--all-apis",
         action="store_true",
         help="every policy x consistency for the sync and SQLAlchemy APIs too",
@@ -105,7 +111,7 @@ def _fail(message: str, code: int = 1) -> int:
 def _command(args: argparse.Namespace) -> str:
     """The command line, rebuilt from the options (URLs without passwords)."""
     parts = ["router", "bench", *(redact(u) for u in args.urls)]
-    for flag in ("quick", "with_pgpool", "all_apis", "json_only"):
+    for flag in ("quick", "with_pgpool", "with_pgbouncer", "all_apis", "json_only"):
         if getattr(args, flag):
             parts.append("--" + flag.replace("_", "-"))
     for flag in ("workloads", "scenarios", "concurrency", "pool_sizes", "subjects"):
@@ -276,7 +282,7 @@ def _keep_finished(finished: Finished, out: Path, *, json_only: bool) -> None:
 def _bench(args: argparse.Namespace) -> int:
     # Imported here: `router classify` and `router cluster` should not pay for the bench.
     from router.errors import ConfigurationError  # noqa: PLC0415
-    from router.testing import ClusterError  # noqa: PLC0415
+    from router.testing import ClusterError, find_pgbouncer  # noqa: PLC0415
     from router_bench._errors import BenchError  # noqa: PLC0415
     from router_bench._pgpool import PgpoolError, find_pgpool  # noqa: PLC0415
     from router_bench._plan import PlanError, PlanOptions, build_plan, estimate_seconds  # noqa: PLC0415
@@ -302,6 +308,7 @@ def _bench(args: argparse.Namespace) -> int:
         pool_size=args.pool_size,
         pool_sizes=args.pool_sizes,
         with_pgpool=args.with_pgpool,
+        with_pgbouncer=args.with_pgbouncer,
         all_apis=args.all_apis,
         subjects=args.subjects,
         seed=args.seed,
@@ -314,6 +321,11 @@ def _bench(args: argparse.Namespace) -> int:
         return _fail(
             "--with-pgpool: pgpool-II is not installed (Debian/Ubuntu: apt-get install pgpool2)"
         )
+    if any(s.pooler for s in plan.subjects):
+        try:
+            find_pgbouncer()
+        except ClusterError as exc:
+            return _fail(f"--with-pgbouncer: {exc}")
     where = "a local cluster" if plan.embedded else f"{len(args.urls)} URL(s)"
     cells = len(plan.cells) + (1 if plan.sweep else 0)
     print(

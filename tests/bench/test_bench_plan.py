@@ -244,3 +244,18 @@ def test_a_ryw_wait_subject_asked_for_by_name_runs_in_every_workload() -> None:
     assert {c.workload for c in plan.cells} == {"mixed", "ryw"}
     for cell in plan.cells:
         assert _names(cell.subjects) == ["async/round-robin/read_your_writes+wait"]
+
+
+def test_bench_subjects_through_pgbouncer() -> None:
+    plan = build_plan(PlanOptions(quick=True, with_pgbouncer=True))
+    through = [s for s in plan.subjects if s.pooler is not None]
+    assert [s.name for s in through] == [
+        "pgbouncer-session:async/round-robin/read_your_writes",
+        "pgbouncer-session:sync/round-robin/read_your_writes",
+        "pgbouncer-transaction:async/round-robin/read_your_writes",
+        "pgbouncer-transaction:sync/round-robin/read_your_writes",
+    ]
+    assert all("PgBouncer" in s.description for s in through)
+    assert not [s for s in build_plan(PlanOptions(quick=True)).subjects if s.pooler]
+    with pytest.raises(PlanError, match="--with-pgbouncer"):
+        build_plan(PlanOptions(quick=True, embedded=False, with_pgbouncer=True))

@@ -491,3 +491,39 @@ def test_sqlalchemy_pgbouncer_killed_in_front_of_a_replica(
         assert set(ports) <= (replicas - {lost.port}) | {primary}, ports
         bouncers.start_node(lost)
         wait_until(lambda: read() == lost.port, timeout=15, what="the replica to come back")
+
+
+# -- faults: a server dead behind a live PgBouncer -------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_async_server_dead_behind_its_pgbouncer(
+    bouncers: PgBouncers, db: ClusterDatabase, cluster: LocalCluster
+) -> None:
+    """PgBouncer still accepts the connection and queues the query (query_wait_timeout), or
+    answers 08P01: reads carry read_timeout, the pooler's errors count as the node's failure,
+    and reads go on elsewhere."""
+    primary, replicas = _ports(cluster)
+    lost = cluster.replicas[0]
+    config = _config(bouncers, db, read_timeout=2.0)
+    outcomes: Counter[str] = Counter()
+    async with AsyncRouter(config) as r:
+        cluster.stop(lost, "immediate")
+        started = time.monotonic()
+        for _ in range(60):
+            began = time.monotonic()
+            try:
+                port = await r.fetchval("SELECT inet_server_port()")
+                outcomes["other node" if port != lost.port else "lost node"] += 1
+            except TimeoutError:
+                outcomes["timeout"] += 1
+            assert time.monotonic() - began < 2.0 + 1.5, "a read waited past its deadline"
+        assert outcomes["lost node"] == 0, outcomes
+        assert outcomes["other node"] >= 55, outcomes
+        assert time.monotonic() - started < 30
+        wait_until(
+            lambda: r.stats()["nodes"][lost.name]["health"] == "down",
+            timeout=10,
+            what="the node behind the dead server to be down",
+        )
+    assert primary not in replicas
