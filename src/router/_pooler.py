@@ -7,9 +7,9 @@ refuses, sets nothing at session level, and refuses session state with
 :class:`~router.errors.SessionStateError` (:func:`refuse_session_state`).
 
 A router left in ``pooler_mode="session"`` in front of a transaction pooler sees its drivers'
-named prepared statements vanish between statements: :func:`pooler_mismatch` turns that
-symptom into a :class:`~router.errors.PoolerMismatch` that says what to set, instead of a
-random-looking failure.
+named prepared statements vanish between statements: :func:`note_pooler_mismatch` turns that
+symptom into an error that says what to set (a note on the driver's error, and a log line),
+instead of a random-looking failure.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ import re
 from typing import Final
 
 from router.core import Classification, Effect
-from router.errors import PoolerMismatch, SessionStateError
+from router.errors import SessionStateError
 
-__all__ = ["pooler_mismatch", "refuse_session_state"]
+__all__ = ["note_pooler_mismatch", "refuse_session_state"]
 
 logger = logging.getLogger("router")
 
@@ -31,24 +31,26 @@ _DRIVER_STATEMENT: Final = re.compile(r'prepared statement "(__asyncpg_|_pg3_)')
 _logged: list[bool] = []
 
 
-def pooler_mismatch(exc: BaseException) -> PoolerMismatch | None:
-    """The :class:`PoolerMismatch` to raise instead of *exc* (a "prepared statement ... does
-    not exist" or "already exists" error), or ``None`` when the statement was not the
-    driver's own (a user's ``EXECUTE`` of a name never prepared: the database's error
-    stands)."""
+def note_pooler_mismatch(exc: BaseException) -> None:
+    """When *exc* (a "prepared statement ... does not exist" or "already exists" error, or a
+    bind mismatch) is about a statement the driver prepared itself, add a note naming
+    ``pooler_mode="transaction"`` and log it once. The error itself passes through unchanged
+    (its type, for code that catches it): the same symptom also follows a ``DEALLOCATE ALL``
+    or ``DISCARD ALL`` of the application's own, with no pooler in between. A user's own
+    ``EXECUTE`` of a name never prepared gets nothing."""
     text = str(exc)
     if not _DRIVER_STATEMENT.search(text):
-        return None
-    message = (
-        f"{type(exc).__name__}: {text}: the driver's prepared statements vanish or collide "
-        "between statements, as behind a transaction pooler (PgBouncer pool_mode=transaction, "
-        'RDS Proxy): configure the router with pooler_mode="transaction". A write, or a '
-        "COMMIT, that failed this way may have committed"
+        return
+    note = (
+        "router: the driver's prepared statements vanish or collide between statements, as"
+        " behind a transaction pooler (PgBouncer pool_mode=transaction, RDS Proxy): if one is"
+        ' in between, configure the router with pooler_mode="transaction". A write, or a'
+        " COMMIT, that failed this way may have committed"
     )
+    exc.add_note(note)
     if not _logged:
         _logged.append(True)
-        logger.error("%s", message)
-    return PoolerMismatch(message)
+        logger.error("%s: %s", type(exc).__name__, note)
 
 
 def refuse_session_state(cls: Classification) -> None:

@@ -14,7 +14,6 @@ are for conditions the router itself detects::
      +-- SessionStateError       a session-state statement (SET, LISTEN, temp table, ...)
      |                           outside a session, where a pooled connection would lose it,
      |                           or anywhere behind a transaction pooler
-     +-- PoolerMismatch          pooler_mode="session", but a transaction pooler is in between
      +-- PoolTimeout             no connection of a node's pool became free in time
      +-- InvalidQuery            SQL text no server can be sent (a NUL character); not sent
 
@@ -31,7 +30,6 @@ __all__ = [
     "InvalidToken",
     "NoReplicaAvailable",
     "PoolTimeout",
-    "PoolerMismatch",
     "PrimaryUnavailable",
     "ReadOnlyViolation",
     "RouterError",
@@ -111,15 +109,6 @@ class SessionStateError(RouterError):
     With ``pooler_mode="transaction"`` it is raised for such a statement anywhere, sessions
     and transactions included: the pooler hands the server connection to other clients
     between transactions, so the state would leak to them and be lost to this session."""
-
-
-class PoolerMismatch(RouterError):
-    """The router is configured with ``pooler_mode="session"`` (the default), but met a
-    transaction pooler's symptom: a named prepared statement of the driver's vanished (or
-    collided with another client's) between two statements, as when PgBouncer in
-    ``pool_mode=transaction`` or RDS Proxy sits in between. Set ``pooler_mode="transaction"``.
-    The database's error is the ``__cause__``. If the statement was a write, or the failure
-    came after one (the router's bookkeeping), the write may have committed."""
 
 
 class PoolTimeout(RouterError, TimeoutError):

@@ -1,12 +1,12 @@
 """What a transaction pooler allows (pure logic): session state refused with a clear error,
-a vanished driver statement named as a pooler mismatch, and the read deadline's setting."""
+a vanished driver statement noted as a pooler's symptom, and the read deadline's setting."""
 
 from __future__ import annotations
 
 import pytest
 
-from router import ConfigurationError, PoolerMismatch, RouterConfig, SessionStateError, classify
-from router._pooler import pooler_mismatch, refuse_session_state
+from router import ConfigurationError, RouterConfig, SessionStateError, classify
+from router._pooler import note_pooler_mismatch, refuse_session_state
 
 DSN = "postgresql://u@h1:5432/db"
 
@@ -52,11 +52,12 @@ def test_transaction_scoped_statements_pass(sql: str) -> None:
         "requires 0",
     ],
 )
-def test_a_drivers_vanished_statement_is_a_pooler_mismatch(message: str) -> None:
-    found = pooler_mismatch(RuntimeError(message))
-    assert isinstance(found, PoolerMismatch)
-    assert 'pooler_mode="transaction"' in str(found)
-    assert message in str(found)
+def test_a_drivers_vanished_statement_gets_a_note_naming_the_setting(message: str) -> None:
+    error = RuntimeError(message)
+    note_pooler_mismatch(error)
+    assert str(error) == message  # the error itself is unchanged
+    (note,) = error.__notes__
+    assert 'pooler_mode="transaction"' in note
 
 
 @pytest.mark.parametrize(
@@ -67,8 +68,10 @@ def test_a_drivers_vanished_statement_is_a_pooler_mismatch(message: str) -> None
         "query_wait_timeout",
     ],
 )
-def test_other_errors_stand(message: str) -> None:
-    assert pooler_mismatch(RuntimeError(message)) is None
+def test_other_errors_get_no_note(message: str) -> None:
+    error = RuntimeError(message)
+    note_pooler_mismatch(error)
+    assert not hasattr(error, "__notes__")
 
 
 def test_read_timeout_is_validated() -> None:

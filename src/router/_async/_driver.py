@@ -10,7 +10,7 @@ import asyncpg
 
 from router._async._dsn import asyncpg_dsn
 from router._catalog import load_catalog_async
-from router._pooler import pooler_mismatch
+from router._pooler import note_pooler_mismatch
 from router._scope import Call
 from router.core import FunctionCatalog
 
@@ -29,7 +29,7 @@ __all__ = [
     "fetchrow",
     "load_catalog",
     "lost",
-    "pooler_mismatch",
+    "note_pooler_mismatch",
     "run",
     "scalar",
     "terminate",
@@ -74,8 +74,8 @@ MONITOR_BROKEN: tuple[type[BaseException], ...] = (
 
 
 #: A named prepared statement that should be on the server connection is not, or one of the
-#: same name already is: symptoms of a transaction pooler (a :func:`pooler_mismatch` when the
-#: name is asyncpg's own).
+#: same name already is: symptoms of a transaction pooler (see
+#: :func:`~router._pooler.note_pooler_mismatch`).
 _STATEMENT_LOST: tuple[type[BaseException], ...] = (
     asyncpg.InvalidSQLStatementNameError,
     asyncpg.DuplicatePreparedStatementError,
@@ -106,15 +106,13 @@ def dsn(conninfo: str) -> str:
 
 async def run(conn: asyncpg.Connection, call: Call) -> Any:
     """Run *call* (``fetch``, ``fetchrow``, ``fetchval``, ``execute``, ``executemany``).
-    Raises :class:`~router.errors.PoolerMismatch` when the driver's cached statements
-    vanish under it (a transaction pooler in between, unannounced)."""
+    A driver's cached statement that vanished under it (a transaction pooler in between,
+    unannounced) gets a note saying so."""
     try:
         return await getattr(conn, call.method)(call.query, *call.args, **call.kw)
     except _STATEMENT_LOST as exc:
-        mismatch = pooler_mismatch(exc)
-        if mismatch is None:
-            raise
-        raise mismatch from exc
+        note_pooler_mismatch(exc)
+        raise
 
 
 async def execute(conn: asyncpg.Connection, sql: str, timeout: float | None = None) -> None:
@@ -129,10 +127,8 @@ async def scalar(conn: asyncpg.Connection, sql: str, timeout: float | None = Non
     try:
         return await conn.fetchval(sql, timeout=timeout)
     except _STATEMENT_LOST as exc:
-        mismatch = pooler_mismatch(exc)
-        if mismatch is None:
-            raise
-        raise mismatch from exc
+        note_pooler_mismatch(exc)
+        raise
 
 
 async def fetchrow(conn: asyncpg.Connection, sql: str, timeout: float) -> Any:
@@ -171,7 +167,5 @@ async def load_catalog(conn: asyncpg.Connection) -> FunctionCatalog:
     try:
         return await load_catalog_async(conn)
     except _STATEMENT_LOST as exc:
-        mismatch = pooler_mismatch(exc)
-        if mismatch is None:
-            raise
-        raise mismatch from exc
+        note_pooler_mismatch(exc)
+        raise

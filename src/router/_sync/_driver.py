@@ -14,7 +14,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.pq import TransactionStatus
 
 from router._catalog import load_catalog as _load_catalog
-from router._pooler import pooler_mismatch
+from router._pooler import note_pooler_mismatch
 from router._scope import Call
 from router.core import FunctionCatalog
 
@@ -33,7 +33,7 @@ __all__ = [
     "fetchrow",
     "load_catalog",
     "lost",
-    "pooler_mismatch",
+    "note_pooler_mismatch",
     "run",
     "scalar",
     "terminate",
@@ -63,7 +63,7 @@ BROKEN_PROTOCOL: tuple[type[BaseException], ...] = ()
 MONITOR_BROKEN: tuple[type[BaseException], ...] = (OSError, psycopg.OperationalError)
 
 
-#: Symptoms of a transaction pooler (see :func:`pooler_mismatch`).
+#: Symptoms of a transaction pooler (see :func:`note_pooler_mismatch`).
 _STATEMENT_LOST: tuple[type[BaseException], ...] = (
     e.InvalidSqlStatementName,
     e.DuplicatePreparedStatement,
@@ -98,16 +98,13 @@ def dsn(conninfo: str) -> str:
 
 def run(conn: Connection, call: Call) -> Any:
     """Run *call* (``fetch``, ``fetchrow``, ``fetchval``, ``execute``, ``executemany``) with
-    psycopg's arguments: ``args`` is ``(params,)``. Raises
-    :class:`~router.errors.PoolerMismatch` when psycopg's prepared statements vanish under it
-    (a transaction pooler in between, unannounced)."""
+    psycopg's arguments: ``args`` is ``(params,)``. A prepared statement of psycopg's that
+    vanished under it (a transaction pooler in between, unannounced) gets a note saying so."""
     try:
         return _run(conn, call)
     except _STATEMENT_LOST as exc:
-        mismatch = pooler_mismatch(exc)
-        if mismatch is None:
-            raise
-        raise mismatch from exc
+        note_pooler_mismatch(exc)
+        raise
 
 
 def _run(conn: Connection, call: Call) -> Any:
@@ -145,10 +142,8 @@ def scalar(conn: Connection, sql: str, timeout: float | None = None) -> Any:
     try:
         row = conn.execute(sql).fetchone()
     except _STATEMENT_LOST as exc:
-        mismatch = pooler_mismatch(exc)
-        if mismatch is None:
-            raise
-        raise mismatch from exc
+        note_pooler_mismatch(exc)
+        raise
     return None if row is None else row[0]
 
 
@@ -234,7 +229,5 @@ def load_catalog(conn: Connection) -> FunctionCatalog:
     try:
         return _load_catalog(conn)
     except _STATEMENT_LOST as exc:
-        mismatch = pooler_mismatch(exc)
-        if mismatch is None:
-            raise
-        raise mismatch from exc
+        note_pooler_mismatch(exc)
+        raise

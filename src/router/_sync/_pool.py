@@ -115,7 +115,9 @@ class NodePool:
 
     def _configure(self, conn: psycopg.Connection[Any]) -> None:
         if self._read_only:
-            conn.execute("SET default_transaction_read_only = on")
+            # Never prepared: a router statement on every new connection would otherwise be
+            # the first a transaction pooler's shared server connections see collide.
+            conn.execute("SET default_transaction_read_only = on", prepare=False)
 
     def _connect_failed(self, exc: BaseException) -> None:
         with self._lock:

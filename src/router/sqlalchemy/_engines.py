@@ -29,7 +29,7 @@ from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from router._async._dsn import asyncpg_dsn
-from router._pooler import pooler_mismatch
+from router._pooler import note_pooler_mismatch
 from router.config import NodeConfig, PoolerMode, RouterConfig
 from router.core import FailureKind, Role
 from router.sqlalchemy._core import Core
@@ -157,9 +157,9 @@ def watch_errors(engine: Engine, node: str, core: Core) -> None:
     """Report what SQLAlchemy's errors say about *node* to the core's monitor: a connection
     that could not be made or was lost marks the node failed at once (not at the next
     check); SQLSTATE 25006 from a node believed primary asks for rediscovery of the roles
-    (a failover happened). Nothing is retried: the error reaches the caller unchanged, except
-    a driver's prepared statement vanishing under a router in ``pooler_mode="session"``,
-    which raises :class:`~router.errors.PoolerMismatch` (a transaction pooler in between)."""
+    (a failover happened); a driver's prepared statement vanishing under it gets a note
+    naming ``pooler_mode="transaction"``. Nothing is retried: the error reaches the caller
+    unchanged."""
 
     def handle_error(context: ExceptionContext) -> None:
         error = context.original_exception
@@ -169,10 +169,8 @@ def watch_errors(engine: Engine, node: str, core: Core) -> None:
             monitor.report_failure(node, FailureKind.CONNECT_FAILED, type(error).__name__)
         elif context.is_disconnect or sqlstate.startswith(_CONNECTION_CLASS):
             monitor.report_failure(node, FailureKind.BROKEN_CONNECTION, type(error).__name__)
-        elif sqlstate in _STATEMENT_LOST:
-            mismatch = pooler_mismatch(error)
-            if mismatch is not None:
-                raise mismatch from error
+        elif sqlstate in _STATEMENT_LOST and context.sqlalchemy_exception is not None:
+            note_pooler_mismatch(context.sqlalchemy_exception)
         elif (
             getattr(error, "sqlstate", None) == _READ_ONLY_SQLSTATE
             and monitor.topology.primary == node
