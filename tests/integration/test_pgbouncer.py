@@ -577,3 +577,30 @@ def _max_id_on(node: Node, db: ClusterDatabase) -> int:
         row = conn.execute("SELECT max(id) FROM items").fetchone()
     assert row is not None
     return int(row[0])
+
+
+@pytest.mark.asyncio
+async def test_sqlalchemy_async_server_dead_behind_its_pgbouncer(
+    bouncers: PgBouncers, db: ClusterDatabase, cluster: LocalCluster
+) -> None:
+    """The pooler's errors (08P01, or a connection it closes) mark the node at once, at every
+    consistency: one failed read, not one in two until the monitor's check (queued in the
+    pooler) times out."""
+    lost = cluster.replicas[0]
+    port = text("SELECT inet_server_port()")
+    config = _config(bouncers, db, consistency="eventual")
+    async with router.sqlalchemy.async_sessionmaker(config) as factory:
+        for _ in range(10):
+            async with factory() as session:
+                await session.execute(port)
+        cluster.stop(lost, "immediate")
+        outcomes: Counter[str] = Counter()
+        for _ in range(40):
+            try:
+                async with factory() as session:
+                    served = (await session.execute(port)).scalar_one()
+                outcomes["lost node" if served == lost.port else "elsewhere"] += 1
+            except Exception as exc:
+                outcomes[type(exc).__name__] += 1
+    assert outcomes["lost node"] == 0, outcomes
+    assert outcomes["elsewhere"] >= 38, outcomes

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from router.core._eligibility import Cause, Consistency, Eligibility, Staleness, eligible
+from router.core._health import FailureKind
 from router.core._lsn import Lsn
 from router.core._nodes import Health, NodeHealth, Role
 from router.core._topology import Topology
@@ -223,3 +226,19 @@ def test_no_fast_path_past_a_replica_without_replay_position() -> None:
     assert base.replicas == ("r1", "r9")
     assert base.min_replay is None
     assert eligible(topo, Consistency.READ_YOUR_WRITES, floor=Lsn(0)).replicas == ("r1",)
+
+
+@pytest.mark.parametrize("consistency", [Consistency.EVENTUAL, Consistency.BOUNDED])
+def test_a_suspect_replica_is_out_at_every_level(consistency: Consistency) -> None:
+    """A broken pooled connection makes a replica suspect until its check decides; behind a
+    pooler that check can take the pooler's query_wait_timeout, and reads sent there meanwhile
+    fail: the levels that ignore the lag gate leave it out too."""
+    broken = replace(
+        node("r1", admitted=False, reason="suspect: broken connection, checking (1/2 to down)"),
+        failures=1,
+        last_failure=FailureKind.BROKEN_CONNECTION,
+    )
+    staleness = Staleness(max_seconds=60.0) if consistency is Consistency.BOUNDED else None
+    result = eligible(topology(broken, node("r2")), consistency, max_staleness=staleness)
+    assert names(result) == ("r2",)
+    assert causes(result) == {"r1": Cause.DOWN}

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
-from router.core._health import format_bytes, format_seconds
+from router.core._health import format_bytes, format_seconds, suspect
 from router.core._lsn import Lsn
 from router.core._nodes import Health, NodeHealth, Role
 from router.core._topology import Topology
@@ -191,7 +191,10 @@ def _compute(
         if role is _PRIMARY:
             continue
         cause: Cause | None = None
-        if node.health is not _UP:
+        if node.health is not _UP or suspect(node):
+            # A suspect node (a pooled connection broke, its check is under way) is out at any
+            # consistency, eventual included: behind a pooler that check may take as long as
+            # the pooler's query_wait_timeout, and every read sent there meanwhile fails.
             cause = Cause.DOWN
         elif role is not _REPLICA:
             cause = Cause.ROLE
