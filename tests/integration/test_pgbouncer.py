@@ -9,6 +9,8 @@ never by the router's own account."""
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import threading
 import time
 from collections import Counter
@@ -27,7 +29,8 @@ from router import (
     RouterError,
     SessionStateError,
 )
-from router.testing import LocalCluster, Node, PgBouncers
+from router.testing import LocalCluster, Node, PgBouncers, _cleanup, reap_orphans
+from router.testing._proc import pid_alive
 from router.testing.pytest_plugin import ClusterDatabase
 from tests.support import wait_until
 
@@ -105,6 +108,25 @@ def test_pgbouncers_leave_nothing_behind(local_cluster: LocalCluster) -> None:
         assert base.is_dir()
     assert not any(b.is_running() for b in bouncers.bouncers)
     assert not base.exists()
+
+
+def test_pgbouncers_of_a_dead_owner_are_reaped(local_cluster: LocalCluster) -> None:
+    """A process killed with SIGKILL closes nothing: the next cluster's orphan reaping stops
+    its PgBouncers and removes their directory, as it does for a cluster's servers."""
+    bouncers = PgBouncers(local_cluster, "transaction").start()
+    try:
+        base = bouncers.bouncers[0].workdir.parent
+        pids = [b.pid for b in bouncers.bouncers]
+        state = base / _cleanup.STATE_FILE
+        owner = json.loads(state.read_text())
+        # Above Linux's largest pid (4,194,304): an owner that cannot be alive.
+        owner.update(owner_pid=os.getpid() + 10_000_000, owner_start=None)
+        state.write_text(json.dumps(owner))
+        assert base in reap_orphans(log=lambda _: None)
+        assert not base.exists()
+        assert all(pid is not None and not pid_alive(pid) for pid in pids)
+    finally:
+        bouncers.close()
 
 
 # -- 0 writes on replicas, no prepared-statement errors, every flavour ----------------------
