@@ -404,6 +404,40 @@ async def test_session_mode_behind_a_transaction_pooler_says_so(
     }, errors
 
 
+def test_sync_session_mode_behind_a_transaction_pooler_says_so(
+    local_cluster: LocalCluster, db: ClusterDatabase
+) -> None:
+    """psycopg prepares a statement after its fifth use (``_pg3_0``, ``_pg3_1``...): on a
+    server connection shared by several clients the names collide or go missing."""
+    with PgBouncers(local_cluster, "transaction", pool_size=1) as tight:
+        config = tight.router_config(db.name, pooler_mode="session", **FAST)
+        errors: Counter[str] = Counter()
+        noted = 0
+        lock = threading.Lock()
+        # A classifier of our own: no catalog query at open(), which may meet the symptom too.
+        config = config.replace(pool=router.PoolConfig(max_size=4))
+        with Router(config, classifier=router.Classifier()) as r:
+
+            def worker(k: int) -> None:
+                nonlocal noted
+                for i in range(100):
+                    try:
+                        r.fetchval(f"SELECT %s::int + {i % 10}", [k])
+                    except Exception as exc:
+                        with lock:
+                            errors[type(exc).__name__] += 1
+                            notes = getattr(exc, "__notes__", [])
+                            noted += any('pooler_mode="transaction"' in n for n in notes)
+
+            threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+    assert errors, "no symptom met: the test proves nothing"
+    assert noted == sum(errors.values()), errors
+
+
 # -- faults: a PgBouncer killed ------------------------------------------------------------
 
 
