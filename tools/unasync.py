@@ -27,6 +27,7 @@ FILES = {
     "src/router/_async/_monitor.py": "src/router/_sync/_monitor.py",
     "tests/integration/test_async_router.py": "tests/integration/test_sync_router.py",
     "tests/integration/test_async_faults.py": "tests/integration/test_sync_faults.py",
+    "tests/integration/test_async_session_io.py": "tests/integration/test_sync_session_io.py",
 }
 
 #: Whole words (or dotted names) renamed, longest first.

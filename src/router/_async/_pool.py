@@ -3,7 +3,8 @@
 asyncpg resets every connection on release (``RESET ALL``, ``UNLISTEN *``, ... one round
 trip each time). The router knows from the classifier whether a statement changed session
 state, so the pool's own reset is switched off and :meth:`NodePool.release` resets only the
-connections that need it.
+connections that need it, with ``DISCARD ALL``: asyncpg's own reset leaves temporary tables
+and SQL-level prepared statements behind, for the next user of the connection to meet.
 """
 
 from __future__ import annotations
@@ -28,6 +29,30 @@ logger = logging.getLogger(__name__)
 
 async def _no_reset(conn: asyncpg.Connection) -> None:
     """The pool's reset hook: nothing. :meth:`NodePool.release` decides."""
+
+
+class _Connection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg has no types
+    """asyncpg's connection, reset to a new session's state: ``DISCARD ALL`` drops what
+    asyncpg's reset query leaves (temporary tables, ``PREPARE``d statements, cached plans,
+    sequences' state) besides what it does drop (settings, ``WITH HOLD`` cursors, advisory
+    locks, ``LISTEN``)."""
+
+    def get_reset_query(self) -> str:
+        return _DISCARD
+
+    async def reset(self, *, timeout: float | None = None) -> None:
+        try:
+            await super().reset(timeout=timeout)
+        finally:
+            # The server forgot every prepared statement, asyncpg's cached ones too (whatever
+            # came of the DISCARD: a connection it failed on is closed by the caller).
+            # Forget them here without the Close each would otherwise cost: asyncpg does the
+            # same when its connection ends.
+            self._mark_stmts_as_closed()
+
+
+_DISCARD = "DISCARD ALL"
+_READ_ONLY = "SET default_transaction_read_only = on"
 
 
 class NodePool:
@@ -72,9 +97,7 @@ class NodePool:
             self._born[conn.get_server_pid()] = (born, weakref.ref(conn))
             self._next_expiry = min(self._next_expiry, born + lifetime)
         if self._read_only:
-            await conn.execute(
-                "SET default_transaction_read_only = on", timeout=self._settings.command_timeout
-            )
+            await conn.execute(_READ_ONLY, timeout=self._settings.command_timeout)
 
     async def open(self) -> None:
         s = self._settings
@@ -87,6 +110,7 @@ class NodePool:
             "timeout": s.connect_timeout,
             "init": self._init,
             "reset": _no_reset,
+            "connection_class": _Connection,
         }
         try:
             self._pool = await asyncpg.create_pool(self._dsn, min_size=s.min_size, **kwargs)
@@ -172,6 +196,8 @@ class NodePool:
                 await conn.execute("ROLLBACK", timeout=timeout)
             if dirty and not conn.is_closed():
                 await conn.reset(timeout=timeout)
+                if self._read_only:  # DISCARD ALL reset it too
+                    await conn.execute(_READ_ONLY, timeout=timeout)
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
             # OSError covers TimeoutError: a connection whose reset ran out is abandoned too.
             if not connection_closed(conn):

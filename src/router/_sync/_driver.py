@@ -28,6 +28,7 @@ __all__ = [
     "abandoned",
     "closed",
     "connect_monitor",
+    "discard",
     "dsn",
     "execute",
     "fetchrow",
@@ -189,6 +190,22 @@ def connect_monitor(dsn: str, timeout: float, application_name: str) -> Connecti
         # The kernel gave up on an unanswered handshake (tcp_user_timeout), which libpq
         # words as "server closed the connection unexpectedly": say what happened.
         raise TimeoutError(f"no answer within {timeout:g} s") from None
+
+
+def discard(conn: Connection) -> None:
+    """``DISCARD ALL`` on *conn* (idle, in autocommit): every trace of its session state is
+    gone from the server, and psycopg is told that its prepared statements are gone too.
+
+    psycopg notices a ``DISCARD ALL`` only the first time a connection runs one (it looks at
+    the outcome of statements new to its cache, psycopg 3.3): from the second reset on it
+    went on using ``_pg3_*`` names the server had dropped, and the next prepared statement
+    on the connection (the router's commit-position read among them) failed with
+    ``InvalidSqlStatementName``. Its registry is emptied here, with nothing queued for the
+    server, which has nothing left to deallocate."""
+    conn.execute("DISCARD ALL", prepare=False)
+    prepared = conn._prepared
+    prepared.clear()
+    prepared._to_flush.clear()
 
 
 def closed(conn: Connection) -> bool:

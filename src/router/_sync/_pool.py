@@ -28,16 +28,13 @@ from psycopg.pq import TransactionStatus
 
 from router._stats import NodeStats, PoolSettings
 from router._sync._driver import closed as connection_closed
+from router._sync._driver import discard
 from router.errors import PoolTimeout
 
 __all__ = ["NodePool"]
 
 logger = logging.getLogger(__name__)
 
-#: What a connection may carry over from its last user: the session's settings, cursors,
-#: LISTENs, advisory locks, temporary tables, prepared statements (psycopg forgets its own
-#: when it sees DISCARD ALL).
-_RESET = "DISCARD ALL"
 _IDLE = TransactionStatus.IDLE
 #: How often a client waiting for a connection that is being opened looks whether opening it
 #: failed (psycopg_pool offers no way to wake it when it does).
@@ -248,7 +245,9 @@ class NodePool:
                 if conn.info.transaction_status != _IDLE:
                     conn.execute("ROLLBACK")
                 if dirty:
-                    conn.execute(_RESET)
+                    # What the last user left (settings, cursors, LISTENs, advisory locks,
+                    # temporary tables, prepared statements) goes, psycopg's registry too.
+                    discard(conn)
                     self._configure(conn)
             except psycopg.Error:
                 conn.close()

@@ -13,6 +13,13 @@ the session (PgBouncer refuses such start-up parameters, and a session setting w
 its other clients): the replicas' fence is the driver's ``BEGIN READ ONLY`` instead (see
 ``Routing.bind``), and asyncpg's prepared statements get names unique across clients (the
 pooler shares server connections, where asyncpg's counters would collide).
+
+SQLAlchemy's pool only rolls back a connection it gets back: settings, temporary tables,
+prepared statements, ``WITH HOLD`` cursors, advisory locks and ``LISTEN`` would go on to the
+next session. :func:`discard_session_state` marks a connection that ran a statement leaving
+such state, and discards it all (``DISCARD ALL``) when the connection goes back to its pool;
+the others go back with the rollback alone (and all of them behind a transaction pooler, where
+a session has no state of its own to discard).
 """
 
 from __future__ import annotations
@@ -27,14 +34,22 @@ from psycopg.conninfo import conninfo_to_dict
 from sqlalchemy import URL, Engine, create_engine, event
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import PoolResetState
 
 from router._async._dsn import asyncpg_dsn
 from router._pooler import note_pooler_mismatch
+from router._sync import _driver as psycopg_driver
 from router.config import NodeConfig, PoolerMode, RouterConfig
-from router.core import FailureKind, Role
+from router.core import Effect, FailureKind, Role
+from router.errors import RouterError
 from router.sqlalchemy._core import Core
 
-__all__ = ["async_node_engine", "sync_node_engine", "watch_errors"]
+try:  # SQLAlchemy >= 2.1; the old name is deprecated there
+    from sqlalchemy.util import await_
+except ImportError:  # pragma: no cover - SQLAlchemy 2.0
+    from sqlalchemy.util import await_only as await_
+
+__all__ = ["async_node_engine", "discard_session_state", "sync_node_engine", "watch_errors"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +65,8 @@ _CONNECTION_CLASS: Final = "08"
 _STATEMENT_LOST: Final = frozenset({"26000", "42P05"})
 
 RoleOf = Callable[[str], Role]
+#: Key in a pooled connection's ``info``: it ran a statement that leaves session state.
+_STATE_LEFT: Final = "router_session_state"
 
 
 def _url(drivername: str, node: NodeConfig) -> URL:
@@ -179,3 +196,56 @@ def watch_errors(engine: Engine, node: str, core: Core) -> None:
             monitor.request_rediscovery(node)
 
     event.listen(engine, "handle_error", handle_error)
+
+
+def discard_session_state(engine: Engine, core: Core, *, asyncpg: bool) -> None:
+    """Give *engine*'s connections back to its pool without the session state a statement
+    left on them (``SET``, temporary tables, ``PREPARE``, ``WITH HOLD`` cursors, advisory
+    locks, ``LISTEN``): ``DISCARD ALL`` for those, and the driver's prepared statements
+    forgotten with it; nothing more for the others. *asyncpg*: the engine's driver is
+    asyncpg (else psycopg). Nothing behind a transaction pooler: a DISCARD ALL there would
+    drop what the pooler keeps for its other clients (their prepared statements)."""
+    if core.config.pooler_mode is PoolerMode.TRANSACTION:
+        return
+    classify = core._classify
+
+    def before_cursor_execute(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        try:
+            leaves_state = Effect.PIN in classify(statement).effects
+        except (RouterError, TypeError):
+            leaves_state = True  # the server will refuse it; nothing is lost by a reset
+        if leaves_state:
+            conn.info[_STATE_LEFT] = True
+
+    def reset(dbapi_connection: Any, record: Any, state: PoolResetState) -> None:
+        if record is None or not record.info.pop(_STATE_LEFT, False):
+            return
+        if state.terminate_only or not state.asyncio_safe:
+            return  # the connection is closed, not reused
+        # DISCARD ALL cannot run inside a transaction block: end it first (SQLAlchemy's
+        # own rollback after this finds nothing left to do).
+        dbapi_connection.rollback()
+        if asyncpg:
+            _discard_asyncpg(dbapi_connection)
+        else:
+            autocommit = dbapi_connection.autocommit
+            dbapi_connection.autocommit = True
+            try:
+                psycopg_driver.discard(dbapi_connection)
+            finally:
+                dbapi_connection.autocommit = autocommit
+
+    event.listen(engine, "before_cursor_execute", before_cursor_execute)
+    event.listen(engine, "reset", reset)
+
+
+def _discard_asyncpg(adapted: Any) -> None:
+    """``DISCARD ALL`` on SQLAlchemy's asyncpg connection, whose statements (SQLAlchemy's
+    prepared-statement cache, asyncpg's own) the server has then forgotten: forgotten here
+    too, without a Close sent for each."""
+    conn = adapted._connection
+    await_(conn.execute("DISCARD ALL"))
+    cache = adapted._prepared_statement_cache
+    if cache is not None:
+        cache.clear()
+    conn._mark_stmts_as_closed()

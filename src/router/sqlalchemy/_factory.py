@@ -23,7 +23,12 @@ from router._async._router import AsyncRouter
 from router._sync._router import Router
 from router.config import RouterConfig
 from router.sqlalchemy._core import role_in
-from router.sqlalchemy._engines import async_node_engine, sync_node_engine, watch_errors
+from router.sqlalchemy._engines import (
+    async_node_engine,
+    discard_session_state,
+    sync_node_engine,
+    watch_errors,
+)
 from router.sqlalchemy._routing import Routing
 from router.sqlalchemy._session import RoutedAsyncSession, RoutedSession
 
@@ -76,6 +81,7 @@ class RoutedSessionmaker(sa_sessionmaker[RoutedSession]):
         }
         for name, engine in engines.items():
             watch_errors(engine, name, core)
+            discard_session_state(engine, core, asyncpg=False)
         self._core = core
         self._engines = engines
         self._opened = False
@@ -141,6 +147,7 @@ class RoutedAsyncSessionmaker(sa_async_sessionmaker[RoutedAsyncSession]):
         }
         for name, engine in engines.items():
             watch_errors(engine.sync_engine, name, core)
+            discard_session_state(engine.sync_engine, core, asyncpg=True)
         self._core = core
         self._engines = engines
         self._opened = False

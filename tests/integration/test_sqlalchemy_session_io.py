@@ -1,0 +1,148 @@
+"""router.sqlalchemy's pooled connections on the real cluster (issue 12, items 1, 2 and 5),
+sync (psycopg) and async (asyncpg) factories: what a session leaves on a connection (settings,
+temporary tables, prepared statements, cursors, advisory locks, LISTEN) is gone when the next
+session gets it, and the drivers' prepared statements stay in step with the server. What held
+is read from the server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import psycopg
+import pytest
+import pytest_asyncio
+from sqlalchemy import text
+
+import router
+import router.sqlalchemy
+from router.sqlalchemy import RoutedAsyncSessionmaker, RoutedSessionmaker
+from router.testing.pytest_plugin import ClusterDatabase
+
+pytestmark = [pytest.mark.integration]
+
+FAST = {"monitor_interval": 0.1, "readmit_hold": 0.2}
+#: Statements that leave session state, all on the primary (the first is a write: the
+#: transaction stays there).
+LEAVE_STATE = [
+    "CREATE TEMP TABLE scratch (v int)",
+    "INSERT INTO scratch VALUES (1)",
+    "PREPARE q AS SELECT 1",
+    "SET work_mem = '7MB'",
+    "DECLARE held CURSOR WITH HOLD FOR SELECT 1",
+    "SELECT pg_advisory_lock(4212)",
+    "LISTEN router_session_io",
+]
+WHAT_IS_LEFT = text(
+    "/* router:primary */ SELECT pg_backend_pid(), to_regclass('pg_temp.scratch') IS NULL,"
+    " (SELECT count(*) FROM pg_prepared_statements WHERE name = 'q'),"
+    " current_setting('work_mem'),"
+    " (SELECT count(*) FROM pg_cursors WHERE name = 'held'),"
+    " (SELECT count(*) FROM pg_listening_channels())"
+)
+
+
+@pytest.fixture(scope="module")
+def db(cluster_db: ClusterDatabase) -> ClusterDatabase:
+    with psycopg.connect(cluster_db.primary_dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE kv (k int PRIMARY KEY, v int NOT NULL)")
+        conn.execute("INSERT INTO kv VALUES (1, 0)")
+    cluster_db.cluster.wait_caught_up()
+    return cluster_db
+
+
+def _config(db: ClusterDatabase) -> router.RouterConfig:
+    return db.router_config(pool=router.PoolConfig(min_size=1, max_size=1), **FAST)
+
+
+def _advisory_locks(db: ClusterDatabase, pid: int) -> int:
+    with psycopg.connect(db.primary_dsn, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = %s", (pid,)
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+@pytest.fixture
+def factory(db: ClusterDatabase) -> Iterator[RoutedSessionmaker]:
+    with router.sqlalchemy.sessionmaker(_config(db)) as made:
+        yield made
+
+
+@pytest_asyncio.fixture
+async def afactory(db: ClusterDatabase) -> AsyncIterator[RoutedAsyncSessionmaker]:
+    async with router.sqlalchemy.async_sessionmaker(_config(db)) as made:
+        yield made
+
+
+def _check_nothing_left(row: Any, pid: int, db: ClusterDatabase) -> None:
+    assert row[0] == pid  # the same server process: the pool holds one connection
+    assert tuple(row[1:]) == (True, 0, "4MB", 0, 0)
+    assert _advisory_locks(db, pid) == 0
+
+
+def test_the_next_session_finds_nothing_of_the_last_ones_state(
+    factory: RoutedSessionmaker, db: ClusterDatabase
+) -> None:
+    with factory() as s:
+        for sql in LEAVE_STATE:
+            s.execute(text(sql))
+        pid = s.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        s.commit()
+    with factory() as s:
+        _check_nothing_left(s.execute(WHAT_IS_LEFT).one(), pid, db)
+        s.commit()
+    with factory() as s:
+        s.execute(text("CREATE TEMP TABLE scratch (v int)"))
+        assert s.execute(text("SELECT count(*) FROM pg_temp.scratch")).scalar_one() == 0
+        s.execute(text("PREPARE q AS SELECT 2"))
+        assert s.execute(text("EXECUTE q")).scalar_one() == 2
+        s.commit()
+
+
+def test_resets_keep_the_drivers_prepared_statements_in_step(
+    factory: RoutedSessionmaker, db: ClusterDatabase
+) -> None:
+    for i in range(1, 21):
+        with factory() as s:
+            s.execute(text("UPDATE kv SET v = :v WHERE k = 1"), {"v": i})
+            s.execute(text("SET work_mem = '5MB'"))
+            assert s.execute(text("SELECT v FROM kv WHERE k = 1")).scalar_one() == i
+            s.commit()
+    with factory(primary=True) as s:
+        assert s.execute(text("SELECT v FROM kv WHERE k = 1")).scalar_one() == 20
+
+
+@pytest.mark.asyncio
+async def test_async_the_next_session_finds_nothing_of_the_last_ones_state(
+    afactory: RoutedAsyncSessionmaker, db: ClusterDatabase
+) -> None:
+    async with afactory() as s:
+        for sql in LEAVE_STATE:
+            await s.execute(text(sql))
+        pid = (await s.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        await s.commit()
+    async with afactory() as s:
+        _check_nothing_left((await s.execute(WHAT_IS_LEFT)).one(), pid, db)
+        await s.commit()
+    async with afactory() as s:
+        await s.execute(text("CREATE TEMP TABLE scratch (v int)"))
+        assert (await s.execute(text("SELECT count(*) FROM pg_temp.scratch"))).scalar_one() == 0
+        await s.execute(text("PREPARE q AS SELECT 2"))
+        assert (await s.execute(text("EXECUTE q"))).scalar_one() == 2
+        await s.commit()
+
+
+@pytest.mark.asyncio
+async def test_async_resets_keep_the_drivers_prepared_statements_in_step(
+    afactory: RoutedAsyncSessionmaker,
+) -> None:
+    for i in range(1, 21):
+        async with afactory() as s:
+            await s.execute(text("UPDATE kv SET v = :v WHERE k = 1"), {"v": i})
+            await s.execute(text("SET work_mem = '5MB'"))
+            assert (await s.execute(text("SELECT v FROM kv WHERE k = 1"))).scalar_one() == i
+            await s.commit()
+    async with afactory(primary=True) as s:
+        assert (await s.execute(text("SELECT v FROM kv WHERE k = 1"))).scalar_one() == 20
