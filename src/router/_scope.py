@@ -67,7 +67,7 @@ class Scope:
     its commits.
     """
 
-    __slots__ = ("consistency", "floor", "parent", "shared", "sticky")
+    __slots__ = ("consistency", "floor", "lost", "parent", "shared", "sticky")
 
     def __init__(
         self, consistency: Consistency, floor: Lsn | None = None, parent: Scope | None = None
@@ -77,6 +77,9 @@ class Scope:
         self.parent = parent
         self.sticky: str | None = None
         self.shared: SharedFloor | None = None
+        #: Commits whose position could not be read since the floor was last known to cover
+        #: them all (0: none). While it is not 0 the floor is behind this scope's writes.
+        self.lost = 0
 
     def advance(self, lsn: Lsn | None) -> None:
         """Raise the floor to *lsn* (never lower it); the parent scope sees it too, so the
@@ -91,6 +94,36 @@ class Scope:
                 scope = scope.parent
             if self.shared is not None:
                 self.shared.record_commit(lsn)
+
+    def lose_position(self) -> None:
+        """A commit went by whose position could not be read (the commit stands): the floor
+        is behind it, here and in the parent scopes, until :meth:`regain_position`."""
+        with _ADVANCE:
+            scope: Scope | None = self
+            while scope is not None:
+                scope.lost += 1
+                scope = scope.parent
+
+    def losses(self) -> list[tuple[Scope, int]]:
+        """What :meth:`regain_position` needs: each scope up the chain with its count of lost
+        positions, taken *before* the primary's position is read."""
+        with _ADVANCE:
+            found: list[tuple[Scope, int]] = []
+            scope: Scope | None = self
+            while scope is not None:
+                found.append((scope, scope.lost))
+                scope = scope.parent
+            return found
+
+    def regain_position(self, lsn: Lsn, losses: list[tuple[Scope, int]]) -> None:
+        """*lsn*, the primary's position read after :meth:`losses` was taken, covers every
+        commit lost before: raise the floor to it, and forget those losses (not one lost
+        meanwhile, which *lsn* may not cover)."""
+        self.advance(lsn)
+        with _ADVANCE:
+            for scope, lost in losses:
+                if scope.lost == lost:
+                    scope.lost = 0
 
     @property
     def wants_position(self) -> bool:

@@ -146,3 +146,69 @@ async def test_async_resets_keep_the_drivers_prepared_statements_in_step(
             await s.commit()
     async with afactory(primary=True) as s:
         assert (await s.execute(text("SELECT v FROM kv WHERE k = 1"))).scalar_one() == 20
+
+
+# -- item 2: a committed write is acknowledged, whatever befalls the bookkeeping after it ------
+
+APP_ROLE = "router_sa_session_io_app"
+REVOKE = "REVOKE EXECUTE ON FUNCTION pg_current_wal_insert_lsn() FROM PUBLIC"
+GRANT = "GRANT EXECUTE ON FUNCTION pg_current_wal_insert_lsn() TO PUBLIC"
+
+
+@pytest.fixture
+def app_config(db: ClusterDatabase) -> Iterator[router.RouterConfig]:
+    """A configuration connecting as an ordinary role, whose commit-position read the test
+    can make fail for real (no right to the function)."""
+    user = db.cluster.primary.user
+    with psycopg.connect(db.primary_dsn, autocommit=True) as conn:
+        conn.execute(
+            f"DO $$BEGIN CREATE ROLE {APP_ROLE} LOGIN IN ROLE pg_monitor;"
+            " EXCEPTION WHEN duplicate_object THEN NULL; END$$"
+        )
+        conn.execute(f"GRANT ALL ON kv TO {APP_ROLE}")
+    db.cluster.wait_caught_up()
+    config = _config(db)
+    nodes = [n.replace(dsn=n.dsn.replace(f"//{user}@", f"//{APP_ROLE}@")) for n in config.all_nodes]
+    try:
+        yield config.replace(primary=nodes[0], replicas=nodes[1:])
+    finally:
+        _on_primary(db, GRANT)
+
+
+def _on_primary(db: ClusterDatabase, sql: str) -> None:
+    with psycopg.connect(db.primary_dsn, autocommit=True) as conn:
+        conn.execute(sql)
+
+
+def test_a_commit_whose_position_cannot_be_read_is_not_reported_failed(
+    app_config: router.RouterConfig, db: ClusterDatabase
+) -> None:
+    primary_port = db.cluster.primary.port
+    with router.sqlalchemy.sessionmaker(app_config) as factory:
+        _on_primary(db, REVOKE)
+        with factory() as s:
+            s.execute(text("UPDATE kv SET v = 100 WHERE k = 1"))
+            s.commit()
+            # Its reads go to the primary until the position is known: they see the commit.
+            row = s.execute(text("SELECT v, inet_server_port() FROM kv WHERE k = 1")).one()
+            assert tuple(row) == (100, primary_port)
+            s.commit()
+        _on_primary(db, GRANT)
+        with factory(primary=True) as s:
+            assert s.execute(text("SELECT v FROM kv WHERE k = 1")).scalar_one() == 100
+
+
+@pytest.mark.asyncio
+async def test_async_a_commit_whose_position_cannot_be_read_is_not_reported_failed(
+    app_config: router.RouterConfig, db: ClusterDatabase
+) -> None:
+    primary_port = db.cluster.primary.port
+    async with router.sqlalchemy.async_sessionmaker(app_config) as factory:
+        _on_primary(db, REVOKE)
+        async with factory() as s:
+            await s.execute(text("UPDATE kv SET v = 101 WHERE k = 1"))
+            await s.commit()
+            row = (await s.execute(text("SELECT v, inet_server_port() FROM kv WHERE k = 1"))).one()
+            assert tuple(row) == (101, primary_port)
+            await s.commit()
+        _on_primary(db, GRANT)

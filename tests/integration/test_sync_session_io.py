@@ -20,6 +20,7 @@ from tests.integration.sync_support import (
     MARKS,
     execute_on,
     node_value,
+    wait_for,
 )
 
 pytestmark = [pytest.mark.integration, *MARKS]
@@ -122,3 +123,69 @@ def test_only_a_connection_that_carried_session_state_is_reset(
         s.execute("SET work_mem = '6MB'")
         assert s.fetchval("SELECT pg_backend_pid()") == pid
     assert last_statement(pid) == "DISCARD ALL"
+
+
+# -- item 2: a committed write is acknowledged, whatever befalls the bookkeeping after it ------
+
+APP_ROLE = "router_session_io_app"
+REVOKE = "REVOKE EXECUTE ON FUNCTION pg_current_wal_insert_lsn() FROM PUBLIC"
+GRANT = "GRANT EXECUTE ON FUNCTION pg_current_wal_insert_lsn() TO PUBLIC"
+
+
+@pytest.fixture
+def app(db: ClusterDatabase) -> Iterator[router.Router]:
+    """A router connecting as an ordinary role, which the test can refuse the commit-position
+    function (a real failure of the read the router makes after each commit)."""
+    user = db.cluster.primary.user
+    execute_on(
+        db.primary_dsn,
+        f"DO $$BEGIN CREATE ROLE {APP_ROLE} LOGIN IN ROLE pg_monitor;"
+        " EXCEPTION WHEN duplicate_object THEN NULL; END$$",
+        f"GRANT ALL ON kv TO {APP_ROLE}",
+    )
+    db.cluster.wait_caught_up()
+    config = _config(db)
+    nodes = [n.replace(dsn=n.dsn.replace(f"//{user}@", f"//{APP_ROLE}@")) for n in config.all_nodes]
+    config = config.replace(primary=nodes[0], replicas=nodes[1:])
+    try:
+        with router.Router(config) as rt:
+            yield rt
+    finally:
+        execute_on(db.primary_dsn, GRANT)
+
+
+def test_a_committed_write_is_not_reported_failed_when_its_position_cannot_be_read(
+    app: router.Router, db: ClusterDatabase
+) -> None:
+    primary_port = db.cluster.primary.port
+    execute_on(db.primary_dsn, "INSERT INTO kv VALUES (12002, 0) ON CONFLICT (k) DO NOTHING")
+    db.cluster.wait_caught_up()
+    # A replica serves reads while the position is known.
+    wait_for(lambda: _on_a_replica(app, primary_port), what="a read on a replica")
+    execute_on(db.primary_dsn, REVOKE)
+    try:
+        # Outside a session, in a transaction, in a session (autocommit and BEGIN ... COMMIT):
+        # each write commits, its position read fails, and the caller gets its result.
+        assert app.execute("UPDATE kv SET v = 1 WHERE k = 12002") == "UPDATE 1"
+        with app.transaction() as tx:
+            tx.execute("UPDATE kv SET v = 2 WHERE k = 12002")
+        with app.session() as s:
+            assert s.execute("UPDATE kv SET v = 3 WHERE k = 12002") == "UPDATE 1"
+            # Until a position covers the commit, its reads go to the primary: they see it.
+            assert s.fetchval("SELECT v FROM kv WHERE k = 12002") == 3
+            assert s.fetchval("SELECT inet_server_port()") == primary_port
+            s.execute("BEGIN")
+            s.execute("UPDATE kv SET v = 4 WHERE k = 12002")
+            s.execute("COMMIT")
+            assert s.fetchval("SELECT v FROM kv WHERE k = 12002") == 4
+        assert app.fetchval("SELECT inet_server_port()") == primary_port
+        assert node_value(db.primary_dsn, "SELECT v FROM kv WHERE k = 12002") == 4
+    finally:
+        execute_on(db.primary_dsn, GRANT)
+    # The next read learns the position again; reads then leave the primary once more.
+    assert app.fetchval("SELECT v FROM kv WHERE k = 12002") == 4
+    wait_for(lambda: _on_a_replica(app, primary_port), what="reads back on a replica")
+
+
+def _on_a_replica(r: router.Router, primary_port: int) -> bool:
+    return bool(r.fetchval("SELECT inet_server_port()") != primary_port)

@@ -59,6 +59,7 @@ from router.errors import (
     NoReplicaAvailable,
     PoolTimeout,
     PrimaryUnavailable,
+    RouterError,
     SessionStateError,
     TopologyError,
 )
@@ -76,6 +77,13 @@ _CATALOG_LATER: tuple[type[BaseException], ...] = (
     *driver.DATABASE_ERRORS,
 )
 _REPLAY_QUERY = "SELECT pg_last_wal_replay_lsn()::text"
+_LOST = "the position of an earlier commit could not be read"
+#: Failures to get a connection.
+_NO_CONNECTION: tuple[type[BaseException], ...] = (
+    PoolTimeout,
+    RouterError,
+    *driver.CONNECT_ERRORS,
+)
 
 
 class _Retry(Exception):
@@ -389,6 +397,9 @@ class AsyncRouter(Queries):
         yet replayed the scope's floor may be chosen, to wait for it there (default: when
         ``ryw_wait`` > 0)."""
         topology = self._monitor.topology
+        if scope.lost and scope.wants_position and topology.primary is not None:
+            # A commit's position could not be read: only the primary surely has it.
+            return replace(self._write_decision(), reason=Reason.CONSISTENCY, detail=_LOST)
         excluded = frozenset(exclude) if exclude else _NOTHING
         sticky = scope.sticky
         if sticky is not None and sticky not in excluded and scope.parent is not None:
@@ -426,6 +437,8 @@ class AsyncRouter(Queries):
         return decision
 
     async def _read(self, scope: Scope, call: Call) -> Any:
+        if scope.lost:
+            await self._regain_position(scope)
         decision = self._read_decision(scope)
         try:
             return await self._run(scope, decision, call, write=False)
@@ -549,8 +562,8 @@ class AsyncRouter(Queries):
             ):
                 return False, None
             result = await (self._read_only(conn, call) if read_only else driver.run(conn, call))
-            if write and scope.wants_position:
-                scope.advance(await self._commit_position(conn))
+            if write:
+                await self._after_commit(scope, conn, node)
             return True, result
         except BaseException as exc:
             # A statement given up on (its timeout, or the task cancelled) says nothing about
@@ -609,6 +622,51 @@ class AsyncRouter(Queries):
             if driver.abandoned(exc):
                 driver.terminate(conn)
             raise
+
+    async def _after_commit(self, scope: Scope, conn: driver.Connection, node: str) -> None:
+        """Raise *scope*'s floor past a commit just made on *conn* (of *node*).
+
+        The commit stands whatever happens here: when its position cannot be read (the
+        connection lost, the read timed out, the server refused it) the caller still gets the
+        statement's result, and the scope reads from the primary until a later position read
+        covers the commit (:meth:`_regain_position`). Only a cancellation of the caller's own
+        goes on up, the position marked lost all the same."""
+        if not scope.wants_position:
+            return
+        try:
+            scope.advance(await self._commit_position(conn))
+        except Exception as exc:
+            scope.lose_position()
+            if driver.lost(exc, conn):
+                self._monitor.report_failure(
+                    node, FailureKind.BROKEN_CONNECTION, type(exc).__name__
+                )
+            logger.warning(
+                "%s: could not read the WAL position after a commit (%s); the commit stands,"
+                " and reads that must see it go to the primary until a position is read",
+                node,
+                type(exc).__name__,
+            )
+        except BaseException:
+            scope.lose_position()
+            raise
+
+    async def _regain_position(self, scope: Scope) -> None:
+        """Read the primary's position for a scope that lost one (see :meth:`_after_commit`);
+        on failure its reads go on to the primary."""
+        losses = scope.losses()
+        try:
+            pool = self._pools[self._write_decision().node or ""]
+            conn = await pool.acquire()
+        except _NO_CONNECTION:
+            return
+        try:
+            lsn = await self._commit_position(conn)
+        except Exception:
+            return
+        finally:
+            await pool.release(conn, settled=True)
+        scope.regain_position(lsn, losses)
 
     def _after_replica_read(self, scope: Scope, node: str) -> None:
         # Monotonic reads: stay on this replica while it is eligible; and never go below what

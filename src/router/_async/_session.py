@@ -184,8 +184,8 @@ class AsyncTransaction(Queries):
             # Given up on (pool.command_timeout), the COMMIT's outcome is unknown: its
             # TimeoutError goes to the caller, and the connection is closed.
             await router._command(held.conn, "COMMIT")
-            if held.wrote and self._scope.wants_position:
-                self._scope.advance(await router._commit_position(held.conn))
+            if held.wrote:
+                await router._after_commit(self._scope, held.conn, held.node)
         finally:
             held.wrote = held.wrote or self._wrote_before
             await self._release()
@@ -319,15 +319,14 @@ class AsyncSession(Queries):
         if Effect.TX_END in cls.effects and held is self._in_tx:
             self._in_tx = None
             try:
-                if held.wrote and self._scope.wants_position:
-                    self._scope.advance(await router._commit_position(held.conn))
+                if held.wrote:
+                    await router._after_commit(self._scope, held.conn, held.node)
             finally:
                 held.wrote = False
                 if held is not self._pinned:
                     await held.pool.release(held.conn, dirty=held.dirty)
         elif held is self._pinned and self._in_tx is None and held.wrote:
             # Autocommit on the pinned connection: each write commits at once.
-            if self._scope.wants_position:
-                self._scope.advance(await router._commit_position(held.conn))
             held.wrote = False
+            await router._after_commit(self._scope, held.conn, held.node)
         return result
