@@ -18,7 +18,9 @@ import router
 from router.testing.pytest_plugin import ClusterDatabase
 from tests.integration.async_support import (
     MARKS,
+    DatabaseError,
     execute_on,
+    monotonic,
     node_value,
     wait_for,
 )
@@ -189,3 +191,37 @@ async def test_a_committed_write_is_not_reported_failed_when_its_position_cannot
 
 async def _on_a_replica(r: router.AsyncRouter, primary_port: int) -> bool:
     return bool(await r.fetchval("SELECT inet_server_port()") != primary_port)
+
+
+# -- item 5: statement_timeout (57014) is the statement's failure, not the node's -------------
+
+
+async def test_a_statement_cancelled_by_statement_timeout_is_not_run_again_elsewhere(
+    db: ClusterDatabase,
+) -> None:
+    config = db.router_config(application_name=APP, **FAST)
+    limited = [
+        n.replace(dsn=n.dsn + "?options=-c%20statement_timeout%3D300") for n in config.all_nodes
+    ]
+    config = config.replace(primary=limited[0], replicas=limited[1:])
+    async with router.AsyncRouter(config) as rt:
+        started = monotonic()
+        with pytest.raises(DatabaseError) as raised:
+            await rt.fetchval("SELECT pg_sleep(4) /* io-statement-timeout */")
+        elapsed = monotonic() - started
+        assert raised.value.sqlstate == "57014"
+        decision = rt.last_decision
+        assert decision is not None
+        assert not decision.primary
+        assert decision.reason.value != "retry"
+        # One replica ran it, for 0.3 s: a retry on the others would have taken 0.3 s more
+        # each, and its server would show it still running.
+        assert elapsed < 0.8
+        for dsn in [db.primary_dsn, *db.replica_dsns]:
+            running = await node_value(
+                dsn,
+                "SELECT count(*) FROM pg_stat_activity WHERE state = 'active'"
+                " AND query LIKE '%io-statement-timeout%' AND pid <> pg_backend_pid()",
+            )
+            assert running == 0
+        assert await rt.fetchval("SELECT 1") == 1

@@ -32,6 +32,7 @@ __all__ = [
     "note_pooler_mismatch",
     "run",
     "scalar",
+    "settle",
     "terminate",
 ]
 
@@ -155,6 +156,21 @@ def closed(conn: asyncpg.Connection) -> bool:
     except asyncpg.InterfaceError:
         return True
     return is_closed
+
+
+async def settle(conn: asyncpg.Connection, timeout: float | None) -> bool:
+    """Wait until the server has confirmed the cancel of *conn*'s abandoned statement, up to
+    *timeout* s: ``True`` when *conn* is usable again, ``False`` when it was closed instead
+    (the cancel could not be sent, or went unanswered). Closing at once would have dropped the
+    cancel (asyncpg's closing ends its pending cancel requests), leaving the statement running
+    on its server, its locks held."""
+    if closed(conn):
+        return False
+    try:
+        await conn._protocol._wait_for_cancellation(timeout)  # closes conn when it runs out
+    except (TimeoutError, OSError, asyncpg.InterfaceError):
+        terminate(conn)
+    return not closed(conn)
 
 
 def terminate(conn: asyncpg.Connection) -> None:

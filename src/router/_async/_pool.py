@@ -19,6 +19,7 @@ from typing import Any
 import asyncpg
 
 from router._async._driver import closed as connection_closed
+from router._async._driver import settle
 from router._stats import NodeStats, PoolSettings
 from router.errors import PoolTimeout
 
@@ -72,6 +73,8 @@ class NodePool:
         # Connections handed out and not yet released. Exact: the router is its asyncpg
         # pool's only user, on one event loop.
         self._in_use = 0
+        # Connections whose statement was given up on, waiting for its cancel (abandon()).
+        self._settling: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
         return f"NodePool({self.name!r}, read_only={self._read_only})"
@@ -121,6 +124,10 @@ class NodePool:
             self._pool = await asyncpg.create_pool(self._dsn, min_size=0, **kwargs)
 
     async def close(self) -> None:
+        settling = list(self._settling)
+        for task in settling:
+            task.cancel()
+        await asyncio.gather(*settling, return_exceptions=True)
         pool, self._pool = self._pool, None
         if pool is not None:
             try:
@@ -173,6 +180,29 @@ class NodePool:
         neither begins nor ends one). A connection that cannot be reset is closed instead."""
         try:
             await self._release(conn, dirty, settled)
+        finally:
+            self._in_use -= 1
+
+    def abandon(self, conn: asyncpg.Connection) -> None:
+        """Give back *conn*, whose statement was given up on while under way (its timeout, a
+        cancelled task): asyncpg has asked the server to cancel it. Once the server confirms
+        (within ``command_timeout``), the connection goes back to the pool, its transaction
+        rolled back; else it is closed. In the background: the caller has its error now."""
+        task = asyncio.get_running_loop().create_task(
+            self._settle(conn), name=f"router-settle-{self.name}"
+        )
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+
+    async def _settle(self, conn: asyncpg.Connection) -> None:
+        try:
+            await settle(conn, self._settings.command_timeout)
+            await self._release(conn, dirty=False, settled=False)
+        except BaseException:
+            # (The pool closing.) A terminated connection's slot goes back to its pool.
+            if not connection_closed(conn):
+                conn.terminate()
+            raise
         finally:
             self._in_use -= 1
 

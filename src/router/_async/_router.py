@@ -556,20 +556,23 @@ class AsyncRouter(Queries):
             if write:
                 raise
             raise _Retry(node, exc) from exc
+        # The caller's own statement is under way (not one of the router's).
+        running = False
+        given_up = False
         try:
             if decision.wait_for is not None and not await self._wait_replayed(
                 conn, node, decision.wait_for
             ):
                 return False, None
+            running = True
             result = await (self._read_only(conn, call) if read_only else driver.run(conn, call))
+            running = False
             if write:
                 await self._after_commit(scope, conn, node)
             return True, result
         except BaseException as exc:
             # A statement given up on (its timeout, or the task cancelled) says nothing about
-            # the node: the monitor judges that. Its connection is closed, not handed back:
-            # the driver would wait for the server to confirm the cancel, as long as the link
-            # is dead.
+            # the node: the monitor judges that.
             abandoned = driver.abandoned(exc)
             # Only a failure of the connection itself says anything about the node; a closed
             # connection alone does not (asyncpg closes it after some of its own errors).
@@ -580,14 +583,27 @@ class AsyncRouter(Queries):
                 )
             # The driver's protocol state is broken: nothing was sent, the connection is done.
             broken = isinstance(exc, driver.BROKEN_PROTOCOL)
-            if broken or abandoned:
+            if broken:
+                driver.terminate(conn)
+            elif abandoned and running:
+                # The caller's statement timed out: the driver has asked its server to cancel
+                # it, and the connection goes back once the server confirms (in the
+                # background). It is not run again elsewhere: a timeout is no lost connection.
+                given_up = True
+                raise
+            elif abandoned:
+                # The router's own statement (bounded by command_timeout): the link may be
+                # dead, and the driver would wait for a cancel's confirmation as long.
                 driver.terminate(conn)
             if not write and isinstance(exc, Exception) and (lost or broken or driver.closed(conn)):
                 raise _Retry(node, exc) from exc
             raise
         finally:
-            # One statement outside any transaction block: nothing can be left open.
-            await pool.release(conn, settled=True)
+            if given_up:
+                pool.abandon(conn)
+            else:
+                # One statement outside any transaction block: nothing can be left open.
+                await pool.release(conn, settled=True)
 
     async def _read_only(self, conn: driver.Connection, call: Call) -> Any:
         """*call* inside a READ ONLY transaction (replica emulation on the primary)."""

@@ -37,6 +37,7 @@ __all__ = [
     "note_pooler_mismatch",
     "run",
     "scalar",
+    "settle",
     "terminate",
 ]
 
@@ -234,6 +235,12 @@ def _readable(fd: int) -> bool:
         return bool(poller.poll(0))
     readable, _, _ = select.select([fd], [], [], 0)
     return bool(readable)
+
+
+def settle(conn: Connection, timeout: float | None) -> bool:
+    """Whether *conn* is usable: psycopg has waited for the server to confirm a cancel
+    before it raised (see :func:`abandoned`), nothing is left to wait for."""
+    return not conn.closed
 
 
 def terminate(conn: Connection) -> None:

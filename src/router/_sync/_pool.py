@@ -235,6 +235,11 @@ class NodePool:
                 self._in_use -= 1
                 self._lent -= 1
 
+    def abandon(self, conn: psycopg.Connection[Any]) -> None:
+        """Give back *conn*, whose statement was given up on while under way (the async twin
+        waits for the cancel in the background; psycopg has waited already)."""
+        self.release(conn)
+
     def _release(self, conn: psycopg.Connection[Any], dirty: bool, settled: bool) -> None:
         pool = self._pool
         if pool is None:

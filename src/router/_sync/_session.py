@@ -171,10 +171,12 @@ class Transaction(Queries):
         try:
             if exc is not None:
                 if driver.abandoned(exc):
-                    # A ROLLBACK would wait for the driver's cancel of the abandoned statement,
-                    # as long as the link is dead: close the connection, the server rolls back.
-                    driver.terminate(held.conn)
-                elif not driver.closed(held.conn):
+                    # A statement given up on: the driver has asked its server to cancel it
+                    # (its locks must go now, not when it would have ended). Wait for the
+                    # server to confirm, up to command_timeout; past that (a dead link) the
+                    # connection is closed, and the server rolls back by itself.
+                    driver.settle(held.conn, router._command_timeout)
+                if not driver.closed(held.conn):
                     # Given up on, it closed the connection: the server rolls back, and the
                     # block's own error is the one to raise.
                     with contextlib.suppress(TimeoutError):
