@@ -6,6 +6,8 @@ is read from the server."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -13,6 +15,7 @@ import psycopg
 import pytest
 import pytest_asyncio
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 import router
 import router.sqlalchemy
@@ -212,3 +215,50 @@ async def test_async_a_commit_whose_position_cannot_be_read_is_not_reported_fail
             assert tuple(row) == (101, primary_port)
             await s.commit()
         _on_primary(db, GRANT)
+
+
+# -- item 5: a statement that times out is cancelled on its server --------------------------
+
+
+def _running(db: ClusterDatabase, tag: str) -> int:
+    """Server processes running a statement tagged *tag*, on every node."""
+    total = 0
+    for node in db.cluster.nodes:
+        with psycopg.connect(db.dsn(node), autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE state = 'active'"
+                " AND query LIKE %s AND pid <> pg_backend_pid()",
+                (f"%/* {tag} */%",),
+            ).fetchone()
+        assert row is not None
+        total += int(row[0])
+    return total
+
+
+def test_a_statement_past_its_statement_timeout_is_cancelled(
+    factory: RoutedSessionmaker, db: ClusterDatabase
+) -> None:
+    with factory() as s:
+        s.execute(text("SET statement_timeout = 300"))
+        started = time.monotonic()
+        with pytest.raises(OperationalError, match="statement timeout"):
+            s.execute(text("SELECT pg_sleep(4) /* sa-statement-timeout */"))
+        assert time.monotonic() - started < 0.8
+    assert _running(db, "sa-statement-timeout") == 0
+
+
+@pytest.mark.asyncio
+async def test_async_a_cancelled_statement_is_cancelled_on_its_server(
+    afactory: RoutedAsyncSessionmaker, db: ClusterDatabase
+) -> None:
+    async with afactory() as s:
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(s.execute(text("SELECT pg_sleep(4) /* sa-cancelled */")), 0.3)
+        assert time.monotonic() - started < 0.8
+    deadline = started + 2.5
+    while _running(db, "sa-cancelled") and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert _running(db, "sa-cancelled") == 0
+    async with afactory() as s:
+        assert (await s.execute(text("SELECT 1"))).scalar_one() == 1
