@@ -9,6 +9,7 @@ the row values."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -225,3 +226,93 @@ def test_a_statement_cancelled_by_statement_timeout_is_not_run_again_elsewhere(
             )
             assert running == 0
         assert rt.fetchval("SELECT 1") == 1
+
+
+# -- item 7: open and close with nodes that are down, refuse us, or never answer -------------
+
+
+def _blackhole() -> socket.socket:
+    """A port that accepts TCP connections (the kernel completes them) and never answers."""
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(64)
+    return hole
+
+
+def _on_port(node: router.NodeConfig, old: int, new: int) -> router.NodeConfig:
+    return node.replace(dsn=node.dsn.replace(f":{old}/", f":{new}/"))
+
+
+def test_open_and_close_are_bounded_with_a_node_that_never_answers(
+    db: ClusterDatabase,
+) -> None:
+    hole = _blackhole()
+    try:
+        config = db.router_config(application_name=APP, **FAST)  # default timeouts
+        replica2 = db.cluster.replicas[1]
+        dead = _on_port(config.replicas[1], replica2.port, hole.getsockname()[1])
+        config = config.replace(replicas=[config.replicas[0], dead])
+        rt = router.Router(config)
+        started = monotonic()
+        rt.open()
+        opened = monotonic() - started
+        try:
+            # The other nodes serve meanwhile.
+            assert rt.fetchval("SELECT inet_server_port()") in {n.port for n in db.cluster.nodes}
+            rt.execute("UPDATE kv SET v = v WHERE k = -1")
+        finally:
+            started = monotonic()
+            rt.close()
+            closed = monotonic() - started
+        # A check of every node at once (monitor_timeout 1 s; libpq waits 2 s at least), not
+        # connect_timeout (5 s) on top of it; no wait for a connection still being opened.
+        assert opened < 3.5, opened
+        assert closed < 1.5, closed
+    finally:
+        hole.close()
+
+
+def test_open_can_wait_for_the_primary_and_say_why_it_did_not_answer(
+    db: ClusterDatabase,
+) -> None:
+    config = db.router_config(application_name=APP, **FAST)
+    user = db.cluster.primary.user
+    stranger = [
+        n.replace(dsn=n.dsn.replace(f"//{user}@", "//router_no_such_role@"))
+        for n in config.all_nodes
+    ]
+    refused = config.replace(primary=stranger[0], replicas=stranger[1:])
+    # Without waiting, open() succeeds (an application may start before its database), and
+    # the first statement says why it cannot run.
+    with router.Router(refused) as rt:
+        with pytest.raises(router.PrimaryUnavailable, match="router_no_such_role"):
+            rt.execute("UPDATE kv SET v = v WHERE k = -1")
+    # Waiting for the primary fails within its bound, naming every node's reason.
+    rt = router.Router(refused)
+    started = monotonic()
+    with pytest.raises(router.PrimaryUnavailable) as raised:
+        rt.open(wait_for_primary=1.0)
+    assert monotonic() - started < 1.0 + 3.5
+    for node in config.all_nodes:
+        assert f"{node.name}: " in str(raised.value)
+    assert "router_no_such_role" in str(raised.value)
+    with pytest.raises(RuntimeError, match="closed"):
+        rt.open()  # it was closed again
+    # Nothing listens: the same, with the connection's own reason.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free = probe.getsockname()[1]
+    nowhere = config.replace(
+        primary=_on_port(config.primary, db.cluster.primary.port, free), replicas=[]
+    )
+    with pytest.raises(router.PrimaryUnavailable, match="primary: "):
+        router.Router(nowhere).open(wait_for_primary=0.5)
+    # A cluster that answers: open() returns once the primary does, ready to write.
+    with router.Router(config) as fine:
+        fine.wait_ready(5)
+        assert fine.execute("UPDATE kv SET v = v WHERE k = -1") == "UPDATE 0"
+    ready = router.Router(config).open(wait_for_primary=5)
+    try:
+        assert ready.execute("UPDATE kv SET v = v WHERE k = -1") == "UPDATE 0"
+    finally:
+        ready.close()

@@ -102,7 +102,9 @@ class NodePool:
         if self._read_only:
             await conn.execute(_READ_ONLY, timeout=self._settings.command_timeout)
 
-    async def open(self) -> None:
+    async def open(self, *, fill: bool = True) -> None:
+        """Open the pool: with ``min_size`` connections when *fill* (a node known down is
+        not waited on: its pool opens empty, and connects when it is used)."""
         s = self._settings
         kwargs: dict[str, Any] = {
             "max_size": s.max_size,
@@ -116,7 +118,8 @@ class NodePool:
             "connection_class": _Connection,
         }
         try:
-            self._pool = await asyncpg.create_pool(self._dsn, min_size=s.min_size, **kwargs)
+            min_size = s.min_size if fill else 0
+            self._pool = await asyncpg.create_pool(self._dsn, min_size=min_size, **kwargs)
         except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
             # A node down at start-up is not fatal: the monitor reports it and the pool fills
             # when it comes back.
@@ -130,8 +133,11 @@ class NodePool:
         await asyncio.gather(*settling, return_exceptions=True)
         pool, self._pool = self._pool, None
         if pool is not None:
+            # A graceful close says goodbye on every connection: bounded, for a link that
+            # no longer answers.
+            bound = self._settings.command_timeout or self._settings.connect_timeout
             try:
-                await asyncio.wait_for(pool.close(), timeout=10)
+                await asyncio.wait_for(pool.close(), timeout=bound)
             except (TimeoutError, OSError):
                 pool.terminate()
 

@@ -78,6 +78,8 @@ _CATALOG_LATER: tuple[type[BaseException], ...] = (
 )
 _REPLAY_QUERY = "SELECT pg_last_wal_replay_lsn()::text"
 _LOST = "the position of an earlier commit could not be read"
+#: How often wait_ready() looks whether the monitor has found the primary.
+_READY_POLL = 0.02
 #: Failures to get a connection.
 _NO_CONNECTION: tuple[type[BaseException], ...] = (
     PoolTimeout,
@@ -187,14 +189,25 @@ class AsyncRouter(Queries):
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    async def open(self) -> Self:
-        """Discover roles, open a pool per node and start the monitor."""
+    async def open(self, *, wait_for_primary: float | None = None) -> Self:
+        """Discover roles, open a pool per node and start the monitor.
+
+        Takes about ``monitor_timeout`` (a check of every node, at once) however many nodes
+        are down or do not answer, and succeeds even when none is reachable: the router then
+        serves as soon as they come (an application that may start before its database).
+        *wait_for_primary*: then wait up to that many seconds for the primary to answer
+        (:meth:`wait_ready`); if it does not, the router is closed again and
+        :class:`PrimaryUnavailable` says each node's reason."""
         if self._state == "open":
             return self
         if self._state == "closed":
             raise RuntimeError(f"a closed {type(self).__name__} cannot be opened again")
         topology = await self._monitor.check(patient=True)
-        opening = [pool.open for pool in self._pools.values()]
+        # A node that did not answer its check gets an empty pool: filling it now would wait
+        # out connect_timeout for nothing. It fills when it is used.
+        opening = [
+            partial(pool.open, fill=topology.node(name).up) for name, pool in self._pools.items()
+        ]
         for failed in await gather(opening, timeout=self.config.pool.connect_timeout + 5):
             if isinstance(failed, BaseException):
                 raise failed
@@ -209,7 +222,48 @@ class AsyncRouter(Queries):
             logger.warning("no primary found at start-up: %s", describe(topology))
         else:
             logger.info("router open: %s", describe(topology))
+        if wait_for_primary is not None:
+            try:
+                await self.wait_ready(wait_for_primary)
+            except BaseException:
+                await self.close()
+                raise
         return self
+
+    async def wait_ready(self, timeout: float) -> None:
+        """Return once the primary answers (a connection of its pool opens), waiting up to
+        *timeout* s; else raise :class:`PrimaryUnavailable` with each node's last failure (a
+        wrong password, a refused connection, no answer). For start-up (``open(
+        wait_for_primary=...)``) and readiness probes; reads and writes need not wait for it."""
+        if self._state != "open":
+            raise RuntimeError(f"the {type(self).__name__} is not open")
+        deadline = time.monotonic() + timeout
+        asked = False
+        while True:
+            primary = self._monitor.topology.primary
+            if primary is not None:
+                pool = self._pools[primary]
+                try:
+                    conn = await pool.acquire()
+                except _NO_CONNECTION:
+                    pass
+                else:
+                    await pool.release(conn, settled=True)
+                    return
+            left = deadline - time.monotonic()
+            if left <= 0:
+                topology = self._monitor.topology
+                raise PrimaryUnavailable(
+                    f"no primary answered within {timeout:g} s: {describe(topology)}"
+                    f"{last_errors(topology)}"
+                )
+            if not asked:
+                # Check every node now, not at its next probe (a node found down is probed
+                # on a backoff).
+                self._monitor.request_rediscovery()
+                asked = True
+            await sleep(min(_READY_POLL, left))
+            asked = asked and self._monitor.topology.rediscover
 
     async def refresh_catalog(self) -> None:
         """Read user functions' volatility from the primary again (after deploying new

@@ -121,7 +121,10 @@ class NodePool:
             self._connect_failures += 1
             self._connect_error = exc
 
-    def open(self) -> None:
+    def open(self, *, fill: bool = True) -> None:
+        """Open the pool: its workers start opening ``min_size`` connections when *fill* (a
+        node known down is not connected to now: a worker stuck connecting to a node that
+        does not answer would hold up ``close()`` as long)."""
         s = self._settings
         self._pool = psycopg_pool.ConnectionPool(
             self._dsn,
@@ -133,7 +136,7 @@ class NodePool:
                 "connect_timeout": max(2, round(s.connect_timeout)),
                 **_link_limits(self._dsn, s.command_timeout),
             },
-            min_size=s.min_size,
+            min_size=s.min_size if fill else 0,
             max_size=s.max_size,
             timeout=s.acquire_timeout,
             max_lifetime=s.max_lifetime if s.max_lifetime is not None else 10 * 365 * 86400.0,
@@ -154,7 +157,8 @@ class NodePool:
     def close(self) -> None:
         pool, self._pool = self._pool, None
         if pool is not None:
-            pool.close(timeout=10)
+            # A worker still connecting ends by connect_timeout (libpq cannot be interrupted).
+            pool.close(timeout=self._settings.connect_timeout)
 
     def terminate(self) -> None:
         self.close()
