@@ -286,9 +286,12 @@ async def test_open_can_wait_for_the_primary_and_say_why_it_did_not_answer(
     refused = config.replace(primary=stranger[0], replicas=stranger[1:])
     # Without waiting, open() succeeds (an application may start before its database), and
     # the first statement says why it cannot run.
-    async with router.AsyncRouter(refused) as rt:
+    rt = await router.AsyncRouter(refused).open()
+    try:
         with pytest.raises(router.PrimaryUnavailable, match="router_no_such_role"):
             await rt.execute("UPDATE kv SET v = v WHERE k = -1")
+    finally:
+        await rt.close()
     # Waiting for the primary fails within its bound, naming every node's reason.
     rt = router.AsyncRouter(refused)
     started = monotonic()

@@ -284,9 +284,12 @@ def test_open_can_wait_for_the_primary_and_say_why_it_did_not_answer(
     refused = config.replace(primary=stranger[0], replicas=stranger[1:])
     # Without waiting, open() succeeds (an application may start before its database), and
     # the first statement says why it cannot run.
-    with router.Router(refused) as rt:
+    rt = router.Router(refused).open()
+    try:
         with pytest.raises(router.PrimaryUnavailable, match="router_no_such_role"):
             rt.execute("UPDATE kv SET v = v WHERE k = -1")
+    finally:
+        rt.close()
     # Waiting for the primary fails within its bound, naming every node's reason.
     rt = router.Router(refused)
     started = monotonic()
