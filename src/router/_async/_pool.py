@@ -20,6 +20,7 @@ import asyncpg
 
 from router._async._driver import closed as connection_closed
 from router._async._driver import settle
+from router._pool_logs import quiet_reconnects
 from router._stats import NodeStats, PoolSettings
 from router.errors import PoolTimeout
 
@@ -106,6 +107,7 @@ class NodePool:
         """Open the pool: with ``min_size`` connections when *fill* (a node known down is
         not waited on: its pool opens empty, and connects when it is used)."""
         s = self._settings
+        quiet_reconnects("asyncpg.pool")
         kwargs: dict[str, Any] = {
             "max_size": s.max_size,
             "max_queries": s.max_queries or 50_000,

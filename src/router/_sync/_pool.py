@@ -26,6 +26,7 @@ import psycopg_pool
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.pq import TransactionStatus
 
+from router._pool_logs import quiet_reconnects
 from router._stats import NodeStats, PoolSettings
 from router._sync._driver import closed as connection_closed
 from router._sync._driver import discard
@@ -126,6 +127,7 @@ class NodePool:
         node known down is not connected to now: a worker stuck connecting to a node that
         does not answer would hold up ``close()`` as long)."""
         s = self._settings
+        quiet_reconnects("psycopg.pool", self.name)
         self._pool = psycopg_pool.ConnectionPool(
             self._dsn,
             connection_class=_reporting(self._connect_failed),
