@@ -703,12 +703,15 @@ class Router(Queries):
         try:
             scope.advance(self._commit_position(conn))
         except Exception as exc:
+            first = not scope.lost
             scope.lose_position()
             if driver.lost(exc, conn):
                 self._monitor.report_failure(
                     node, FailureKind.BROKEN_CONNECTION, type(exc).__name__
                 )
-            logger.warning(
+            # Said once per spell (each further one at DEBUG): it may go on for every write.
+            logger.log(
+                logging.WARNING if first else logging.DEBUG,
                 "%s: could not read the WAL position after a commit (%s); the commit stands,"
                 " and reads that must see it go to the primary until a position is read",
                 node,
