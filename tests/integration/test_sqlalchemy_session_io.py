@@ -262,3 +262,35 @@ async def test_async_a_cancelled_statement_is_cancelled_on_its_server(
     assert _running(db, "sa-cancelled") == 0
     async with afactory() as s:
         assert (await s.execute(text("SELECT 1"))).scalar_one() == 1
+
+
+# -- item 7: a strict start for the factories, through their router core ---------------------
+
+
+def test_a_factory_can_wait_for_the_primary_at_start_up(db: ClusterDatabase) -> None:
+    config = _config(db)
+    user = db.cluster.primary.user
+    stranger = [
+        n.replace(dsn=n.dsn.replace(f"//{user}@", "//router_no_such_role@"))
+        for n in config.all_nodes
+    ]
+    refused = config.replace(primary=stranger[0], replicas=stranger[1:])
+    with (
+        router.sqlalchemy.sessionmaker(refused) as factory,
+        pytest.raises(router.PrimaryUnavailable, match="router_no_such_role"),
+    ):
+        factory.router.open(wait_for_primary=0.5)
+    with router.sqlalchemy.sessionmaker(config) as factory:
+        factory.router.open(wait_for_primary=5)
+        with factory() as s:
+            s.execute(text("UPDATE kv SET v = v WHERE k = -1"))
+            s.commit()
+
+
+@pytest.mark.asyncio
+async def test_async_a_factory_can_wait_for_the_primary_at_start_up(db: ClusterDatabase) -> None:
+    async with router.sqlalchemy.async_sessionmaker(_config(db)) as factory:
+        await factory.router.open(wait_for_primary=5)
+        async with factory() as s:
+            await s.execute(text("UPDATE kv SET v = v WHERE k = -1"))
+            await s.commit()

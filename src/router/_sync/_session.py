@@ -172,9 +172,15 @@ class Transaction(Queries):
             if exc is not None:
                 if driver.abandoned(exc):
                     # A statement given up on: the driver has asked its server to cancel it
-                    # (its locks must go now, not when it would have ended). Wait for the
-                    # server to confirm, up to command_timeout; past that (a dead link) the
-                    # connection is closed, and the server rolls back by itself.
+                    # (its locks must go now, not when it would have ended). The connection
+                    # waits for the server to confirm, up to command_timeout, then rolls back
+                    # (past that, on a dead link, it is closed and the server rolls back by
+                    # itself): in the background for a connection of this transaction's own,
+                    # so that the caller has its error now.
+                    if self._own:
+                        self._held = None
+                        held.pool.abandon(held.conn)
+                        return
                     driver.settle(held.conn, router._command_timeout)
                 if not driver.closed(held.conn):
                     # Given up on, it closed the connection: the server rolls back, and the
