@@ -402,8 +402,12 @@ async def _commit_into_the_fault(
     """A transaction on *target* (read-only on a replica) that has run a statement when
     *opened* is set, and commits once *go* is."""
     readonly = target != "primary"
+    # Not at the router's floor, which the load's writes keep past every replica: after the
+    # first few tries no replica could be chosen at all, and which one those few went to was
+    # up to round-robin's turn.
+    anywhere = rt.session(consistency="eventual")
     while True:
-        async with rt.transaction(readonly=readonly) as tx:
+        async with anywhere.transaction(readonly=readonly) as tx:
             if tx.node != target:
                 continue  # the policy chose another replica: try again
             await tx.fetchval("SELECT inet_server_port()", timeout=WORKLOAD.call_timeout)
@@ -702,13 +706,33 @@ async def test_no_read_misses_the_readers_own_acknowledged_writes(run: Run) -> N
 
 @scenarios("reads", only=lambda s: not s.primary_fault)
 async def test_no_read_outside_a_transaction_fails_during_a_replica_fault(run: Run) -> None:
-    failed = [
-        f"{op.kind} [{op.phase}] {op.error}: {op.detail}"
+    scn = run.scenario
+    # On a blackholed link a read in flight there can only end by its timeout, and a timeout
+    # is not run again elsewhere (issue 12, item 5): those fail with TimeoutError, at their
+    # time. Every other read outside a transaction succeeds.
+    blackholed = scn.proxied and scn.name.endswith("-blackhole")
+    timed_out = [
+        op
         for op in run.ops
-        if op.read and not op.in_tx and op.error
+        if blackholed
+        and op.read
+        and not op.in_tx
+        and op.error == "TimeoutError"
+        and op.node == scn.target
+    ]
+    failed = [
+        f"{op.kind} [{op.phase}] {op.error}: {op.detail} (on {op.node})"
+        for op in run.ops
+        if op.read and not op.in_tx and op.error and op not in timed_out
     ]
     reads = sum(1 for op in run.ops if op.read and not op.in_tx)
     assert not failed, f"{len(failed)} of {reads} reads failed: {_listing(failed)}"
+    late = [
+        f"{op.kind} [{op.phase}] took {op.ended - op.started:.2f} s"
+        for op in timed_out
+        if op.hung or op.ended - op.started > WORKLOAD.call_timeout + 1.0
+    ]
+    assert not late, f"reads timed out long after their timeout: {_listing(late)}"
 
 
 @scenarios("hung")
