@@ -62,6 +62,8 @@ async def _hold(
     isolation levels), else the primary. Failing to *start* on a replica is retried on the
     next candidate: nothing has been sent yet."""
     on_replica = readonly and (isolation or "").lower() != "serializable"
+    if on_replica and scope.lost:
+        await router._regain_position(scope)
     failed: set[str] = set()
     while True:
         if on_replica:

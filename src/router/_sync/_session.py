@@ -61,6 +61,8 @@ def _hold(router: Router, scope: Scope, *, readonly: bool, isolation: str | None
     isolation levels), else the primary. Failing to *start* on a replica is retried on the
     next candidate: nothing has been sent yet."""
     on_replica = readonly and (isolation or "").lower() != "serializable"
+    if on_replica and scope.lost:
+        router._regain_position(scope)
     failed: set[str] = set()
     while True:
         if on_replica:
