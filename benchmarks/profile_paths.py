@@ -284,8 +284,12 @@ def _ablate(r: Any, what: str) -> Iterator[None]:
         elif part == "rawpool":
             for pool in r._pools.values():
                 inner = pool._pool
-                setattr_(pool, "acquire", inner.getconn)
-                setattr_(pool, "release", lambda conn, _p=inner, **kw: _p.putconn(conn))
+                if hasattr(inner, "getconn"):  # psycopg_pool
+                    setattr_(pool, "acquire", inner.getconn)
+                    setattr_(pool, "release", lambda conn, _p=inner, **kw: _p.putconn(conn))
+                else:  # asyncpg: the pool's own acquire() and release(), awaited as ours
+                    setattr_(pool, "acquire", inner.acquire)
+                    setattr_(pool, "release", lambda conn, _p=inner, **kw: _p.release(conn))
         else:
             raise SystemExit(f"unknown ablation {part!r}")
     try:
@@ -1152,6 +1156,11 @@ def _async_loop_child(subject: str, n: int, primary: str, replica: str, c: int =
         )
         r = loop.run_until_complete(router.AsyncRouter(config).open())
         fetchrow, close = r.fetchrow, r.close
+
+    ablation = subject.removeprefix("async-routed").removeprefix("-")
+    if subject.startswith("async-routed") and ablation:
+        ablate = _ablate(r, ablation)
+        ablate.__enter__()
 
     async def run(calls: int) -> None:
         async def worker(start: int) -> None:
