@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from router.core import CATALOG_QUERY, FunctionCatalog
+from router.core import CATALOG_QUERY, RELATIONS_QUERY, FunctionCatalog
 
 __all__ = ["load_catalog", "load_catalog_async"]
 
@@ -19,15 +19,20 @@ __all__ = ["load_catalog", "load_catalog_async"]
 def load_catalog(conn: Any) -> FunctionCatalog:
     """Read function volatility through a psycopg 3 (sync) connection.
 
-    Database errors pass through unchanged. The query only reads ``pg_proc`` and
-    ``pg_namespace``, so a replica would do as well as the primary, lag aside.
+    Database errors pass through unchanged. The queries only read the catalog, so a replica
+    would do as well as the primary, lag aside. Also loads the relations a standby refuses
+    (:data:`~router.core.RELATIONS_QUERY`).
     """
     with conn.cursor() as cursor:
         cursor.execute(CATALOG_QUERY)
-        return FunctionCatalog.from_rows(cursor.fetchall())
+        catalog = FunctionCatalog.from_rows(cursor.fetchall())
+        cursor.execute(RELATIONS_QUERY)
+        return catalog.with_relations(cursor.fetchall())
 
 
 async def load_catalog_async(conn: Any) -> FunctionCatalog:
     """Read function volatility through an asyncpg connection (or pool)."""
     records = await conn.fetch(CATALOG_QUERY)
-    return FunctionCatalog.from_rows(tuple(record) for record in records)
+    catalog = FunctionCatalog.from_rows(tuple(record) for record in records)
+    relations = await conn.fetch(RELATIONS_QUERY)
+    return catalog.with_relations(tuple(record) for record in relations)

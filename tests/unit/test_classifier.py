@@ -12,6 +12,7 @@ from router import ConfigurationError
 from router._catalog import load_catalog, load_catalog_async
 from router.core import (
     CATALOG_QUERY,
+    RELATIONS_QUERY,
     Classification,
     Classifier,
     Effect,
@@ -276,6 +277,8 @@ class _Cursor:
         self.query = query
 
     def fetchall(self) -> list[tuple[str, str, str]]:
+        if self.query == RELATIONS_QUERY:
+            return RELATION_ROWS
         assert self.query == CATALOG_QUERY
         return self.rows
 
@@ -293,12 +296,18 @@ class _AsyncConnection:
         self.rows = rows
 
     async def fetch(self, query: str) -> list[tuple[str, str, str]]:
+        if query == RELATIONS_QUERY:
+            return RELATION_ROWS
         assert query == CATALOG_QUERY
         return self.rows
+
+
+RELATION_ROWS = [("public", "cache", "an unlogged table")]
 
 
 def test_load_catalog_sync_and_async() -> None:
     catalog = load_catalog(_SyncConnection(ROWS))
     assert catalog.volatility("bump") == "v"
+    assert catalog.relation("cache") == "public.cache (an unlogged table)"
     async_catalog = asyncio.run(load_catalog_async(_AsyncConnection(ROWS)))
     assert async_catalog == catalog

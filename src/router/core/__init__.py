@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from router.core._catalog import CATALOG_QUERY, FunctionCatalog, Volatility
+from router.core._catalog import CATALOG_QUERY, RELATIONS_QUERY, FunctionCatalog, Volatility
 from router.core._classify import Classifier, classify, default_classifier
 from router.core._eligibility import Cause, Consistency, Eligibility, Exclusion, Staleness, eligible
 from router.core._health import GateParams, mark_failed, observe
@@ -49,6 +49,7 @@ from router.core._waits import WaitMisses
 
 __all__ = [
     "CATALOG_QUERY",
+    "RELATIONS_QUERY",
     "POLICY_NAMES",
     "TOKEN_PREFIX",
     "UNPARSEABLE",

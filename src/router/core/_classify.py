@@ -6,8 +6,10 @@ Parsing uses PostgreSQL's own grammar through pglast (libpg_query), reading its 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
+import re
 from collections.abc import Callable, Iterable
 from typing import Any, Final
 
@@ -30,6 +32,7 @@ from router.errors import ConfigurationError
 __all__ = [
     "DEFAULT_CACHE_SIZE",
     "DEFAULT_MAX_LENGTH",
+    "REFUSED_BY_A_REPLICA",
     "Classifier",
     "classify",
     "default_classifier",
@@ -40,6 +43,9 @@ DEFAULT_MAX_LENGTH: Final = 1_000_000
 # Longer strings are classified every time rather than kept alive by the cache.
 MAX_CACHED_LENGTH: Final = 16_384
 _MEMO_LIMIT: Final = 10_000
+_REFUSED_LIMIT: Final = 1024
+#: The start of the reason of a statement :meth:`Classifier.learn_refusal` remembers.
+REFUSED_BY_A_REPLICA: Final = "a replica refused it before"
 
 _NO_EFFECTS: Final[frozenset[Effect]] = frozenset()
 _NO_NAMES: Final[frozenset[str]] = frozenset()
@@ -160,7 +166,18 @@ class _Engine:
         if results is None:
             document = json.loads(parsed)
             results = [statement_result(raw.get("stmt"), self.resolve) for raw in document["stmts"]]
-        return _with_hint(_combine(results), hint)
+        result = _combine(results)
+        catalog = self._catalog
+        if result.route is Route.READ and catalog is not None and catalog.relations:
+            refused = _refused_relation(parsed, catalog)
+            if refused is not None:
+                result = dataclasses.replace(
+                    result,
+                    route=Route.WRITE,
+                    reason=f"reads {refused}: standbys refuse it",
+                    standby_refuses=True,
+                )
+        return _with_hint(result, hint)
 
     def _fast(self, parsed: str, sql: str) -> list[StatementResult] | None:
         """One SELECT or DML statement decided from the JSON text, or ``None`` (use the tree)."""
@@ -173,6 +190,29 @@ class _Engine:
             calls = text_calls(parsed)
             return None if calls is None else [dml_result(kind, calls, self.resolve)]
         return None
+
+
+#: A relation reference in libpg_query's JSON: optional catalog and schema, then its name.
+_RANGE_VAR: Final = re.compile(
+    r'"RangeVar":\{(?:"catalogname":"(?:[^"\\]|\\.)*",)?'
+    r'(?:"schemaname":"((?:[^"\\]|\\.)*)",)?"relname":"((?:[^"\\]|\\.)*)"'
+)
+
+
+def _refused_relation(parsed: str, catalog: FunctionCatalog) -> str | None:
+    """Why a relation the statement (pglast JSON *parsed*) names cannot be read on a standby,
+    or ``None``. A CTE named like such a relation counts too: the safe side."""
+    if '"RangeVar":' not in parsed:
+        return None
+    for match in _RANGE_VAR.finditer(parsed):
+        schema, name = match.group(1), match.group(2)
+        if "\\" in name or (schema and "\\" in schema):
+            name = json.loads(f'"{name}"')
+            schema = json.loads(f'"{schema}"') if schema else schema
+        why = catalog.relation(name, schema or None)
+        if why is not None:
+            return why
+    return None
 
 
 def _combine(results: list[StatementResult]) -> Classification:
@@ -188,6 +228,7 @@ def _combine(results: list[StatementResult]) -> Classification:
             only.isolation,
             None,
             1,
+            only.changes_catalog,
         )
     effects: set[Effect] = set()
     functions: set[str] = set()
@@ -195,7 +236,9 @@ def _combine(results: list[StatementResult]) -> Classification:
     readonly: bool | None = None
     isolation: str | None = None
     first_write: StatementResult | None = None
+    changes_catalog = False
     for result in results:
+        changes_catalog = changes_catalog or result.changes_catalog
         if result.route is Route.WRITE and first_write is None:
             first_write = result
         if result.tx_end:
@@ -230,6 +273,7 @@ def _combine(results: list[StatementResult]) -> Classification:
         isolation,
         None,
         len(results),
+        changes_catalog,
     )
 
 
@@ -253,6 +297,8 @@ def _with_hint(result: Classification, hint: Hint | None) -> Classification:
         result.isolation,
         hint,
         result.statements,
+        result.changes_catalog,
+        result.standby_refuses,
     )
 
 
@@ -276,7 +322,15 @@ class Classifier:
     and a new cache at once, so no result computed from an old catalog survives the swap.
     """
 
-    __slots__ = ("_cache_size", "_cached", "_engine", "_max_length", "_read", "_write")
+    __slots__ = (
+        "_cache_size",
+        "_cached",
+        "_engine",
+        "_max_length",
+        "_read",
+        "_refused",
+        "_write",
+    )
 
     def __init__(
         self,
@@ -300,6 +354,7 @@ class Classifier:
             raise ConfigurationError("catalog", f"must be a FunctionCatalog, got {catalog!r}")
         self._cache_size = cache_size
         self._max_length = max_length
+        self._refused: dict[str, Classification] = {}
         self._engine: _Engine
         self._cached: Callable[[str], Classification]
         self.set_catalog(catalog)
@@ -318,9 +373,28 @@ class Classifier:
 
     def classify(self, sql: str) -> Classification:
         """Classify ``sql``; never raises. A repeated string costs one cache lookup."""
+        if self._refused:
+            found = self._refused.get(sql)
+            if found is not None:
+                return found
         if type(sql) is str and len(sql) <= MAX_CACHED_LENGTH:
             return self._cached(sql)
         return self._engine.classify(sql)
+
+    def learn_refusal(self, sql: str, why: str) -> Classification:
+        """Remember that a standby refused *sql* for a reason that cannot change there
+        (a view or function that writes, an unlogged relation the catalog did not know):
+        from now on it is a WRITE whose reason says so. Bounded; survives catalog reloads."""
+        found = dataclasses.replace(
+            self.classify(sql),
+            route=Route.WRITE,
+            reason=f"{REFUSED_BY_A_REPLICA}: {why}",
+            standby_refuses=True,
+        )
+        if len(self._refused) >= _REFUSED_LIMIT:
+            del self._refused[next(iter(self._refused))]
+        self._refused[sql] = found
+        return found
 
     def cache_info(self) -> Any:
         """``functools`` cache statistics (hits, misses, maxsize, currsize), or ``None``."""

@@ -74,6 +74,7 @@ class StatementResult:
     tx_end: bool = False
     readonly: bool | None = None
     isolation: str | None = None
+    changes_catalog: bool = False
 
 
 def _read(reason: str, *effects: Effect) -> StatementResult:
@@ -253,8 +254,39 @@ def _with_calls(result: StatementResult, node: Any, resolve: Resolver) -> Statem
     return with_calls(result, facts.calls, resolve)
 
 
+#: DDL that always changes what the router knows from the catalog.
+_CATALOG_DDL: Final = frozenset(
+    {
+        "CreateFunctionStmt",
+        "AlterFunctionStmt",
+        "ViewStmt",
+        "DropStmt",
+        "RenameStmt",
+        "AlterObjectSchemaStmt",
+    }
+)
+
+
+_PERSISTENCE_CHANGES: Final = frozenset({"AT_SetLogged", "AT_SetUnLogged"})
+
+
+def _changes_catalog(kind: str, node: dict[str, Any]) -> bool:
+    """Whether DDL *kind* changes functions' volatility, views or unlogged relations."""
+    if kind in _CATALOG_DDL:
+        return True
+    if kind == "CreateStmt":
+        return _dict(_dict(node.get("relation"))).get("relpersistence") == "u"
+    if kind == "AlterTableStmt":
+        subtypes = {
+            _dict(_dict(cmd).get("AlterTableCmd")).get("subtype") for cmd in _list(node.get("cmds"))
+        }
+        return not subtypes.isdisjoint(_PERSISTENCE_CHANGES)
+    return False
+
+
 def _ddl(kind: str, node: dict[str, Any]) -> StatementResult:
     result = _write(f"{_command_name(kind)}: standbys refuse it")
+    result.changes_catalog = _changes_catalog(kind, node)
     facts = tree_facts(node)
     funcname = node.get("funcname") if kind == "CreateFunctionStmt" else None
     temp_function = len(_list(funcname)) > 1 and "pg_temp" in str(_list(funcname)[0])
@@ -341,5 +373,6 @@ def statement_result(stmt: Any, resolve: Resolver) -> StatementResult:
         if tree_facts(into).temp_create:
             result.effects.add(Effect.PIN)
             result.reason = "CREATE TEMP TABLE AS creates a temporary table"
+        result.changes_catalog = _dict(_dict(into.get("rel"))).get("relpersistence") == "u"
         return result
     return _ddl(kind, node)

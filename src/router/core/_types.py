@@ -77,6 +77,14 @@ class Classification:
         The comment hint found, whether or not it was honoured.
     ``statements``
         How many statements the string holds (0 when unparseable or empty).
+    ``changes_catalog``
+        DDL that creates, replaces, alters or drops what the router knows from the catalog
+        (functions' volatility, unlogged relations, views): the router reloads its catalog
+        once it has committed.
+    ``standby_refuses``
+        A read that only the primary can serve (it reads an unlogged relation, or a view that
+        writes, or a standby refused it before): ``route`` is ``WRITE``, yet it writes nothing
+        the router must wait for.
     """
 
     route: Route
@@ -87,6 +95,8 @@ class Classification:
     isolation: str | None = None
     hint: Hint | None = None
     statements: int = 0
+    changes_catalog: bool = False
+    standby_refuses: bool = False
 
     @property
     def is_read(self) -> bool:
