@@ -57,7 +57,7 @@ class Explanation:
 def explain(router: _Routing, sql: str) -> Explanation:
     cls = router._classify(sql)
     scope = router._scope
-    found = eligible(router._monitor.topology, scope.consistency, floor=scope.floor)
+    found = eligible(router._monitor.topology, scope.consistency, floor=scope.read_floor)
     excluded = tuple((e.name, e.reason) for e in found.excluded)
     if needs_session(cls):
         detail = f"{cls.reason}: only inside a session"

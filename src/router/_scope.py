@@ -12,7 +12,15 @@ from router.core._route import Decision
 if TYPE_CHECKING:
     from router._context import SharedFloor
 
-__all__ = ["LAST_DECISION", "POSITION_QUERY", "Call", "Scope", "begin_statement", "needs_session"]
+__all__ = [
+    "LAST_DECISION",
+    "POSITION_QUERY",
+    "REPLAY_QUERY",
+    "Call",
+    "Scope",
+    "begin_statement",
+    "needs_session",
+]
 
 #: The decision behind the latest statement of the current task (or thread): where it ran
 #: and why. Read through ``AsyncRouter.last_decision``.
@@ -23,6 +31,8 @@ _SESSION_ONLY = frozenset({Effect.TX_BEGIN, Effect.TX_END, Effect.SAVEPOINT, Eff
 #: The primary's WAL insert position, read after a commit: at or past its commit record
 #: whatever ``synchronous_commit`` says, so a replica that replayed it has the commit.
 POSITION_QUERY = "SELECT pg_current_wal_insert_lsn()::text"
+#: A replica's replay position: what a read there sees at least.
+REPLAY_QUERY = "SELECT pg_last_wal_replay_lsn()::text"
 #: Floors only rise; threads of a sync router share its scope, so the rise is atomic.
 _ADVANCE = threading.Lock()
 
@@ -58,16 +68,35 @@ def needs_session(cls: Classification) -> bool:
 class Scope:
     """The consistency a caller reads at and the WAL position it must not read behind.
 
-    The router has one for calls made outside any session; each session has its own. A write
-    that commits raises the floor to the position after its commit record; with
-    ``read_your_writes`` later reads go only to replicas that have replayed it. ``sticky``: the
-    replica the session read from last, preferred while it stays eligible (a replica's replay
-    position only moves forward, so staying on it keeps reads monotonic for free). ``shared``:
-    the floor of the web request or job the session belongs to (``router._context``), told of
-    its commits.
+    Every front door (the raw routers, their sessions, the SQLAlchemy sessions) keeps these
+    rules through this class alone:
+
+    - **Read-your-writes.** A write that commits raises the floor to the position after its
+      commit record (:meth:`advance`); with ``read_your_writes`` later reads go only to
+      replicas that have replayed it.
+    - **What a new session and a call outside a session see** (the router's *root* scope):
+      every commit made through this router before, by any task or thread, in a session or
+      outside one (the root scope's :attr:`floor`). A per-task floor would offload more, but
+      a commit made in a task of its own (``asyncio.wait_for`` before Python 3.12, a task per
+      operation) would then be missed by the code that awaited it. Offload under steady
+      writes comes from confirming a replica's position when the monitor has not seen it at
+      the floor yet (the front doors do, at the read), not from a weaker floor.
+    - **Monotonic reads, in a session** (a scope with a parent): no read returns an older state
+      than an earlier read of the session, whichever node served either. A read on node *n*
+      is recorded (:meth:`read_on`); before a read on another replica, the session's floor
+      must first rise to a position at or past what *n* showed (:meth:`unsettled` says when;
+      the front door reads the primary's position, which is past anything any node showed
+      before, and calls :meth:`settle`). Staying on the same node, or moving to the primary,
+      needs nothing: a node's state only moves forward, and the primary is ahead of all.
+      Calls outside a session are read-your-writes but not monotonic among themselves: each
+      may go to another replica.
+
+    ``sticky``: the replica the session read from last, preferred while it stays eligible.
+    ``shared``: the floor of the web request or job the session belongs to
+    (``router._context``), told of its commits.
     """
 
-    __slots__ = ("consistency", "floor", "lost", "parent", "shared", "sticky")
+    __slots__ = ("consistency", "floor", "lost", "parent", "seen_on", "shared", "sticky")
 
     def __init__(
         self, consistency: Consistency, floor: Lsn | None = None, parent: Scope | None = None
@@ -76,14 +105,39 @@ class Scope:
         self.floor = floor
         self.parent = parent
         self.sticky: str | None = None
+        #: The node a read of this session ran on since its floor was last set from a
+        #: position read after it (``None``: nothing unaccounted for).
+        self.seen_on: str | None = None
         self.shared: SharedFloor | None = None
         #: Commits whose position could not be read since the floor was last known to cover
         #: them all (0: none). While it is not 0 the floor is behind this scope's writes.
         self.lost = 0
 
+    @classmethod
+    def root(cls, consistency: Consistency) -> Scope:
+        """A router's scope for calls outside any session."""
+        return cls(consistency)
+
+    def session(self, consistency: Consistency | None, after: Lsn | None) -> Scope:
+        """A new session's scope under this root: at or past *after* and, under
+        ``read_your_writes``, at or past every commit made through the router before."""
+        level = self.consistency if consistency is None else consistency
+        floor = after
+        if level is Consistency.READ_YOUR_WRITES:
+            seen = self.floor
+            if seen is not None and (floor is None or seen > floor):
+                floor = seen
+        return Scope(level, floor, self)
+
+    @property
+    def read_floor(self) -> Lsn | None:
+        """The position reads of this scope must be at or past."""
+        return self.floor
+
     def advance(self, lsn: Lsn | None) -> None:
-        """Raise the floor to *lsn* (never lower it); the parent scope sees it too, so the
-        router's token covers every session's commits."""
+        """A commit's position, read after the commit (so after every read this scope made):
+        raise the floor to *lsn* (never lower it), and the parents' (the router's floor
+        covers every session's commits)."""
         if lsn is None:
             return
         with _ADVANCE:
@@ -94,6 +148,33 @@ class Scope:
                 scope = scope.parent
             if self.shared is not None:
                 self.shared.record_commit(lsn)
+        self.seen_on = None
+
+    def read_on(self, node: str, replayed: Lsn | None = None, *, replica: bool) -> None:
+        """A read of this session ran on *node* (a replica known to have replayed at least
+        *replayed*). Nothing for calls outside a session."""
+        if self.parent is None:
+            return
+        if self.consistency is Consistency.READ_YOUR_WRITES:
+            self.seen_on = node
+        if replica:
+            # Stay on this replica while it is eligible (its replay only moves forward); and
+            # never go below what it is known to have replayed.
+            self.sticky = node
+            if replayed is not None and (self.floor is None or replayed > self.floor):
+                self.floor = replayed
+
+    def unsettled(self, node: str | None, primary: bool) -> bool:
+        """Whether a read on *node* must wait for :meth:`settle`: it is a replica other than
+        the node this session last read from, and that read is not yet covered by the floor."""
+        seen = self.seen_on
+        return seen is not None and not primary and node != seen
+
+    def settle(self, lsn: Lsn) -> None:
+        """The primary's position, read after the session's last read: the floor covers it."""
+        if self.floor is None or lsn > self.floor:
+            self.floor = lsn
+        self.seen_on = None
 
     def lose_position(self) -> None:
         """A commit went by whose position could not be read (the commit stands): the floor

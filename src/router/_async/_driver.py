@@ -20,6 +20,7 @@ __all__ = [
     "DATABASE_ERRORS",
     "MONITOR_BROKEN",
     "READ_ONLY_ERRORS",
+    "STANDBY_REFUSALS",
     "Connection",
     "abandoned",
     "closed",
@@ -60,6 +61,12 @@ CONNECT_ERRORS: tuple[type[BaseException], ...] = (
 DATABASE_ERRORS: tuple[type[BaseException], ...] = (asyncpg.PostgresError,)
 #: SQLSTATE 25006: a write reached a node in recovery or a read-only transaction.
 READ_ONLY_ERRORS: tuple[type[BaseException], ...] = (asyncpg.ReadOnlySQLTransactionError,)
+#: What a standby answers to a read it can never serve (25006 from a view or function that
+#: writes; 0A000 for an unlogged or temporary relation during recovery).
+STANDBY_REFUSALS: tuple[type[BaseException], ...] = (
+    asyncpg.ReadOnlySQLTransactionError,
+    asyncpg.FeatureNotSupportedError,
+)
 #: The client's protocol state is broken (e.g. asyncpg read a server's FATAL on an idle
 #: connection before the EOF): nothing was sent, and the connection is done for.
 BROKEN_PROTOCOL: tuple[type[BaseException], ...] = (asyncpg.InternalClientError,)

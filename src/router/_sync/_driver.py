@@ -24,6 +24,7 @@ __all__ = [
     "DATABASE_ERRORS",
     "MONITOR_BROKEN",
     "READ_ONLY_ERRORS",
+    "STANDBY_REFUSALS",
     "Connection",
     "abandoned",
     "closed",
@@ -59,6 +60,12 @@ CONNECT_ERRORS: tuple[type[BaseException], ...] = (OSError, psycopg.OperationalE
 DATABASE_ERRORS: tuple[type[BaseException], ...] = (psycopg.Error,)
 #: SQLSTATE 25006: a write reached a node in recovery or a read-only transaction.
 READ_ONLY_ERRORS: tuple[type[BaseException], ...] = (e.ReadOnlySqlTransaction,)
+#: What a standby answers to a read it can never serve (25006 from a view or function that
+#: writes; 0A000 for an unlogged or temporary relation during recovery).
+STANDBY_REFUSALS: tuple[type[BaseException], ...] = (
+    e.ReadOnlySqlTransaction,
+    e.FeatureNotSupported,
+)
 #: psycopg's protocol state cannot break apart from the connection: nothing to add.
 BROKEN_PROTOCOL: tuple[type[BaseException], ...] = ()
 #: A monitor connection that is of no further use.

@@ -28,7 +28,14 @@ from tenacity import (
 from router._context import attach as attach_shared_floor
 from router._introspect import Explanation, describe, explain, last_errors, stats
 from router._pooler import refuse_session_state
-from router._scope import LAST_DECISION, POSITION_QUERY, Call, Scope, needs_session
+from router._scope import (
+    LAST_DECISION,
+    POSITION_QUERY,
+    REPLAY_QUERY,
+    Call,
+    Scope,
+    needs_session,
+)
 from router._sync import _driver as driver
 from router._sync._monitor import Monitor
 from router._sync._pool import NodePool
@@ -77,7 +84,6 @@ _CATALOG_LATER: tuple[type[BaseException], ...] = (
     *driver.CONNECT_ERRORS,
     *driver.DATABASE_ERRORS,
 )
-_REPLAY_QUERY = "SELECT pg_last_wal_replay_lsn()::text"
 _LOST = "the position of an earlier commit could not be read"
 #: How often wait_ready() looks whether the monitor has found the primary.
 _READY_POLL = 0.02
@@ -86,6 +92,15 @@ _NO_CONNECTION: tuple[type[BaseException], ...] = (
     PoolTimeout,
     RouterError,
     *driver.CONNECT_ERRORS,
+)
+#: Failures that leave a position unread (the caller degrades: see _primary_position).
+_NO_POSITION: tuple[type[BaseException], ...] = (
+    PrimaryUnavailable,
+    TopologyError,
+    PoolTimeout,
+    TimeoutError,
+    *driver.CONNECT_ERRORS,
+    *driver.DATABASE_ERRORS,
 )
 
 
@@ -110,7 +125,8 @@ class Router(Queries):
 
     ``fetch``/``fetchrow``/``fetchval``/``execute``/``executemany`` take the driver's arguments
     and run outside any transaction: a READ on an eligible replica, anything else on the
-    primary.
+    primary. Under ``read_your_writes`` such a read is at or past every commit made through
+    this router before (see :class:`~router._scope.Scope`).
     :meth:`transaction` holds one node for a whole transaction; :meth:`session` gives
     read-your-writes, monotonic reads and session state. No I/O until :meth:`open`.
     """
@@ -142,7 +158,7 @@ class Router(Queries):
         self._clock = clock
         self._params = config.gate_params()
         self._consistency = Consistency(str(config.consistency))
-        self._scope = Scope(self._consistency)
+        self._scope = Scope.root(self._consistency)
         self._fallback_to_primary = Fallback(str(config.fallback)) is Fallback.PRIMARY
         self._ryw_wait = config.ryw_wait
         # A replica is waited on when its lag, as the monitor last estimated it, is within the
@@ -267,8 +283,10 @@ class Router(Queries):
             asked = asked and self._monitor.topology.rediscover
 
     def refresh_catalog(self) -> None:
-        """Read user functions' volatility from the primary again (after deploying new
-        functions): STABLE and IMMUTABLE ones may run on replicas, VOLATILE ones may not."""
+        """Read user functions' volatility and the relations standbys refuse (unlogged
+        tables, views that write) from the primary again: STABLE and IMMUTABLE functions may
+        run on replicas, VOLATILE ones may not. DDL that changes them through the router
+        does this by itself once it has committed."""
         primary = self._write_decision().node
         assert primary is not None
         pool = self._pools[primary]
@@ -277,6 +295,17 @@ class Router(Queries):
             self._classifier.set_catalog(driver.load_catalog(conn))
         finally:
             pool.release(conn)
+
+    def _catalog_changed(self) -> None:
+        """DDL that changes what the router knows from the catalog committed through it:
+        reload it before the next decision. The DDL is done whatever happens here; a failure
+        (logged) leaves the old catalog until :meth:`refresh_catalog` or the next such DDL."""
+        if not self._own_classifier:
+            return
+        try:
+            self.refresh_catalog()
+        except _CATALOG_LATER as exc:
+            logger.warning("could not reload the catalog after DDL (%s)", type(exc).__name__)
 
     def close(self) -> None:
         """Stop the monitor and close every pool (idempotent)."""
@@ -344,17 +373,19 @@ class Router(Queries):
 
     def session(self, *, consistency: str | None = None, after: str | None = None) -> Session:
         """A session: reads on replicas at or past its floor, writes on the primary, session
-        state pinned to the primary. *after*: a token from :meth:`token` (of any router or
-        process on this cluster) the session's reads must not be behind."""
+        state pinned to the primary, reads monotonic whichever node serves them. Under
+        ``read_your_writes`` it starts at or past every commit made through this router
+        before it was opened. *after*: a token from :meth:`token` (of any
+        router or process on this cluster) the session's reads must not be behind."""
         return Session(self, self._new_scope(consistency, after))
 
     def _new_scope(self, consistency: str | None = None, after: str | None = None) -> Scope:
         """A session's scope: its consistency, and the floor of the *after* token."""
-        level = Consistency(consistency) if consistency is not None else self._consistency
+        level = Consistency(consistency) if consistency is not None else None
         floor = None
         if after is not None:
             floor = decode_token(after, system_id=self._system_id).lsn
-        scope = Scope(level, floor, parent=self._scope)
+        scope = self._scope.session(level, floor)
         attach_shared_floor(scope, self)  # a web request's or job's floor (router.web)
         return scope
 
@@ -393,9 +424,18 @@ class Router(Queries):
                 f"{cls.reason}: outside a session this would be lost on a pooled connection"
                 " (use router.session() or router.transaction())"
             )
+        return self._route(scope, Call(method, query, args, kw, cls))
+
+    def _route(self, scope: Scope, call: Call) -> Any:
+        """A statement outside any transaction block, to the node its classification asks."""
+        cls = call.cls
         if cls.route == "write" or cls.hint is Hint.PRIMARY:
-            return self._write(scope, Call(method, query, args, kw, cls))
-        return self._read(scope, self._read_call(method, query, args, kw, cls))
+            if cls.standby_refuses:
+                read = self._read_call(call.method, call.query, call.args, call.kw, cls)
+                return self._primary_read(scope, read, cls.reason)
+            return self._write(scope, call)
+        read = self._read_call(call.method, call.query, call.args, call.kw, cls)
+        return self._read(scope, read)
 
     def _read_call(
         self, method: str, query: str, args: tuple[Any, ...], kw: dict[str, Any], cls: Any
@@ -405,6 +445,16 @@ class Router(Queries):
         if self._read_timeout is not None and kw.get("timeout", 0) is None:
             kw = {**kw, "timeout": self._read_timeout}
         return Call(method, query, args, kw, cls)
+
+    def _primary_read(
+        self, scope: Scope, call: Call, why: str, reason: Reason = Reason.CLASSIFIER
+    ) -> Any:
+        """A read only the primary can serve (*why*): nothing to retry it on, no commit."""
+        decision = replace(self._write_decision(), reason=reason, detail=why)
+        try:
+            return self._run(scope, decision, call, write=False)
+        except _Retry as failed:
+            raise failed.cause from None
 
     def _write_decision(self) -> Decision:
         topology = self._monitor.topology
@@ -442,16 +492,19 @@ class Router(Queries):
         exclude: Iterable[str] = (),
         *,
         retry: bool = False,
-        wait: bool | None = None,
+        wait: bool = True,
     ) -> Decision:
         """Where a read of *scope* goes now (no I/O). *wait*: whether a replica that has not
-        yet replayed the scope's floor may be chosen, to wait for it there (default: when
-        ``ryw_wait`` > 0)."""
+        yet replayed the scope's floor, as far as the monitor knows, may be chosen, to confirm
+        its position there first (and wait up to ``ryw_wait`` for it): under steady writes
+        each commit moves the floor past the monitor's last look, and the replica has usually
+        replayed it by the time the read comes."""
         topology = self._monitor.topology
         if scope.lost and scope.wants_position and topology.primary is not None:
             # A commit's position could not be read: only the primary surely has it.
             return replace(self._write_decision(), reason=Reason.CONSISTENCY, detail=_LOST)
         excluded = frozenset(exclude) if exclude else _NOTHING
+        floor = scope.read_floor
         sticky = scope.sticky
         if sticky is not None and sticky not in excluded and scope.parent is not None:
             decision = choose_read(
@@ -460,7 +513,7 @@ class Router(Queries):
                 _prefer(sticky),
                 self._stats,
                 self._rng,
-                floor=scope.floor,
+                floor=floor,
                 exclude=excluded,
             )
             if decision.node == sticky:
@@ -471,8 +524,8 @@ class Router(Queries):
             self._policy,
             self._stats,
             self._rng,
-            floor=scope.floor,
-            wait=self._ryw_wait > 0 if wait is None else wait,
+            floor=floor,
+            wait=wait,
             wait_within=self._wait_within,
             no_wait=self._wait_misses,
             exclude=excluded,
@@ -487,14 +540,57 @@ class Router(Queries):
             decision = replace(decision, reason=Reason.RETRY, detail=f"retry: {decision.detail}")
         return decision
 
+    def _settle(
+        self, scope: Scope, decision: Decision, exclude: Iterable[str] = (), *, retry: bool = False
+    ) -> Decision:
+        """*decision* would move a session's reads to another replica (monotonic reads: see
+        :class:`Scope`): raise its floor past its last read first, and decide again."""
+        lsn = self._primary_position()
+        if lsn is None:
+            return decision
+        scope.settle(lsn)
+        return self._read_decision(scope, exclude, retry=retry)
+
+    def _primary_position(self) -> Lsn | None:
+        """The primary's WAL position now, or ``None`` when it cannot be read (logged)."""
+        try:
+            node = self._write_decision().node
+            assert node is not None
+            pool = self._pools[node]
+            conn = pool.acquire()
+            try:
+                return self._commit_position(conn)
+            finally:
+                pool.release(conn, settled=True)
+        except _NO_POSITION as exc:
+            # Without it the next read may go to the primary or a replica that is merely
+            # at the floor; the read is served rather than refused.
+            logger.warning("could not read the primary's position (%s)", type(exc).__name__)
+            return None
+
     def _read(self, scope: Scope, call: Call) -> Any:
         if scope.lost:
             self._regain_position(scope)
         decision = self._read_decision(scope)
+        if scope.unsettled(decision.node, decision.primary):
+            decision = self._settle(scope, decision)
         try:
             return self._run(scope, decision, call, write=False)
         except _Retry as failed:
             return self._read_retrying(scope, failed, call)
+        except driver.STANDBY_REFUSALS as exc:
+            ran = LAST_DECISION.get()
+            if ran is None or ran.primary:
+                raise
+            # It can never succeed on a standby (a view or function that writes, a relation
+            # the catalog did not know as unlogged); the replica wrote nothing. Remembered,
+            # so the next one goes to the primary at once.
+            assert ran.node is not None
+            why = f"{ran.node} refused it ({_first_line(exc)})"
+            self._classifier.learn_refusal(call.query, why)
+            logger.info("a replica refused a read; it runs on the primary from now on: %s", why)
+            again = f"{why}; run again on the primary"
+            return self._primary_read(scope, call, again, Reason.RETRY)
 
     def _read_retrying(self, scope: Scope, first: _Retry, call: Call) -> Any:
         failed = {first.node}
@@ -571,16 +667,18 @@ class Router(Queries):
             fallback = replace(
                 self._write_decision(),
                 reason=Reason.CONSISTENCY,
-                detail=f"{node} did not replay {decision.wait_for} within ryw_wait",
+                detail=self._missed(node, decision.wait_for),
             )
             return self._run(scope, fallback, call, write=write)
         stats.latency.update(time.perf_counter() - started)
         if write:
             stats.writes += 1
+            if call.cls.changes_catalog:
+                self._catalog_changed()
         else:
             stats.reads += 1
-            if not decision.primary and scope.parent is not None:
-                self._after_replica_read(scope, node)
+            if scope.parent is not None:
+                self._read_on(scope, decision)
         return result
 
     def _on_node(
@@ -738,14 +836,37 @@ class Router(Queries):
             pool.release(conn, settled=True)
         scope.regain_position(lsn, losses)
 
-    def _after_replica_read(self, scope: Scope, node: str) -> None:
-        # Monotonic reads: stay on this replica while it is eligible; and never go below what
-        # the router knows it had replayed (a lower bound of what this read saw).
-        scope.sticky = node
+    def _read_on(self, scope: Scope, decision: Decision) -> None:
+        """A read of the session *scope* ran as *decision* says (see :meth:`Scope.read_on`)."""
+        node = decision.node
+        assert node is not None
+        if decision.primary:
+            scope.read_on(node, replica=False)
+            return
         health = self._monitor.topology.by_name.get(node)
-        replayed = health.replay_lsn if health is not None else None
-        if replayed is not None and (scope.floor is None or replayed > scope.floor):
-            scope.floor = replayed
+        scope.read_on(node, None if health is None else health.replay_lsn, replica=True)
+
+    def _missed(self, node: str, target: Lsn | None) -> str:
+        """Why a read waited on (or confirmed on) *node* went to the primary after all."""
+        if self._ryw_wait > 0:
+            return f"{node} did not replay {target} within ryw_wait"
+        return f"{node} had not replayed {target} (asked it)"
+
+    def _replayed(self, node: str, replayed: Lsn, target: Lsn, *, final: bool) -> bool:
+        """Whether *node*, seen at *replayed*, has replayed *target*; the monitor learns the
+        position. A *final* miss holds the replica off further waits and confirmations
+        until the monitor's next look (see :class:`WaitMisses`) when a wait was in vain, or
+        when the replica is behind even the primary's position at the monitor's last look
+        (it is far behind, not a moment): a confirmation that came a moment early costs one
+        round trip, not the replica's offload for an interval."""
+        self._monitor.learn_replay(node, replayed)
+        if replayed >= target:
+            return True
+        if final:
+            known = self._monitor.topology.primary_lsn
+            if self._ryw_wait > 0 or known is None or replayed < known:
+                self._wait_misses.missed(node)
+        return False
 
     def _wait_replayed(self, conn: driver.Connection, node: str, target: Lsn) -> bool:
         """Wait, up to ``ryw_wait``, until *node* has replayed *target* (PostgreSQL before 19
@@ -753,13 +874,11 @@ class Router(Queries):
         deadline = time.monotonic() + self._ryw_wait
         pause = 0.0005
         while True:
-            replayed = Lsn.parse(driver.scalar(conn, _REPLAY_QUERY, self._command_timeout))
-            self._monitor.learn_replay(node, replayed)
-            if replayed >= target:
-                return True
+            replayed = Lsn.parse(driver.scalar(conn, REPLAY_QUERY, self._command_timeout))
             left = deadline - time.monotonic()
+            if self._replayed(node, replayed, target, final=left <= 0):
+                return True
             if left <= 0:
-                self._wait_misses.missed(node)
                 return False
             sleep(min(pause, left))
             pause = min(pause * 2, 0.02)
@@ -791,6 +910,12 @@ class Router(Queries):
 
     def gauge_pool_in_use(self) -> Iterable[tuple[str, int]]:
         return [(name, pool.usage()["in_use"]) for name, pool in self._pools.items()]
+
+
+def _first_line(exc: BaseException) -> str:
+    code = getattr(exc, "sqlstate", None)
+    text = str(exc).strip().split("\n", 1)[0]
+    return f"{code}: {text}" if code else text
 
 
 def _prefer(name: str) -> Policy:

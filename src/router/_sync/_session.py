@@ -28,7 +28,7 @@ _TX_CONTROL = frozenset({Effect.TX_BEGIN, Effect.TX_END})
 class _Held:
     """A connection a session or transaction keeps between statements."""
 
-    __slots__ = ("conn", "decision", "dirty", "pool", "readonly", "wrote")
+    __slots__ = ("catalog", "conn", "decision", "dirty", "pool", "readonly", "wrote")
 
     def __init__(
         self, pool: NodePool, conn: driver.Connection, decision: Decision, readonly: bool
@@ -39,6 +39,8 @@ class _Held:
         self.readonly = readonly
         self.wrote = False
         self.dirty = False
+        #: DDL that changes what the router knows from the catalog ran since the last commit.
+        self.catalog = False
 
     @property
     def node(self) -> str:
@@ -52,6 +54,7 @@ class _Held:
             )
         if cls.route == "write":
             self.wrote = True
+            self.catalog = self.catalog or cls.changes_catalog
         if Effect.PIN in cls.effects:
             self.dirty = True
 
@@ -67,6 +70,8 @@ def _hold(router: Router, scope: Scope, *, readonly: bool, isolation: str | None
     while True:
         if on_replica:
             decision = router._read_decision(scope, failed, retry=bool(failed))
+            if scope.unsettled(decision.node, decision.primary):
+                decision = router._settle(scope, decision, failed, retry=bool(failed))
         else:
             decision = router._write_decision()
         node = decision.node
@@ -94,7 +99,7 @@ def _hold(router: Router, scope: Scope, *, readonly: bool, isolation: str | None
             decision = replace(
                 router._write_decision(),
                 reason=Reason.CONSISTENCY,
-                detail=f"{node} did not replay {decision.wait_for} within ryw_wait",
+                detail=router._missed(node, decision.wait_for),
             )
             assert decision.node is not None
             pool = router._pools[decision.node]
@@ -197,7 +202,10 @@ class Transaction(Queries):
                 router._after_commit(self._scope, held.conn, held.node)
         finally:
             held.wrote = held.wrote or self._wrote_before
+            changed, held.catalog = held.catalog and exc is None, False
             self._release()
+        if changed:
+            router._catalog_changed()
 
     def _release(self) -> None:
         held, self._held = self._held, None
@@ -213,7 +221,9 @@ class Transaction(Queries):
             raise SessionStateError(f"{cls.reason}: the transaction is ended by its `with` block")
         held.check(cls)
         LAST_DECISION.set(held.decision)
-        return driver.run(held.conn, Call(method, query, args, kw, cls))
+        result = driver.run(held.conn, Call(method, query, args, kw, cls))
+        self._router._read_on(self._scope, held.decision)
+        return result
 
 
 class Session(Queries):
@@ -286,11 +296,8 @@ class Session(Queries):
                     readonly=bool(cls.readonly_begin),
                     isolation=cls.isolation,
                 )
-            elif cls.route == "write" or cls.hint == "primary":
-                return router._write(self._scope, Call(method, query, args, kw, cls))
             else:
-                call = router._read_call(method, query, args, kw, cls)
-                return router._read(self._scope, call)
+                return router._route(self._scope, Call(method, query, args, kw, cls))
         return self._on_held(held, Call(method, query, args, kw, cls))
 
     def _pin(self, cls: Classification) -> _Held:
@@ -317,6 +324,11 @@ class Session(Queries):
         held.check(cls)
         LAST_DECISION.set(held.decision)
         result = driver.run(held.conn, call)
+        router._read_on(self._scope, held.decision)
+        if held.catalog and (self._in_tx is None or Effect.TX_END in cls.effects):
+            # Committed (or rolled back: then reloading changes nothing).
+            held.catalog = False
+            router._catalog_changed()
         if Effect.TX_END in cls.effects and held is self._in_tx:
             self._in_tx = None
             try:
