@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from router._scope import Scope
 from router.config import RouterConfig
-from router.core import Classification, FailureKind, Role, Topology
+from router.core import Classification, Classifier, FailureKind, Lsn, Role, Topology
 from router.core._route import Decision
 
 __all__ = ["Core", "MonitorLike", "role_in"]
@@ -41,6 +41,12 @@ class Core(Protocol):
     def _scope(self) -> Scope: ...
 
     @property
+    def _own_classifier(self) -> bool: ...
+
+    @property
+    def _classifier(self) -> Classifier: ...
+
+    @property
     def _decisions(self) -> Counter[tuple[str, str]]: ...
 
     @property
@@ -56,8 +62,12 @@ class Core(Protocol):
         exclude: Iterable[str] = (),
         *,
         retry: bool = False,
-        wait: bool | None = None,
+        wait: bool = True,
     ) -> Decision: ...
+
+    def _read_on(self, scope: Scope, decision: Decision) -> None: ...
+
+    def _replayed(self, node: str, replayed: Lsn, target: Lsn, *, final: bool) -> bool: ...
 
     def _new_scope(self, consistency: str | None = None, after: str | None = None) -> Scope: ...
 

@@ -42,7 +42,7 @@ from router._sync import _driver as psycopg_driver
 from router.config import NodeConfig, PoolerMode, RouterConfig
 from router.core import Effect, FailureKind, Role
 from router.errors import RouterError
-from router.sqlalchemy._core import Core
+from router.sqlalchemy._core import Core, role_in
 
 try:  # SQLAlchemy >= 2.1; the old name is deprecated there
     from sqlalchemy.util import await_
@@ -63,6 +63,8 @@ _READ_ONLY_SQLSTATE: Final = "25006"
 _CONNECTION_CLASS: Final = "08"
 #: A prepared statement missing, or one of the same name present: a transaction pooler's sign.
 _STATEMENT_LOST: Final = frozenset({"26000", "42P05"})
+#: What a standby answers to a read it can never serve (see the core's STANDBY_REFUSALS).
+_STANDBY_REFUSALS: Final = frozenset({_READ_ONLY_SQLSTATE, "0A000"})
 
 RoleOf = Callable[[str], Role]
 #: Key in a pooled connection's ``info``: it ran a statement that leaves session state.
@@ -194,6 +196,17 @@ def watch_errors(engine: Engine, node: str, core: Core) -> None:
         ):
             logger.warning("%s refused a write as read-only: rediscovering roles", node)
             monitor.request_rediscovery(node)
+        elif (
+            getattr(error, "sqlstate", None) in _STANDBY_REFUSALS
+            and role_in(core, node) is Role.REPLICA
+            and context.statement
+        ):
+            # Inside a transaction nothing is run again, but the same statement goes to the
+            # primary from now on (a view or function that writes, an unknown unlogged table).
+            first = str(error).strip().split("\n", 1)[0]
+            why = f"{node} refused it ({getattr(error, 'sqlstate', '')}: {first})"
+            core._classifier.learn_refusal(context.statement, why)
+            logger.info("a replica refused a read; it runs on the primary from now on: %s", why)
 
     event.listen(engine, "handle_error", handle_error)
 

@@ -18,12 +18,24 @@ from functools import partial
 from typing import Final
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql import ClauseElement
 
-from router._scope import LAST_DECISION, POSITION_QUERY, Scope
+from router._scope import LAST_DECISION, POSITION_QUERY, REPLAY_QUERY, Scope
 from router.config import PoolerMode
-from router.core import Classification, Consistency, Lsn, Role, Topology, decode_token
+from router.core import (
+    CATALOG_QUERY,
+    RELATIONS_QUERY,
+    Classification,
+    Consistency,
+    FunctionCatalog,
+    Lsn,
+    Role,
+    Topology,
+    decode_token,
+)
 from router.core._route import Decision, Reason
+from router.errors import RouterError
 from router.sqlalchemy._core import Core, role_in
 from router.sqlalchemy._statements import StatementText, classify_statement
 
@@ -141,13 +153,25 @@ class Routing:
         key = (decision.node, detail)
         found = self._variants.get(key)
         if found is None:
-            found = self._variants[key] = replace(decision, reason=reason, detail=detail)
+            found = replace(decision, reason=reason, detail=detail, wait_for=None)
+            self._variants[key] = found
         return found
 
     def read(self, scope: Scope) -> Decision:
         """Where a transaction's reads go: a replica at or past the scope's floor, else
-        the primary (per the core's fallback). Never waits for a replica to catch up."""
-        decision = self.core._read_decision(scope, wait=False)
+        the primary (per the core's fallback). A replica the monitor has not yet seen at the
+        floor has its replay position confirmed with one query (no wait: ``ryw_wait`` is not
+        used here). Before a read moves to another node than the session's last, its floor
+        rises past that read (the rules are :class:`~router._scope.Scope`'s)."""
+        core = self.core
+        decision = core._read_decision(scope)
+        if scope.unsettled(decision.node, decision.primary):
+            lsn = self._position_or_none()
+            if lsn is not None:
+                scope.settle(lsn)
+                decision = core._read_decision(scope)
+        if decision.wait_for is not None:
+            decision = self._confirm(decision, decision.wait_for)
         node = decision.node
         assert node is not None
         if decision.primary:
@@ -155,14 +179,32 @@ class Routing:
         if self._shadow or self._emulate:
             primary = self.write()
             return Decision(primary.node, True, Reason.SHADOW, f"would go to {node}: read")
-        # Monotonic reads, as the core's sessions keep them: prefer this replica while it
-        # stays eligible, and never read below what it was known to have replayed.
-        scope.sticky = node
-        health = self.monitor.topology.by_name.get(node)
-        replayed = None if health is None else health.replay_lsn
-        if replayed is not None and (scope.floor is None or replayed > scope.floor):
-            scope.floor = replayed
+        core._read_on(scope, decision)
         return decision
+
+    def _confirm(self, decision: Decision, target: Lsn) -> Decision:
+        """*decision*'s replica if it has replayed *target* (asked there, once), else the
+        primary."""
+        node = decision.node
+        assert node is not None
+        try:
+            with self.binds[node].connect() as conn:
+                conn.execution_options(isolation_level="AUTOCOMMIT")
+                text = conn.exec_driver_sql(REPLAY_QUERY).scalar_one()
+            caught_up = self.core._replayed(node, Lsn.parse(text), target, final=True)
+        except (SQLAlchemyError, OSError, ValueError) as exc:
+            logger.debug("replay position of %s unknown (%s)", node, type(exc).__name__)
+            caught_up = False
+        if caught_up:
+            return self.variant(decision, Reason.CONSISTENCY, f"{node} replayed the floor")
+        return self.variant(self.write(), Reason.CONSISTENCY, f"{node} had not replayed the floor")
+
+    def _position_or_none(self) -> Lsn | None:
+        try:
+            return self.commit_position()
+        except (RouterError, SQLAlchemyError, OSError) as exc:
+            logger.warning("could not read the primary's position (%s)", type(exc).__name__)
+            return None
 
     def bind(self, decision: Decision, readonly: bool) -> Engine:
         """The engine for *decision*, counted in the core's decisions and made the current
@@ -189,6 +231,30 @@ class Routing:
         return found
 
     # -- after a commit ----------------------------------------------------------------
+
+    def catalog_changed(self) -> None:
+        """DDL that changes what the router knows from the catalog committed: reload it from
+        the primary (through the driver's own cursor: no placeholder processing). A failure
+        is logged and leaves the old catalog: the DDL is done."""
+        if not self.core._own_classifier:
+            return
+        try:
+            node = self.write().node
+            assert node is not None
+            with self.binds[node].connect() as conn:
+                conn.execution_options(isolation_level="AUTOCOMMIT")
+                cursor = conn.connection.cursor()
+                try:
+                    cursor.execute(CATALOG_QUERY)
+                    catalog = FunctionCatalog.from_rows(cursor.fetchall())
+                    cursor.execute(RELATIONS_QUERY)
+                    catalog = catalog.with_relations(cursor.fetchall())
+                finally:
+                    cursor.close()
+        except (RouterError, SQLAlchemyError, OSError) as exc:
+            logger.warning("could not reload the catalog after DDL (%s)", type(exc).__name__)
+            return
+        self.core._classifier.set_catalog(catalog)
 
     def commit_position(self) -> Lsn:
         """The primary's WAL insert position now: past the commit record of any transaction

@@ -31,15 +31,17 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, cast
 from sqlalchemy import event
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.ddl import ExecutableDDLElement
 from sqlalchemy.sql.dml import UpdateBase
+from sqlalchemy.sql.elements import TextClause
 from sqlalchemy.util import EMPTY_DICT
 
 from router._context import attach as attach_shared_floor
 from router._pooler import refuse_session_state
 from router._scope import Scope
-from router.core import Classification, Hint, Route
+from router.core import Classification, Effect, Hint, Route
 from router.core._route import Decision, Reason
 from router.errors import ReadOnlyViolation, RouterError
 from router.sqlalchemy._routing import Routing
@@ -57,6 +59,8 @@ PRIMARY_OPTION: Final = "router_primary"
 READONLY_OPTION: Final = "postgresql_readonly"
 
 _OPTIONS: Final = frozenset({PRIMARY_OPTION, READONLY_OPTION})
+#: Statements that may be DDL, classified even once the transaction is on the primary.
+_MAYBE_DDL: Final = (TextClause, ExecutableDDLElement)
 _READ_CONNECTION: Final = Classification(
     Route.READ, frozenset(), "a connection of a read-only session"
 )
@@ -116,6 +120,15 @@ class RoutedSession(Session):
     # A commit's position could not be read: read from the primary until one is.
     _router_blind = False
     _router_last: Decision | None = None
+    # The primary, once a statement of the current transaction ran there.
+    _router_on_primary: str | None = None
+    # The statement being executed (from do_orm_execute), and the transaction-local
+    # settings this transaction ran on its replica, with how many the primary has had.
+    _router_executing: tuple[Any, Any] | None = None
+    _router_locals: list[tuple[Any, Any]] | None = None
+    _router_replayed = 0
+    # DDL that changes what the router knows from the catalog ran in this transaction.
+    _router_catalog = False
 
     def __init__(
         self,
@@ -141,7 +154,7 @@ class RoutedSession(Session):
         routing = self._router_routing
         if after is None and consistency is None:
             # What core._new_scope() makes, without its checks: sessions are made per request.
-            self._router_scope: Scope = Scope(routing.consistency, None, routing.root_scope)
+            self._router_scope: Scope = routing.root_scope.session(None, None)
         else:
             self._router_after = after
             self._router_scope, self._router_unchecked = routing.new_scope(consistency, after)
@@ -205,7 +218,12 @@ class RoutedSession(Session):
         cls: Classification | None
         if self._flushing:
             cls = FLUSH
-        elif write is not None and not readonly and not routing.pooled:
+        elif (
+            write is not None
+            and not readonly
+            and not routing.pooled
+            and not isinstance(clause, _MAYBE_DDL)
+        ):
             cls = None  # pinned: no need to look at the statement
         elif clause is None:
             cls = _READ_CONNECTION if readonly else NO_STATEMENT
@@ -213,13 +231,23 @@ class RoutedSession(Session):
             cls = routing.classify(clause)
         if routing.pooled and cls is not None:
             refuse_session_state(cls)
-        if cls is None:
+        if cls is None or (
+            write is not None and not readonly and cls is not FLUSH and cls.route is Route.WRITE
+        ):
             assert write is not None
+            if cls is not None and cls.changes_catalog:
+                self._router_catalog = True
             if isinstance(clause, UpdateBase):
                 decision = write
             else:
                 decision = routing.variant(write, Reason.PINNED, _AFTER_WRITE)
+        elif cls.route is Route.WRITE and cls.standby_refuses:
+            # A read only the primary can serve (an unlogged table...): there, without
+            # pinning the transaction.
+            decision = routing.variant(routing.write(), Reason.CLASSIFIER, cls.reason)
         elif cls.route is Route.WRITE:
+            if cls.changes_catalog:
+                self._router_catalog = True
             if readonly:
                 where = "session" if self._router_readonly else "statement"
                 raise ReadOnlyViolation(f"{cls.reason}: not allowed in a read-only {where}")
@@ -243,7 +271,38 @@ class RoutedSession(Session):
                 held = self._router_read = routing.read(self._router_scope)
             decision = held
         self._router_last = decision
-        return routing.bind(decision, self._router_readonly)
+        engine = routing.bind(decision, self._router_readonly)
+        if decision.primary:
+            if decision.reason is not Reason.SHADOW:
+                self._router_on_primary = decision.node
+            if self._router_locals is not None:
+                self._router_replay(engine)
+        elif cls is not None and Effect.SET_LOCAL in cls.effects:
+            self._router_keep_local(clause)
+        return engine
+
+    def _router_keep_local(self, clause: ClauseElement | None) -> None:
+        """Keep a transaction-local setting (``SET LOCAL``, ``set_config(..., true)``, ``SET
+        TRANSACTION``, ``SET CONSTRAINTS``) run on the transaction's replica, to run it again
+        on the primary if the transaction moves there (its first write): it applies to every
+        statement of the transaction wherever that runs."""
+        executing = self._router_executing
+        if executing is None or executing[0] is not clause:
+            return  # not through Session.execute (nothing to replay it from)
+        if self._router_locals is None:
+            self._router_locals = []
+        self._router_locals.append(executing)
+
+    def _router_replay(self, engine: Any) -> None:
+        kept = self._router_locals
+        assert kept is not None
+        if self._router_replayed == len(kept):
+            return
+        # Counted first: the connection's own begin must not replay them a second time.
+        start, self._router_replayed = self._router_replayed, len(kept)
+        conn = self.connection(bind_arguments={"bind": engine})
+        for statement, params in kept[start:]:
+            conn.execute(statement, params)
 
     def _router_read_position(self) -> bool:
         """Raise the floor to the primary's position now (after a commit); ``False``, and
@@ -324,12 +383,28 @@ def _after_transaction_end(session: Session, transaction: SessionTransaction) ->
         return
     committed = session._router_committed
     session._router_read = session._router_write = None
+    primary, session._router_on_primary = session._router_on_primary, None
+    session._router_locals = session._router_executing = None
+    session._router_replayed = 0
+    if primary is not None:
+        # Monotonic reads: what it read there bounds the session's next read elsewhere.
+        session._router_scope.read_on(primary, replica=False)
+    changed, session._router_catalog = session._router_catalog, False
     if committed:
         session._router_committed = False
         if session._router_scope.wants_position:
             session._router_read_position()
+        if changed:
+            session._router_routing.catalog_changed()
 
 
+def _on_execute(state: ORMExecuteState) -> None:
+    session = state.session
+    if isinstance(session, RoutedSession):
+        session._router_executing = (state.statement, state.parameters)
+
+
+event.listen(RoutedSession, "do_orm_execute", _on_execute)
 event.listen(RoutedSession, "after_commit", _after_commit)
 event.listen(RoutedSession, "after_transaction_end", _after_transaction_end)
 
