@@ -45,5 +45,10 @@ def test_the_quickstart_runs_as_written(cluster_db: ClusterDatabase) -> None:
     assert "from the raw router" in out
     assert "from the ORM" in out
     assert "reason=" in out  # the decisions are printed
+    # ... of a read on a replica and of statements on the primary.
+    assert "primary=False, reason=<Reason.CLASSIFIER" in out
+    assert "primary=True, reason=<Reason.HINT" in out
     out = _run(_block("async"), cluster_db)
     assert "Decision(" in out
+    assert "primary=False" in out
+    assert "primary=True" in out
