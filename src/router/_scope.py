@@ -6,6 +6,7 @@ import threading
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
+from router._context import SHARED_FLOOR
 from router.core import Classification, Consistency, Effect, Lsn
 from router.core._route import Decision
 
@@ -120,10 +121,14 @@ class Scope:
 
     def session(self, consistency: Consistency | None, after: Lsn | None) -> Scope:
         """A new session's scope under this root: at or past *after* and, under
-        ``read_your_writes``, at or past every commit made through the router before."""
+        ``read_your_writes``, at or past every commit made through the router before (unless
+        a web request's or job's floor is in force: see ``router._context``)."""
         level = self.consistency if consistency is None else consistency
         floor = after
-        if level is Consistency.READ_YOUR_WRITES:
+        # Inside a unit of work with a floor of its own (router.web's request or job scope),
+        # that floor says what the session must see (attached by the caller): other requests'
+        # commits are not waited for, as the web scope promises.
+        if level is Consistency.READ_YOUR_WRITES and SHARED_FLOOR.get() is None:
             seen = self.floor
             if seen is not None and (floor is None or seen > floor):
                 floor = seen
