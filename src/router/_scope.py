@@ -12,7 +12,15 @@ from router.core._route import Decision
 if TYPE_CHECKING:
     from router._context import SharedFloor
 
-__all__ = ["LAST_DECISION", "POSITION_QUERY", "Call", "Scope", "begin_statement", "needs_session"]
+__all__ = [
+    "LAST_DECISION",
+    "POSITION_LOST",
+    "POSITION_QUERY",
+    "Call",
+    "Scope",
+    "begin_statement",
+    "needs_session",
+]
 
 #: The decision behind the latest statement of the current task (or thread): where it ran
 #: and why. Read through ``AsyncRouter.last_decision``.
@@ -23,6 +31,9 @@ _SESSION_ONLY = frozenset({Effect.TX_BEGIN, Effect.TX_END, Effect.SAVEPOINT, Eff
 #: The primary's WAL insert position, read after a commit: at or past its commit record
 #: whatever ``synchronous_commit`` says, so a replica that replayed it has the commit.
 POSITION_QUERY = "SELECT pg_current_wal_insert_lsn()::text"
+#: The decision counter (``stats()["decisions"][node]``) of reads whose floor named WAL the
+#: primary never had (lost in a failover): the floor was reset.
+POSITION_LOST = "position-lost"
 #: Floors only rise; threads of a sync router share its scope, so the rise is atomic.
 _ADVANCE = threading.Lock()
 
@@ -67,7 +78,7 @@ class Scope:
     its commits.
     """
 
-    __slots__ = ("consistency", "floor", "lost", "parent", "shared", "sticky")
+    __slots__ = ("consistency", "epoch", "floor", "lost", "parent", "shared", "sticky", "verified")
 
     def __init__(
         self, consistency: Consistency, floor: Lsn | None = None, parent: Scope | None = None
@@ -80,17 +91,32 @@ class Scope:
         #: Commits whose position could not be read since the floor was last known to cover
         #: them all (0: none). While it is not 0 the floor is behind this scope's writes.
         self.lost = 0
+        #: On the router's own scope (the root): how many times the primary moved to another
+        #: node. A floor is known to exist on the current primary's timeline when it was
+        #: raised, or checked there, in the current epoch (``verified``); an imported token
+        #: (an ``after=`` floor) is not, until checked.
+        self.epoch = 0
+        self.verified = self.root.epoch if floor is None else -1
+
+    @property
+    def root(self) -> Scope:
+        scope = self
+        while scope.parent is not None:
+            scope = scope.parent
+        return scope
 
     def advance(self, lsn: Lsn | None) -> None:
         """Raise the floor to *lsn* (never lower it); the parent scope sees it too, so the
         router's token covers every session's commits."""
         if lsn is None:
             return
+        epoch = self.root.epoch
         with _ADVANCE:
             scope: Scope | None = self
             while scope is not None:
                 if scope.floor is None or lsn > scope.floor:
                     scope.floor = lsn
+                    scope.verified = epoch
                 scope = scope.parent
             if self.shared is not None:
                 self.shared.record_commit(lsn)
@@ -124,6 +150,38 @@ class Scope:
             for scope, lost in losses:
                 if scope.lost == lost:
                     scope.lost = 0
+
+    def unverified(self, known: Lsn | None, fork: Lsn | None = None) -> bool:
+        """Whether the floor must be checked on the primary before a read: it was not
+        raised or checked since the primary last moved (or it was imported), and it is not at
+        or below *fork* (the WAL the current primary shares with the one before it), and,
+        while the primary never moved, it is past *known* (the primary's latest sampled
+        position; ``None``: unknown)."""
+        floor = self.floor
+        root = self.root
+        if floor is None or self.verified == root.epoch:
+            return False
+        if fork is not None and floor <= fork:
+            return False
+        return root.epoch > 0 or known is None or floor > known
+
+    def settle(self, primary_lsn: Lsn) -> Lsn | None:
+        """The primary's current position *primary_lsn* was read: every floor of the chain
+        at or below it is verified; a floor beyond it names WAL the primary never had (lost
+        in a failover) and is reset to *primary_lsn*. Returns this scope's lost floor, or
+        ``None``."""
+        epoch = self.root.epoch
+        lost = None
+        with _ADVANCE:
+            scope: Scope | None = self
+            while scope is not None:
+                if scope.floor is not None and scope.floor > primary_lsn:
+                    if scope is self:
+                        lost = scope.floor
+                    scope.floor = primary_lsn
+                scope.verified = epoch
+                scope = scope.parent
+        return lost
 
     @property
     def wants_position(self) -> bool:

@@ -218,7 +218,7 @@ class AsyncTransaction(Queries):
             )
         held.check(cls)
         LAST_DECISION.set(held.decision)
-        return await driver.run(held.conn, Call(method, query, args, kw, cls))
+        return await driver.run_held(held.conn, Call(method, query, args, kw, cls))
 
 
 class AsyncSession(Queries):
@@ -325,7 +325,7 @@ class AsyncSession(Queries):
             self._pinned = held  # the primary connection of this transaction stays ours
         held.check(cls)
         LAST_DECISION.set(held.decision)
-        result = await driver.run(held.conn, call)
+        result = await driver.run_held(held.conn, call)
         if Effect.TX_END in cls.effects and held is self._in_tx:
             self._in_tx = None
             try:

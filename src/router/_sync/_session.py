@@ -213,7 +213,7 @@ class Transaction(Queries):
             raise SessionStateError(f"{cls.reason}: the transaction is ended by its `with` block")
         held.check(cls)
         LAST_DECISION.set(held.decision)
-        return driver.run(held.conn, Call(method, query, args, kw, cls))
+        return driver.run_held(held.conn, Call(method, query, args, kw, cls))
 
 
 class Session(Queries):
@@ -316,7 +316,7 @@ class Session(Queries):
             self._pinned = held  # the primary connection of this transaction stays ours
         held.check(cls)
         LAST_DECISION.set(held.decision)
-        result = driver.run(held.conn, call)
+        result = driver.run_held(held.conn, call)
         if Effect.TX_END in cls.effects and held is self._in_tx:
             self._in_tx = None
             try:
