@@ -50,6 +50,7 @@ class _Floored(Protocol):
 
     floor: Lsn | None
     shared: SharedFloor | None
+    verified: int
 
 
 class _Monitor(Protocol):
@@ -197,4 +198,5 @@ def attach(scope: _Floored, cluster: _Cluster) -> None:
     lsn = shared.floor_for(cluster._system_id, cluster._monitor.topology, time.time())
     if lsn is not None and (scope.floor is None or lsn > scope.floor):
         scope.floor = lsn
+        scope.verified = -1  # like an imported token: checked after a failover (Scope.unverified)
     scope.shared = shared

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LAST_DECISION",
+    "POSITION_LOST",
     "POSITION_QUERY",
     "REPLAY_QUERY",
     "Call",
@@ -34,6 +35,9 @@ _SESSION_ONLY = frozenset({Effect.TX_BEGIN, Effect.TX_END, Effect.SAVEPOINT, Eff
 POSITION_QUERY = "SELECT pg_current_wal_insert_lsn()::text"
 #: A replica's replay position: what a read there sees at least.
 REPLAY_QUERY = "SELECT pg_last_wal_replay_lsn()::text"
+#: The decision counter (``stats()["decisions"][node]``) of reads whose floor named WAL the
+#: primary never had (lost in a failover): the floor was reset.
+POSITION_LOST = "position-lost"
 #: Floors only rise; threads of a sync router share its scope, so the rise is atomic.
 _ADVANCE = threading.Lock()
 
@@ -87,7 +91,7 @@ class Scope:
       is recorded (:meth:`read_on`); before a read on another replica, the session's floor
       must first rise to a position at or past what *n* showed (:meth:`unsettled` says when;
       the front door reads the primary's position, which is past anything any node showed
-      before, and calls :meth:`settle`). Staying on the same node, or moving to the primary,
+      before, and calls :meth:`settle_reads`). Staying on the same node, or moving to the primary,
       needs nothing: a node's state only moves forward, and the primary is ahead of all.
       Calls outside a session are read-your-writes but not monotonic among themselves: each
       may go to another replica.
@@ -97,7 +101,17 @@ class Scope:
     (``router._context``), told of its commits.
     """
 
-    __slots__ = ("consistency", "floor", "lost", "parent", "seen_on", "shared", "sticky")
+    __slots__ = (
+        "consistency",
+        "epoch",
+        "floor",
+        "lost",
+        "parent",
+        "seen_on",
+        "shared",
+        "sticky",
+        "verified",
+    )
 
     def __init__(
         self, consistency: Consistency, floor: Lsn | None = None, parent: Scope | None = None
@@ -113,9 +127,22 @@ class Scope:
         #: Commits whose position could not be read since the floor was last known to cover
         #: them all (0: none). While it is not 0 the floor is behind this scope's writes.
         self.lost = 0
+        #: On the router's own scope (the root): how many times the primary moved to another
+        #: node. A floor is known to exist on the current primary's timeline when it was
+        #: raised, or checked there, in the current epoch (``verified``); an imported token
+        #: (an ``after=`` floor) is not, until checked.
+        self.epoch = 0
+        self.verified = self.root.epoch if floor is None else -1
+
+    @property
+    def root(self) -> Scope:
+        scope = self
+        while scope.parent is not None:
+            scope = scope.parent
+        return scope
 
     @classmethod
-    def root(cls, consistency: Consistency) -> Scope:
+    def for_router(cls, consistency: Consistency) -> Scope:
         """A router's scope for calls outside any session."""
         return cls(consistency)
 
@@ -132,7 +159,11 @@ class Scope:
             seen = self.floor
             if seen is not None and (floor is None or seen > floor):
                 floor = seen
-        return Scope(level, floor, self)
+        scope = Scope(level, floor, self)
+        if floor is not None and floor is not after:
+            # The router's own floor, not an imported one: as verified as the router's.
+            scope.verified = self.verified
+        return scope
 
     @property
     def read_floor(self) -> Lsn | None:
@@ -145,11 +176,13 @@ class Scope:
         covers every session's commits)."""
         if lsn is None:
             return
+        epoch = self.root.epoch
         with _ADVANCE:
             scope: Scope | None = self
             while scope is not None:
                 if scope.floor is None or lsn > scope.floor:
                     scope.floor = lsn
+                    scope.verified = epoch
                 scope = scope.parent
             if self.shared is not None:
                 self.shared.record_commit(lsn)
@@ -175,7 +208,7 @@ class Scope:
         seen = self.seen_on
         return seen is not None and not primary and node != seen
 
-    def settle(self, lsn: Lsn) -> None:
+    def settle_reads(self, lsn: Lsn) -> None:
         """The primary's position, read after the session's last read: the floor covers it."""
         if self.floor is None or lsn > self.floor:
             self.floor = lsn
@@ -210,6 +243,38 @@ class Scope:
             for scope, lost in losses:
                 if scope.lost == lost:
                     scope.lost = 0
+
+    def unverified(self, known: Lsn | None, fork: Lsn | None = None) -> bool:
+        """Whether the floor must be checked on the primary before a read: it was not
+        raised or checked since the primary last moved (or it was imported), and it is not at
+        or below *fork* (the WAL the current primary shares with the one before it), and,
+        while the primary never moved, it is past *known* (the primary's latest sampled
+        position; ``None``: unknown)."""
+        floor = self.floor
+        root = self.root
+        if floor is None or self.verified == root.epoch:
+            return False
+        if fork is not None and floor <= fork:
+            return False
+        return root.epoch > 0 or known is None or floor > known
+
+    def settle(self, primary_lsn: Lsn) -> Lsn | None:
+        """The primary's current position *primary_lsn* was read: every floor of the chain
+        at or below it is verified; a floor beyond it names WAL the primary never had (lost
+        in a failover) and is reset to *primary_lsn*. Returns this scope's lost floor, or
+        ``None``."""
+        epoch = self.root.epoch
+        lost = None
+        with _ADVANCE:
+            scope: Scope | None = self
+            while scope is not None:
+                if scope.floor is not None and scope.floor > primary_lsn:
+                    if scope is self:
+                        lost = scope.floor
+                    scope.floor = primary_lsn
+                scope.verified = epoch
+                scope = scope.parent
+        return lost
 
     @property
     def wants_position(self) -> bool:

@@ -69,7 +69,7 @@ EXPECTED: dict[str, list[str]] = {
     "guides/web-and-jobs.md": ["job saw", "cookie: router_position"],
     "guides/testing.md": ["emulated"],
     "guides/pgbouncer.md": ["refused:", "5s"],
-    "guides/ha.md": ["db1:5432"],
+    "guides/ha.md": ["db1:5432", "('http://db1:8008', 'http://db2:8008', 'http://db3:8008')"],
 }
 
 

@@ -299,6 +299,12 @@ ROUTER_CASES: list[tuple[str, Any, str]] = [
     ("probe_backoff_initial", 0, "probe_backoff_initial"),
     ("probe_backoff_max", None, "probe_backoff_max"),
     ("probe_backoff_max", 0.1, "probe_backoff_max"),  # below probe_backoff_initial
+    ("patroni_urls", 5, "patroni_urls"),
+    ("patroni_urls", "ftp://h:8008", "patroni_urls[0]"),
+    ("patroni_urls", ["http://:8008"], "patroni_urls[0]"),
+    ("patroni_urls", ["http://h:99999"], "patroni_urls[0]"),
+    ("patroni_urls", ["http://u:pw@h:8008"], "patroni_urls[0]"),
+    ("patroni_urls", [b"http://h:8008"], "patroni_urls[0]"),
     ("pool", {"max_size": 3}, "pool"),
     ("pool", None, "pool"),
     ("retry", 3, "retry"),

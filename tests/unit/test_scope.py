@@ -13,7 +13,7 @@ RYW = Consistency.READ_YOUR_WRITES
 
 
 def test_a_commit_raises_the_session_and_the_router_floor() -> None:
-    root = Scope.root(RYW)
+    root = Scope.for_router(RYW)
     session = root.session(None, None)
     session.advance(Lsn(100))
     assert session.floor == Lsn(100)
@@ -22,14 +22,14 @@ def test_a_commit_raises_the_session_and_the_router_floor() -> None:
 
 
 def test_floors_never_fall() -> None:
-    root = Scope.root(RYW)
+    root = Scope.for_router(RYW)
     root.advance(Lsn(200))
     root.advance(Lsn(100))
     assert root.read_floor == Lsn(200)
 
 
 def test_a_new_session_starts_at_the_later_of_its_token_and_the_router_floor() -> None:
-    root = Scope.root(RYW)
+    root = Scope.for_router(RYW)
     root.advance(Lsn(100))
     assert root.session(None, Lsn(50)).floor == Lsn(100)
     assert root.session(None, Lsn(150)).floor == Lsn(150)
@@ -40,7 +40,7 @@ def test_a_new_session_starts_at_the_later_of_its_token_and_the_router_floor() -
 
 def test_a_commit_in_a_task_of_its_own_is_seen_by_the_task_that_awaited_it() -> None:
     # asyncio.wait_for runs its awaitable in a task of its own before Python 3.12.
-    root = Scope.root(RYW)
+    root = Scope.for_router(RYW)
 
     async def commit() -> None:
         root.advance(Lsn(10))
@@ -53,7 +53,7 @@ def test_a_commit_in_a_task_of_its_own_is_seen_by_the_task_that_awaited_it() -> 
 
 
 def test_a_commit_in_another_thread_is_seen() -> None:
-    root = Scope.root(RYW)
+    root = Scope.for_router(RYW)
     thread = threading.Thread(target=root.advance, args=(Lsn(100),))
     thread.start()
     thread.join()
@@ -61,12 +61,12 @@ def test_a_commit_in_another_thread_is_seen() -> None:
 
 
 def test_moving_to_another_replica_waits_for_the_floor_to_be_settled() -> None:
-    session = Scope.root(RYW).session(None, Lsn(100))
+    session = Scope.for_router(RYW).session(None, Lsn(100))
     assert not session.unsettled("replica1", primary=False)  # nothing read yet
     session.read_on("primary", replica=False)
     assert session.unsettled("replica1", primary=False)  # the primary showed more than 100
     assert not session.unsettled("primary", primary=True)  # staying there is monotonic
-    session.settle(Lsn(180))
+    session.settle_reads(Lsn(180))
     assert session.floor == Lsn(180)
     assert not session.unsettled("replica1", primary=False)
     session.read_on("replica1", Lsn(150), replica=True)
@@ -78,14 +78,14 @@ def test_moving_to_another_replica_waits_for_the_floor_to_be_settled() -> None:
 
 
 def test_a_commit_position_settles_what_was_read_before_it() -> None:
-    session = Scope.root(RYW).session(None, None)
+    session = Scope.for_router(RYW).session(None, None)
     session.read_on("primary", replica=False)
     session.advance(Lsn(300))
     assert not session.unsettled("replica1", primary=False)
 
 
 def test_calls_outside_a_session_and_weaker_levels_are_not_tracked() -> None:
-    root = Scope.root(RYW)
+    root = Scope.for_router(RYW)
     root.read_on("primary", replica=False)
     assert not root.unsettled("replica1", primary=False)
     bounded = root.session(Consistency.BOUNDED, None)

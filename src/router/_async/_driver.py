@@ -23,6 +23,7 @@ __all__ = [
     "STANDBY_REFUSALS",
     "Connection",
     "abandoned",
+    "connection_lost",
     "closed",
     "connect_monitor",
     "dsn",
@@ -32,6 +33,7 @@ __all__ = [
     "lost",
     "note_pooler_mismatch",
     "run",
+    "run_held",
     "scalar",
     "settle",
     "terminate",
@@ -90,6 +92,26 @@ _STATEMENT_LOST: tuple[type[BaseException], ...] = (
     # "bind message supplies 1 parameters, but prepared statement ... requires 0"
     asyncpg.ProtocolViolationError,
 )
+
+
+def connection_lost(exc: BaseException) -> Exception:
+    """What the application sees for *exc*, a :data:`BROKEN_PROTOCOL` error on a connection it
+    holds (a transaction's, a session's): asyncpg's documented "connection closed" error, not
+    its internal state-machine complaint."""
+    error: Exception = asyncpg.ConnectionDoesNotExistError(
+        f"the server closed the connection ({type(exc).__name__}: {exc})"
+    )
+    return error
+
+
+async def run_held(conn: asyncpg.Connection, call: Call) -> Any:
+    """:func:`run` on a connection a transaction or session holds: a connection found broken
+    is closed and reported as :func:`connection_lost`."""
+    try:
+        return await run(conn, call)
+    except BROKEN_PROTOCOL as exc:
+        terminate(conn)
+        raise connection_lost(exc) from exc
 
 
 def abandoned(exc: BaseException) -> bool:

@@ -34,6 +34,7 @@ from router._introspect import Explanation, describe, explain, last_errors, stat
 from router._pooler import refuse_session_state
 from router._scope import (
     LAST_DECISION,
+    POSITION_LOST,
     POSITION_QUERY,
     REPLAY_QUERY,
     Call,
@@ -157,7 +158,7 @@ class AsyncRouter(Queries):
         self._clock = clock
         self._params = config.gate_params()
         self._consistency = Consistency(str(config.consistency))
-        self._scope = Scope.root(self._consistency)
+        self._scope = Scope.for_router(self._consistency)
         self._fallback_to_primary = Fallback(str(config.fallback)) is Fallback.PRIMARY
         self._ryw_wait = config.ryw_wait
         # A replica is waited on when its lag, as the monitor last estimated it, is within the
@@ -190,11 +191,16 @@ class AsyncRouter(Queries):
             application_name=config.application_name,
             on_change=self._topology_changed,
             clock=clock,
+            patroni_urls=config.patroni_urls,
+            addresses={n.address: n.name for n in nodes},
         )
         self._telemetry = Telemetry(record_sql=config.record_sql)
         self._decisions: Counter[tuple[str, str]] = Counter()
         self._background = Background()
         self._system_id: int | None = None
+        self._last_primary: str | None = None
+        #: (lower, upper) bound of the latest failover's switch point (see _topology_changed).
+        self._fork: tuple[Lsn | None, Lsn | None] = (None, None)
         self._state = "new"
 
     def __repr__(self) -> str:
@@ -337,6 +343,14 @@ class AsyncRouter(Queries):
         return next(iter(distinct), None)
 
     def _topology_changed(self, old: Topology, new: Topology) -> None:
+        if new.primary is not None and new.primary != self._last_primary:
+            if self._last_primary is not None:
+                # Another node leads now: floors from before may name WAL it never had. The
+                # WAL it shares with the old primary ends between what it had replayed when
+                # last seen as a replica and its first position as the primary.
+                self._scope.epoch += 1
+                self._fork = (old.node(new.primary).replay_lsn, new.primary_lsn)
+            self._last_primary = new.primary
         if self._state != "open":
             return  # open() syncs the pools and reports the topology itself
         if old.primary != new.primary or old.split_brain != new.split_brain:
@@ -474,6 +488,16 @@ class AsyncRouter(Queries):
             decision = replace(decision, reason=Reason.HINT, detail="router:primary hint")
         try:
             return await self._run(scope, decision, call, write=True)
+        except _Retry as broken:
+            # The pooled connection was already broken (the server's goodbye read while it
+            # was idle): nothing was sent, so once more on a fresh decision and connection.
+            retried = replace(
+                self._write_decision(), reason=Reason.RETRY, detail="resent: nothing was sent"
+            )
+            try:
+                return await self._run(scope, retried, call, write=True)
+            except _Retry:
+                raise _surfaced(broken.cause) from None
         except driver.READ_ONLY_ERRORS:
             # The node we believed primary is not (a failover happened): the statement wrote
             # nothing, so rediscover and try once on the new primary.
@@ -535,6 +559,23 @@ class AsyncRouter(Queries):
             fallback_to_primary=self._fallback_to_primary,
             primary_weight=self._primary_weight,
         )
+        stuck = decision.node is None or decision.node in excluded
+        if stuck and decision.primary and floor is not None:
+            # No primary to fall back to (or it just failed this call), and the monitor's
+            # last look (up to one interval old) saw no replica at the floor: ask one (a
+            # position check, or a wait within ryw_wait) rather than fail.
+            asked = choose_read(
+                topology,
+                scope.consistency,
+                self._policy,
+                self._stats,
+                self._rng,
+                floor=floor,
+                wait=True,
+                exclude=excluded,
+            )
+            if asked.node is not None:
+                return asked
         if decision.node is None:
             if decision.primary:
                 raise PrimaryUnavailable(decision.detail + last_errors(topology))
@@ -551,7 +592,7 @@ class AsyncRouter(Queries):
         lsn = await self._primary_position()
         if lsn is None:
             return decision
-        scope.settle(lsn)
+        scope.settle_reads(lsn)
         return self._read_decision(scope, exclude, retry=retry)
 
     async def _primary_position(self) -> Lsn | None:
@@ -571,10 +612,24 @@ class AsyncRouter(Queries):
             logger.warning("could not read the primary's position (%s)", type(exc).__name__)
             return None
 
+    def _unconfirmed_floor(self, scope: Scope) -> Decision | None:
+        """The primary, when *scope*'s floor may name WAL lost in a failover (raised before
+        the primary moved, or imported, and not confirmed since): the position read there
+        after the statement settles the floor (:meth:`_settle_floor`)."""
+        topology = self._monitor.topology
+        if (
+            topology.primary is None
+            or scope.consistency is not Consistency.READ_YOUR_WRITES
+            or not scope.unverified(topology.primary_lsn, self._fork[0])
+        ):
+            return None
+        primary = choose_write(topology)
+        return replace(primary, reason=Reason.CONSISTENCY, detail="floor unconfirmed")
+
     async def _read(self, scope: Scope, call: Call) -> Any:
         if scope.lost:
             await self._regain_position(scope)
-        decision = self._read_decision(scope)
+        decision = self._unconfirmed_floor(scope) or self._read_decision(scope)
         if scope.unsettled(decision.node, decision.primary):
             decision = await self._settle(scope, decision)
         try:
@@ -619,7 +674,7 @@ class AsyncRouter(Queries):
                         failed.add(again.node)
                         raise
         except _Retry as last:
-            raise last.cause from None
+            raise _surfaced(last.cause) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _run(self, scope: Scope, decision: Decision, call: Call, *, write: bool) -> Any:
@@ -721,6 +776,10 @@ class AsyncRouter(Queries):
             running = False
             if write:
                 await self._after_commit(scope, conn, node)
+            elif decision.primary and scope.unverified(
+                self._monitor.topology.primary_lsn, self._fork[0]
+            ):
+                await self._settle_after_read(scope, conn, node)
             return True, result
         except BaseException as exc:
             # A statement given up on (its timeout, or the task cancelled) says nothing about
@@ -749,6 +808,11 @@ class AsyncRouter(Queries):
                 driver.terminate(conn)
             if not write and isinstance(exc, Exception) and (lost or broken or driver.closed(conn)):
                 raise _Retry(node, exc) from exc
+            if write and broken:
+                self._monitor.report_failure(
+                    node, FailureKind.BROKEN_CONNECTION, type(exc).__name__
+                )
+                raise _Retry(node, exc) from exc
             raise
         finally:
             if given_up:
@@ -776,6 +840,9 @@ class AsyncRouter(Queries):
         server rolls back what was open, and the caller must not hand *conn* back as usable."""
         try:
             await driver.execute(conn, sql, self._command_timeout)
+        except driver.BROKEN_PROTOCOL as exc:
+            driver.terminate(conn)
+            raise driver.connection_lost(exc) from exc
         except BaseException as exc:
             if driver.abandoned(exc):
                 driver.terminate(conn)
@@ -790,6 +857,46 @@ class AsyncRouter(Queries):
             if driver.abandoned(exc):
                 driver.terminate(conn)
             raise
+
+    async def _settle_after_read(self, scope: Scope, conn: driver.Connection, node: str) -> None:
+        """The primary's position after a read there, to settle *scope*'s unconfirmed floor
+        (:meth:`_settle_floor`); the read's result stands when it cannot be read."""
+        try:
+            position = await self._commit_position(conn)
+        except Exception:
+            return  # checked again at the next read on the primary
+        self._settle_floor(scope, node, position)
+
+    def _settle_floor(self, scope: Scope, node: str, position: Lsn) -> None:
+        """A read on the primary with a floor not known to exist on its timeline: *position*
+        is the primary's WAL position read just after. A floor beyond it names WAL the primary
+        never had: lost in a failover (asynchronous replication); so is a floor this router
+        raised before the failover past the WAL the new primary had then (``_fork``). Reset,
+        count (``position-lost``) and log it."""
+        floor = scope.floor
+        own = scope.verified >= 0  # raised by this router (not imported), before the failover
+        lo, hi = self._fork
+        scope.settle(position)
+        if floor is None:
+            return
+        if floor > position or (own and hi is not None and floor > hi):
+            start = min(position, hi) if hi is not None else position
+            what = "was lost"
+        elif own and lo is not None and floor > lo:
+            start, what = lo, "may have been lost"
+        else:
+            return
+        self._decisions[(node, POSITION_LOST)] += 1
+        logger.warning(
+            "read-your-writes position %s: the WAL in (%s, %s] %s in a failover (asynchronous"
+            " replication); read on the primary %s, the floor is now %s",
+            floor,
+            start,
+            floor,
+            what,
+            node,
+            scope.floor,
+        )
 
     async def _after_commit(self, scope: Scope, conn: driver.Connection, node: str) -> None:
         """Raise *scope*'s floor past a commit just made on *conn* (of *node*).
@@ -919,6 +1026,12 @@ def _first_line(exc: BaseException) -> str:
     code = getattr(exc, "sqlstate", None)
     text = str(exc).strip().split("\n", 1)[0]
     return f"{code}: {text}" if code else text
+
+
+def _surfaced(exc: BaseException) -> BaseException:
+    """What the application sees for a failure the router gave up retrying: the driver's
+    documented connection error rather than its broken-protocol internals."""
+    return driver.connection_lost(exc) if isinstance(exc, driver.BROKEN_PROTOCOL) else exc
 
 
 def _prefer(name: str) -> Policy:

@@ -9,7 +9,17 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
-__all__ = ["Background", "Event", "Lock", "Loop", "gather", "guard", "settle", "sleep"]
+__all__ = [
+    "Background",
+    "Event",
+    "Lock",
+    "Loop",
+    "blocking",
+    "gather",
+    "guard",
+    "settle",
+    "sleep",
+]
 
 logger = logging.getLogger("router")
 
@@ -24,6 +34,11 @@ def guard() -> contextlib.nullcontext[None]:
 
 async def sleep(seconds: float) -> None:
     await asyncio.sleep(seconds)
+
+
+async def blocking(fn: Callable[..., Any], *args: Any) -> Any:
+    """*fn(*args)* off the event loop, in a worker thread."""
+    return await asyncio.to_thread(fn, *args)
 
 
 async def gather(

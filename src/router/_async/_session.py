@@ -226,7 +226,7 @@ class AsyncTransaction(Queries):
             )
         held.check(cls)
         LAST_DECISION.set(held.decision)
-        result = await driver.run(held.conn, Call(method, query, args, kw, cls))
+        result = await driver.run_held(held.conn, Call(method, query, args, kw, cls))
         self._router._read_on(self._scope, held.decision)
         return result
 
@@ -332,7 +332,7 @@ class AsyncSession(Queries):
             self._pinned = held  # the primary connection of this transaction stays ours
         held.check(cls)
         LAST_DECISION.set(held.decision)
-        result = await driver.run(held.conn, call)
+        result = await driver.run_held(held.conn, call)
         router._read_on(self._scope, held.decision)
         if held.catalog and (self._in_tx is None or Effect.TX_END in cls.effects):
             # Committed (or rolled back: then reloading changes nothing).

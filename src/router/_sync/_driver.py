@@ -27,6 +27,7 @@ __all__ = [
     "STANDBY_REFUSALS",
     "Connection",
     "abandoned",
+    "connection_lost",
     "closed",
     "connect_monitor",
     "discard",
@@ -37,6 +38,7 @@ __all__ = [
     "lost",
     "note_pooler_mismatch",
     "run",
+    "run_held",
     "scalar",
     "settle",
     "terminate",
@@ -262,3 +264,14 @@ def load_catalog(conn: Connection) -> FunctionCatalog:
     except _STATEMENT_LOST as exc:
         note_pooler_mismatch(exc)
         raise
+
+
+def connection_lost(exc: BaseException) -> Exception:
+    """The twin of the async driver's: psycopg has no broken-protocol error of its own."""
+    return psycopg.OperationalError(str(exc))
+
+
+def run_held(conn: Connection, call: Call) -> Any:
+    """:func:`run` on a connection a transaction or session holds (the async twin maps a
+    broken protocol state; psycopg raises its own connection errors)."""
+    return run(conn, call)

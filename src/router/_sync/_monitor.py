@@ -11,6 +11,10 @@ statement can reach.) A round runs the checks of the nodes that are due concurre
 bounded by ``monitor_timeout``, and folds the outcomes into a new
 :class:`~router.core.Topology` with :func:`~router.core.tick`: roles, lag, the lag gate and
 health are all decided there.
+
+With ``patroni_urls`` a round also reads Patroni's ``GET /cluster`` (the first URL that
+answers, alongside the SQL checks) and hands the view to :func:`~router.core.tick`, which
+cross-checks it with what each node said; when no URL answers, the round is SQL alone.
 """
 
 from __future__ import annotations
@@ -18,20 +22,23 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
+from router._patroni import fetch_cluster
 from router._sync import _driver as driver
-from router._sync._runtime import Lock, Loop, gather, guard, settle
+from router._sync._runtime import Lock, Loop, blocking, gather, guard, settle
 from router.core import (
     CheckFailure,
     FailureKind,
     GateParams,
+    HaView,
     Lsn,
     NodeStatus,
     Observation,
     Topology,
+    parse_cluster,
     tick,
 )
 
@@ -71,6 +78,19 @@ def _status(row: Any) -> NodeStatus:
     )
 
 
+def _back_per_ha(topology: Topology) -> list[str]:
+    """Down nodes that the HA manager's last view reports running or streaming."""
+    ha = topology.ha
+    assert ha is not None
+    return [
+        n.name
+        for n in topology.nodes
+        if not n.up
+        and (m := ha.members.get(n.name)) is not None
+        and m.state in ("running", "streaming")
+    ]
+
+
 class Monitor:
     """Keeps :attr:`topology` current. No I/O until :meth:`start` or :meth:`check`."""
 
@@ -84,8 +104,13 @@ class Monitor:
         application_name: str,
         on_change: Callable[[Topology, Topology], Any] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        patroni_urls: Sequence[str] = (),
+        addresses: Mapping[tuple[str, int], str] | None = None,
     ) -> None:
         self._dsns = dict(dsns)
+        self._patroni_urls = tuple(patroni_urls)
+        self._addresses = dict(addresses or {})
+        self._patroni_down = False
         self._params = params
         self._interval = interval
         self._timeout = timeout
@@ -162,6 +187,10 @@ class Monitor:
             now = self._clock()
             topology = self.topology
             due = list(self._dsns) if topology.rediscover else list(topology.due(now))
+            if topology.ha is not None:
+                # A down node Patroni reports running again is probed now, not after its
+                # backoff: back in service within a round or two of being healthy.
+                due += [n for n in _back_per_ha(topology) if n not in due]
             with guard():
                 observed, self._late = self._late, {}
                 running = dict(self._running)
@@ -171,8 +200,13 @@ class Monitor:
                     observed[name] = late
             names = [n for n in due if n not in running]
             bound = 2 * self._timeout + 1 if patient else min(self._timeout, self._interval / 2)
-            thunks = [partial(self._check, n) for n in names]
+            thunks: list[Any] = [partial(self._check, n) for n in names]
+            if self._patroni_urls:
+                thunks.append(self._ha_view)
             outcomes = gather(thunks, timeout=bound, stragglers=self._stragglers)
+            ha = outcomes.pop() if self._patroni_urls else None
+            if not isinstance(ha, HaView):
+                ha = None
             with guard():
                 for name, outcome in zip(names, outcomes, strict=True):
                     if not isinstance(outcome, TimeoutError):  # else it comes in a later round
@@ -180,7 +214,7 @@ class Monitor:
                         self._late.pop(name, None)
                 old = self.topology
                 # Fold into the *current* value: a rediscovery asked for meanwhile survives.
-                self.topology = tick(old, observed, now, self._params)
+                self.topology = tick(old, observed, now, self._params, ha)
             self.rounds += 1
             self._changed(old)
             return self.topology
@@ -194,6 +228,26 @@ class Monitor:
             != [(n.role, n.health, n.admitted) for n in new.nodes]
         ):
             self._on_change(old, new)
+
+    def _ha_view(self) -> HaView | None:
+        """Patroni's view from the first URL that answers; ``None`` (SQL alone) when none
+        does, said once at WARNING until one answers again."""
+        for url in self._patroni_urls:
+            try:
+                body = blocking(fetch_cluster, url, self._timeout)
+            except (OSError, ValueError) as exc:
+                logger.debug("Patroni REST API %s: %s", url, exc)
+                continue
+            view = parse_cluster(body, self._addresses, url)
+            if view is not None:
+                if self._patroni_down:
+                    logger.warning("Patroni REST API answers again (%s)", url)
+                self._patroni_down = False
+                return view
+        if not self._patroni_down:
+            logger.warning("no Patroni REST API answered: topology from SQL discovery alone")
+        self._patroni_down = True
+        return None
 
     def _check(self, name: str) -> Observation:
         self._running[name] = self._clock()

@@ -11,7 +11,17 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
-__all__ = ["Background", "Event", "Lock", "Loop", "gather", "guard", "settle", "sleep"]
+__all__ = [
+    "Background",
+    "Event",
+    "Lock",
+    "Loop",
+    "blocking",
+    "gather",
+    "guard",
+    "settle",
+    "sleep",
+]
 
 logger = logging.getLogger("router")
 
@@ -20,6 +30,11 @@ Event = threading.Event
 sleep = time.sleep
 
 _GUARD = threading.Lock()
+
+
+def blocking(fn: Callable[..., Any], *args: Any) -> Any:
+    """*fn(*args)*: the calling thread may block."""
+    return fn(*args)
 
 
 def guard() -> threading.Lock:

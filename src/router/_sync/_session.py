@@ -221,7 +221,7 @@ class Transaction(Queries):
             raise SessionStateError(f"{cls.reason}: the transaction is ended by its `with` block")
         held.check(cls)
         LAST_DECISION.set(held.decision)
-        result = driver.run(held.conn, Call(method, query, args, kw, cls))
+        result = driver.run_held(held.conn, Call(method, query, args, kw, cls))
         self._router._read_on(self._scope, held.decision)
         return result
 
@@ -323,7 +323,7 @@ class Session(Queries):
             self._pinned = held  # the primary connection of this transaction stays ours
         held.check(cls)
         LAST_DECISION.set(held.decision)
-        result = driver.run(held.conn, call)
+        result = driver.run_held(held.conn, call)
         router._read_on(self._scope, held.decision)
         if held.catalog and (self._in_tx is None or Effect.TX_END in cls.effects):
             # Committed (or rolled back: then reloading changes nothing).

@@ -8,6 +8,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol, Self, TypeAlias
+from urllib.parse import urlsplit
 
 from router._stats import PoolSettings
 from router.config._nodes import MAX_COMMAND_TIMEOUT, NodeConfig, PoolConfig, RetryConfig
@@ -103,6 +104,35 @@ def _node_list(value: object, where: str) -> tuple[NodeConfig, ...]:
     return tuple(_node(item, f"{where}[{index}]") for index, item in enumerate(value))
 
 
+def _patroni_urls(value: object) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    if not isinstance(value, Sequence):
+        raise ConfigurationError(
+            "patroni_urls", f"must be a list of http(s) URLs; got {show(value)}"
+        )
+    urls = []
+    for index, url in enumerate(value):
+        where = f"patroni_urls[{index}]"
+        if not isinstance(url, str):
+            raise ConfigurationError(where, f"must be a URL string; got a {type(url).__name__}")
+        parts = urlsplit(url)
+        if "@" in parts.netloc:
+            # Never echoed: the part before the @ may be a password.
+            raise ConfigurationError(where, "credentials in the URL are not supported")
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigurationError(
+                where,
+                f"must be an http:// or https:// URL with a host (http://db1:8008); got {url!r}",
+            )
+        try:
+            parts.port  # noqa: B018 - raises for a port out of range
+        except ValueError:
+            raise ConfigurationError(where, f"has an invalid port: {url!r}") from None
+        urls.append(url.rstrip("/"))
+    return tuple(urls)
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class RouterConfig:
     """Everything the router needs; see the field comments and design §4, §5, §7.
@@ -166,6 +196,11 @@ class RouterConfig:
     """Seconds before the first probe of a down node; doubles per failed probe ..."""
     probe_backoff_max: float = DEFAULT_PROBE_BACKOFF_MAX
     """... up to this many seconds."""
+    patroni_urls: Sequence[str] = ()
+    """Patroni REST API base URLs (``http://db1:8008``): each monitor round also reads
+    ``GET /cluster`` from the first that answers. SQL discovery still decides roles; Patroni's
+    view settles a split brain (the member it names leader keeps the writes), and a down node
+    it reports running is probed at once. None answers: SQL discovery alone."""
 
     # Pools, drivers and connections (design §7).
     pool: PoolConfig = field(default_factory=PoolConfig)
@@ -257,6 +292,7 @@ class RouterConfig:
             )
         put("probe_backoff_initial", initial)
         put("probe_backoff_max", maximum)
+        put("patroni_urls", _patroni_urls(self.patroni_urls))
         for name, kind in (("pool", PoolConfig), ("retry", RetryConfig)):
             if not isinstance(getattr(self, name), kind):
                 raise ConfigurationError(

@@ -13,6 +13,7 @@ from __future__ import annotations
 from router.core._catalog import CATALOG_QUERY, RELATIONS_QUERY, FunctionCatalog, Volatility
 from router.core._classify import Classifier, classify, default_classifier
 from router.core._eligibility import Cause, Consistency, Eligibility, Exclusion, Staleness, eligible
+from router.core._ha import HaMember, HaView, parse_cluster
 from router.core._health import GateParams, mark_failed, observe
 from router.core._lsn import Lsn
 from router.core._nodes import (
@@ -67,6 +68,8 @@ __all__ = [
     "FailureKind",
     "FunctionCatalog",
     "GateParams",
+    "HaMember",
+    "HaView",
     "Health",
     "Hint",
     "LatencyPolicy",
@@ -96,6 +99,7 @@ __all__ = [
     "mark_failed",
     "normalize_placeholders",
     "observe",
+    "parse_cluster",
     "policy_from_name",
     "primary_only",
     "tick",

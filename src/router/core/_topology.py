@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Final
 
+from router.core._ha import HaView
 from router.core._health import GateParams, mark_failed, observe, report_failure
 from router.core._lsn import Lsn
 from router.core._nodes import (
@@ -52,6 +53,9 @@ class Topology:
     wal: WalHistory = _NO_HISTORY
     rediscover_at: float | None = None
     suspect: str | None = None
+    #: The HA manager's view taken with the latest round of checks (``None``: not configured,
+    #: or not reachable then: SQL discovery alone).
+    ha: HaView | None = field(default=None, compare=False)
     primary: str | None = field(init=False, default=None)
     split_brain: bool = field(init=False, default=False)
     replicas: tuple[NodeHealth, ...] = field(init=False, default=(), repr=False)
@@ -114,7 +118,7 @@ class Topology:
         if unknown:
             raise KeyError(sorted(unknown)[0])
         nodes = tuple(new.get(n.name, n) for n in self.nodes)
-        return Topology(nodes, self.wal, self.rediscover_at, self.suspect)
+        return Topology(nodes, self.wal, self.rediscover_at, self.suspect, self.ha)
 
     def mark_failed(
         self, name: str, kind: FailureKind, now: float, params: GateParams, detail: str = ""
@@ -149,11 +153,15 @@ class Topology:
                 )
                 topology = self.replace(suspected)
         at = now if self.rediscover_at is None else min(self.rediscover_at, now)
-        return Topology(topology.nodes, topology.wal, at, suspect or self.suspect)
+        return Topology(topology.nodes, topology.wal, at, suspect or self.suspect, self.ha)
 
 
 def tick(
-    topology: Topology, observations: Mapping[str, Observation], now: float, params: GateParams
+    topology: Topology,
+    observations: Mapping[str, Observation],
+    now: float,
+    params: GateParams,
+    ha: HaView | None = None,
 ) -> Topology:
     """The topology after a round of checks that started at ``now``.
 
@@ -163,15 +171,32 @@ def tick(
     it to the *current* topology, not the one the round started from, so that failures reported
     meanwhile are kept. Clears a rediscovery asked for at or before ``now``; an observation of the
     suspect taken before it became suspect is ignored. ``KeyError`` for an unknown name.
+
+    ``ha``: an HA manager's view taken in the same round (:class:`~router.core._ha.HaView`).
+    When several nodes say they are not in recovery and the view names one of them leader,
+    the others are not taken as the primary (role unknown, the reason says why): a split
+    brain Patroni has already decided. The view never makes a primary of a node in recovery,
+    and never overrules a node that alone says it is primary (a member's view of the DCS can
+    be a loop behind: a just-promoted leader must not be refused writes for it).
     """
     for name in observations:
         topology.node(name)
     stale_request = topology.rediscover_at is not None and topology.rediscover_at > now
     ignored = topology.suspect if stale_request else None
+    claimants = {
+        name
+        for name, obs in observations.items()
+        if isinstance(obs, NodeStatus) and not obs.in_recovery and name != ignored
+    }
+    # Patroni only breaks a tie between nodes that both say they are primary.
+    tie = ha is not None and ha.leader in claimants and len(claimants) > 1
+    ha_rule = ha if tie else None
     primaries = [
         (name, obs.wal_lsn)
         for name, obs in observations.items()
-        if isinstance(obs, NodeStatus) and not obs.in_recovery and name != ignored
+        if isinstance(obs, NodeStatus)
+        and name in claimants
+        and (ha_rule is None or ha_rule.vetoes(name) is None)
     ]
     primary_lsn: Lsn | None = None
     wal = topology.wal
@@ -186,7 +211,11 @@ def tick(
         if obs is None or node.name == ignored:
             nodes.append(node)
         else:
-            nodes.append(observe(node, obs, primary_lsn, now, params, history=history))
+            health = observe(node, obs, primary_lsn, now, params, history=history)
+            veto = ha_rule.vetoes(node.name) if ha_rule is not None else None
+            if veto is not None and health.role is Role.PRIMARY:
+                health = replace(health, role=Role.UNKNOWN, reason=f"not written to: {veto}")
+            nodes.append(health)
     if stale_request:
-        return Topology(tuple(nodes), wal, topology.rediscover_at, topology.suspect)
-    return Topology(tuple(nodes), wal)
+        return Topology(tuple(nodes), wal, topology.rediscover_at, topology.suspect, ha)
+    return Topology(tuple(nodes), wal, ha=ha)

@@ -168,7 +168,7 @@ class Routing:
         if scope.unsettled(decision.node, decision.primary):
             lsn = self._position_or_none()
             if lsn is not None:
-                scope.settle(lsn)
+                scope.settle_reads(lsn)
                 decision = core._read_decision(scope)
         if decision.wait_for is not None:
             decision = self._confirm(decision, decision.wait_for)

@@ -23,18 +23,24 @@ from router.testing._cluster import LocalCluster, NodeStatus
 from router.testing._config import router_config
 from router.testing._errors import ClusterError
 from router.testing._node import Node, NodeRole, StopMode
+from router.testing._patroni import PatroniCluster
+from router.testing._patroni_parts import Member, find_etcd, find_patroni
 from router.testing._pgbouncer import Bouncer, PgBouncers, find_pgbouncer
 
 __all__ = [
     "Bouncer",
     "ClusterError",
     "LocalCluster",
+    "Member",
     "Node",
     "NodeRole",
     "NodeStatus",
+    "PatroniCluster",
     "PgBouncers",
     "StopMode",
     "find_bindir",
+    "find_etcd",
+    "find_patroni",
     "find_pgbouncer",
     "reap_orphans",
     "router_config",

@@ -14,6 +14,7 @@ Three layers, because any one of them can be bypassed:
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import logging
 import os
@@ -115,9 +116,15 @@ def unregister(cluster: _Closable) -> None:
 
 
 def stop_servers_in(base_dir: Path, timeout: float = 10.0) -> None:
-    """SIGKILL every postmaster whose data directory lies directly under *base_dir*, and every
-    PgBouncer whose work directory does."""
-    pid_files = [*base_dir.glob("*/postmaster.pid"), *base_dir.glob("*/pgbouncer.pid")]
+    """SIGKILL every process group whose leader's pid is in a ``*.pid`` file in *base_dir*
+    (a Patroni cluster's etcd and Patroni members: first, so nothing restarts a server), then
+    every postmaster whose data directory lies directly under *base_dir*, and every PgBouncer
+    whose work directory does."""
+    pid_files = [
+        *base_dir.glob("*.pid"),
+        *base_dir.glob("*/postmaster.pid"),
+        *base_dir.glob("*/pgbouncer.pid"),
+    ]
     for pid_file in pid_files:
         try:
             pid = int(pid_file.read_text().split("\n", 1)[0])
@@ -125,6 +132,9 @@ def stop_servers_in(base_dir: Path, timeout: float = 10.0) -> None:
             continue
         if pid_alive(pid):
             signal_group(pid, signal.SIGKILL)
+            # A postmaster started by Patroni leads no process group of its own.
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
             wait_pid_gone(pid, timeout)
 
 

@@ -8,6 +8,10 @@ disable it with ``-p no:router``. Fixtures:
     closed at the end of the session.
 ``cluster`` (function)
     The same cluster, for a test that throws its fault switches.
+``patroni_cluster`` (session)
+    A started :class:`~router.testing.PatroniCluster` (etcd + 3 Patroni members), for
+    tests of HA failovers; its fault switches are undone after each test that threw one
+    (:meth:`~router.testing.PatroniCluster.reset`: the leader may have moved).
 ``cluster_db`` (module)
     A :class:`ClusterDatabase`: a database of this test module's own, created on the
     primary and already replicated; dropped after the module.
@@ -36,6 +40,7 @@ from router.config import RouterConfig
 from router.testing._cluster import LocalCluster
 from router.testing._config import router_config
 from router.testing._node import Node
+from router.testing._patroni import PatroniCluster
 from router.testing._pgbouncer import PgBouncers
 
 __all__ = ["ClusterDatabase"]
@@ -110,6 +115,13 @@ def pgbouncers(_router_pgbouncers: PgBouncers, local_cluster: LocalCluster) -> I
         bouncers.reset()
 
 
+@pytest.fixture(scope="session")
+def patroni_cluster() -> Iterator[PatroniCluster]:
+    """The session's etcd + 3 Patroni members (one leader, two streaming replicas)."""
+    with PatroniCluster(members=3) as cluster:
+        yield cluster
+
+
 def _database_name(module: str) -> str:
     slug = re.sub(r"[^a-z0-9_]+", "_", module.rsplit(".", 1)[-1].lower()).strip("_")
     return f"t{next(_db_numbers)}_{slug}"[:63]
@@ -131,6 +143,13 @@ def cluster_db(
 
 @pytest.fixture(autouse=True)
 def _router_undo_faults(request: pytest.FixtureRequest) -> Iterator[None]:
+    if "patroni_cluster" in request.fixturenames:
+        patroni: PatroniCluster = request.getfixturevalue("patroni_cluster")
+        used = patroni.faults_used
+        yield
+        if patroni.faults_used != used:
+            patroni.reset()
+        return
     if _CLUSTER_FIXTURES.isdisjoint(request.fixturenames):
         yield
         return

@@ -1,0 +1,125 @@
+"""``PatroniCluster`` and topology from Patroni's REST API, on a real etcd + Patroni cluster."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Callable
+
+import pytest
+
+from router import AsyncRouter, NodeConfig, RouterConfig
+from router.testing import PatroniCluster
+from router.testing._proc import free_port, pid_alive
+
+pytestmark = [pytest.mark.integration, pytest.mark.patroni]
+
+
+async def _until(condition: Callable[[], object], timeout: float, what: str) -> float:
+    """When *condition* first held (polled every 10 ms without blocking the loop)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.01)
+    return time.monotonic()
+
+
+def _config(cluster: PatroniCluster, urls: list[str]) -> RouterConfig:
+    return RouterConfig(
+        nodes=[NodeConfig(dsn=n.dsn, name=n.name) for n in cluster.nodes],
+        patroni_urls=urls,
+        monitor_interval=0.1,
+    )
+
+
+@pytest.mark.asyncio
+async def test_the_router_reads_patroni_and_the_database_has_the_last_word(
+    patroni_cluster: PatroniCluster,
+) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    leader = patroni_cluster.leader()
+    async with AsyncRouter(_config(patroni_cluster, [dead, *patroni_cluster.rest_urls])) as rt:
+        topology = rt._monitor.topology
+        assert topology.ha is not None  # the second URL answered
+        assert topology.ha.leader == leader.name
+        assert set(topology.ha.members) == {n.name for n in patroni_cluster.nodes}
+        assert topology.primary == leader.name
+        assert await rt.fetchval("SELECT inet_server_port()") in {
+            n.port for n in patroni_cluster.replicas
+        }
+
+
+@pytest.mark.asyncio
+async def test_unreachable_patroni_falls_back_to_sql_discovery(
+    patroni_cluster: PatroniCluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, "router")
+    dead = f"http://127.0.0.1:{free_port()}"
+    leader = patroni_cluster.leader()
+    async with AsyncRouter(_config(patroni_cluster, [dead])) as rt:
+        assert rt._monitor.topology.ha is None
+        assert rt.stats()["primary"] == leader.name
+        await rt.execute("SELECT 1")
+    assert any("SQL discovery alone" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.asyncio
+async def test_a_returning_member_is_probed_at_once(patroni_cluster: PatroniCluster) -> None:
+    """A replica killed and restarted by Patroni serves again within about a second of
+    Patroni reporting it streaming, however long the probe backoff has grown."""
+    replica = patroni_cluster.replicas[0]
+    config = _config(patroni_cluster, patroni_cluster.rest_urls).replace(
+        probe_backoff_initial=5.0, probe_backoff_max=30.0, readmit_hold=0.2
+    )
+    async with AsyncRouter(config) as rt:
+        await asyncio.to_thread(patroni_cluster.kill_postgres, replica)
+
+        def health() -> tuple[str, bool]:
+            node = rt.stats()["nodes"][replica.name]
+            return node["health"], node["admitted"]
+
+        await _until(lambda: health()[0] == "down", 10, "the replica down")
+
+        def streaming() -> bool:
+            for m in patroni_cluster.cluster_state(timeout=0.5).get("members", []):
+                if m["name"] == replica.name:
+                    return bool(m.get("state") == "streaming")
+            return False
+
+        # Patroni notices the crash on its next loop (until then it still says streaming),
+        # restarts the server, and reports it streaming again.
+        while await asyncio.to_thread(streaming):
+            await asyncio.sleep(0.05)
+        while not await asyncio.to_thread(streaming):
+            await asyncio.sleep(0.05)
+        try:
+            await _until(lambda: health() == ("up", True), 2.0, "the replica serving again")
+        except AssertionError:
+            raise AssertionError(rt.stats()["nodes"][replica.name]) from None
+
+
+def test_a_patroni_cluster_leaves_nothing_behind() -> None:
+    cluster = PatroniCluster(members=1)
+    with cluster:
+        base = cluster.base_dir
+        pids = [m.proc.pid for m in cluster.members if m.proc is not None]
+        postmaster = cluster.leader().pid
+        assert postmaster is not None
+        pids.append(postmaster)
+    assert not base.exists()
+    assert not [p for p in pids if pid_alive(p)]
+    assert os.path.basename(base).startswith("router-cluster-patroni-")
+
+
+def test_the_sync_router_reads_patroni_too(patroni_cluster: PatroniCluster) -> None:
+    from router import Router
+
+    leader = patroni_cluster.leader()
+    with Router(_config(patroni_cluster, patroni_cluster.rest_urls)) as rt:
+        topology = rt._monitor.topology
+        assert topology.ha is not None
+        assert topology.ha.leader == leader.name
+        assert rt.fetchval("SELECT NOT pg_is_in_recovery() /* router:primary */") is True
