@@ -109,7 +109,8 @@ def test_a_healthy_cluster(cluster: LocalCluster) -> None:
     assert nodes[cluster.primary.port]["role"] == "primary"
     for node in document["nodes"]:
         assert node["reachable"]
-        assert node["timeline"] == 1
+        # The session's cluster may have been through a promotion before this test.
+        assert node["timeline"] >= 1
         assert 1 <= node["connections"] <= node["max_connections"]
     for replica in cluster.replicas:
         assert nodes[replica.port]["eligible"]
