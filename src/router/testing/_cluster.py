@@ -174,8 +174,8 @@ class LocalCluster:
             return self
         if self._closed:
             raise ClusterError("a closed LocalCluster cannot be started again")
-        self._bindir = self._bindir_arg or find_bindir()
         self._os_user = resolve_server_user(self._server_user_arg)
+        self._bindir = self._bindir_arg or find_bindir(server_user=self._os_user)
         _cleanup.reap_orphans()
         self._base_dir = self._make_base_dir()
         self._started = True

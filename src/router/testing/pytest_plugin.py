@@ -29,6 +29,7 @@ an error, never a skip.
 from __future__ import annotations
 
 import re
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import count
@@ -37,8 +38,10 @@ from typing import Any
 import pytest
 
 from router.config import RouterConfig
+from router.testing._binaries import find_bindir, server_version
 from router.testing._cluster import LocalCluster
 from router.testing._config import router_config
+from router.testing._errors import ClusterError
 from router.testing._node import Node
 from router.testing._patroni import PatroniCluster
 from router.testing._pgbouncer import PgBouncers
@@ -81,6 +84,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=2,
         help="streaming replicas in the session's local cluster (default: 2)",
     )
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    """Which PostgreSQL the session's cluster will run: the CI log shows each version's pass."""
+    try:
+        bindir = find_bindir()
+        return f"router: PostgreSQL {server_version(bindir)} from {bindir}"
+    except (ClusterError, OSError, subprocess.SubprocessError) as exc:
+        return f"router: no usable PostgreSQL server binaries ({exc})"
 
 
 @pytest.fixture(scope="session")
