@@ -140,9 +140,22 @@ class Sandbox:
         shutil.rmtree(self.base, ignore_errors=True)
 
 
+def _compose_bindir() -> Path:
+    """Binaries of the major version docker-compose.yml pins, so this test checks what Compose
+    runs: the session's (``PG_BINDIR``) when they are that version, else the system's (a run
+    of the suites on the embedded PostgreSQL 18 still checks the scripts on the image's 15)."""
+    major = str(_image_major(_compose()["services"]["primary"]["image"]))
+    bindir = find_bindir()
+    if server_version(bindir).split(".")[0] != major:
+        system = {k: v for k, v in os.environ.items() if k != "PG_BINDIR"}
+        with contextlib.suppress(ClusterError):
+            bindir = find_bindir(system, embedded=False)
+    return bindir
+
+
 @pytest.fixture
 def sandbox() -> Iterator[Sandbox]:
-    bindir = find_bindir()
+    bindir = _compose_bindir()
     user = resolve_server_user(None)
     base = Path(tempfile.mkdtemp(prefix="router-compose-test-"))
     box = Sandbox(user=user, bindir=bindir, base=base)

@@ -17,6 +17,7 @@ import pytest
 import router
 from router.core import Route
 from router.testing.pytest_plugin import ClusterDatabase
+from tests.integration.classify_support import server_write_cases
 from tests.integration.sync_support import (
     MARKS,
     ODD_STATEMENT_ERRORS,
@@ -29,7 +30,7 @@ from tests.integration.sync_support import (
     monotonic,
     sleep,
 )
-from tests.unit.classify_cases import CASE_CATALOG_ROWS, CASES, FIXTURE_SCHEMA_SQL
+from tests.unit.classify_cases import CASES, FIXTURE_SCHEMA_SQL
 
 pytestmark = [pytest.mark.integration, *MARKS]
 
@@ -62,10 +63,6 @@ def _ports(db: ClusterDatabase) -> dict[int, str]:
 # Routed for real, except: COPY (simple-protocol COPY needs a data stream) and a backup start
 # (a spread checkpoint: seconds). Those are checked through explain().
 _EXPLAIN_ONLY = ("COPY", "PG_BACKUP_START")
-# The router loads the function catalog from the primary, which holds the fixture's functions:
-# cases that are WRITE only for want of a catalog are READ here.
-WITH_CATALOG = router.Classifier(catalog=router.FunctionCatalog.from_rows(CASE_CATALOG_ROWS))
-WRITE_CASES = [c for c in CASES if WITH_CATALOG.classify(c.sql).route is Route.WRITE]
 READ_CASES = [
     c
     for c in CASES
@@ -78,7 +75,10 @@ def test_every_write_case_runs_on_the_primary(r: router.Router, db: ClusterDatab
     pin are accepted), inside BEGIN ... ROLLBACK so it leaves nothing behind, runs on the
     primary."""
     misrouted, refused_by_standby = [], []
-    for case in WRITE_CASES:
+    # As the router classifies them with the catalog it loads from the primary (which holds the
+    # fixture's functions): cases that are WRITE only for want of a catalog are READ here.
+    write_cases = server_write_cases(db.primary_dsn)
+    for case in write_cases:
         if any(word in case.sql.upper() for word in _EXPLAIN_ONLY):
             explained = r.explain(case.sql)
             if explained.node is not None and explained.node != "primary":
@@ -107,7 +107,7 @@ def test_every_write_case_runs_on_the_primary(r: router.Router, db: ClusterDatab
                 misrouted.append((case.sql, decision))
     assert misrouted == []
     assert refused_by_standby == []
-    assert len(WRITE_CASES) > 250
+    assert len(write_cases) > 250
 
 
 def test_read_cases_run_on_replicas_and_are_accepted(r: router.Router) -> None:
