@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import tarfile
+import tomllib
 import zipfile
 from email.parser import Parser
 from pathlib import Path
@@ -93,7 +94,11 @@ def test_the_wheel_holds_the_package_and_its_metadata(built: tuple[Path, Path]) 
         metadata = Parser().parsestr(zf.read(metadata_name).decode())
         (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
         entry_text = zf.read(entry_points).decode()
-    assert {n.split("/")[0] for n in names} == {"router", metadata_name.split("/")[0]}
+    with (ROOT / "pyproject.toml").open("rb") as f:
+        packages = tomllib.load(f)["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]
+    assert "src/router" in packages
+    expected = {p.removeprefix("src/") for p in packages} | {metadata_name.split("/")[0]}
+    assert {n.split("/")[0] for n in names} == expected
     assert "router/py.typed" in names
     assert "router/testing/pytest_plugin.py" in names
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
