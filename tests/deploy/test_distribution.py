@@ -79,7 +79,11 @@ def test_the_sdist_holds_the_sources_and_no_junk(built: tuple[Path, Path]) -> No
     junk = [m for m in members if any(j in "/" + m for j in SDIST_JUNK) or m.startswith(".ci")]
     assert junk == []
     tracked = subprocess.run(
-        ["git", "ls-files", "src", "tests"], cwd=ROOT, capture_output=True, text=True, check=True
+        ["git", "ls-files", "src", "tests", "examples", "deploy"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()
     assert tracked, "not a git checkout"
     assert sorted(set(tracked) - set(members)) == []
