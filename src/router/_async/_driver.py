@@ -104,6 +104,24 @@ def connection_lost(exc: BaseException) -> Exception:
     return error
 
 
+def connect_failed(exc: BaseException) -> BaseException:
+    """What the application sees for *exc*, a failure to open a connection. The server closing
+    the socket before it answered asyncpg's SSL request reaches asyncpg as a builtin
+    ``ConnectionError("unexpected connection_lost() call")`` (not a documented asyncpg error);
+    closed a few bytes later, during the startup exchange, the same event is asyncpg's
+    ``ConnectionDoesNotExistError``: that is what it becomes here. PostgreSQL 18 makes this
+    common: at the end of a fast shutdown (a switchover's demotion) its postmaster terminates
+    the "dead-end" children still reading a startup packet, where 15 let them answer
+    57P03 (``CannotConnectNowError``). Either way nothing was sent. Every other error, the
+    ``ConnectionError`` subclasses (refused, reset) included, is returned unchanged."""
+    if type(exc) is not ConnectionError:
+        return exc
+    error: Exception = asyncpg.ConnectionDoesNotExistError(
+        f"the server closed the connection while it was being opened ({exc})"
+    )
+    return error
+
+
 async def run_held(conn: asyncpg.Connection, call: Call) -> Any:
     """:func:`run` on a connection a transaction or session holds: a connection found broken
     is closed and reported as :func:`connection_lost`."""

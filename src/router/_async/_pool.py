@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg
 
 from router._async._driver import closed as connection_closed
-from router._async._driver import settle
+from router._async._driver import connect_failed, settle
 from router._pool_logs import quiet_reconnects
 from router._stats import NodeStats, PoolSettings
 from router.errors import PoolTimeout
@@ -149,7 +149,8 @@ class NodePool:
             self._pool = None
 
     async def acquire(self) -> asyncpg.Connection:
-        """A connection of this node; :class:`PoolTimeout` if none is free in time."""
+        """A connection of this node; :class:`PoolTimeout` if none is free in time. Failing to
+        open one raises the driver's connection errors (see :func:`connect_failed`)."""
         pool = self._pool
         if pool is None:
             raise RuntimeError(f"the pool of {self.name} is not open")
@@ -162,8 +163,11 @@ class NodePool:
                 conn = await pool.acquire()
             else:
                 conn = await self._wait(pool)
-        except BaseException:
+        except BaseException as exc:
             self._in_use -= 1
+            failed = connect_failed(exc)
+            if failed is not exc:
+                raise failed from exc
             raise
         stats.acquired += 1
         return conn
