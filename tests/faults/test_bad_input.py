@@ -875,6 +875,14 @@ _SPECIAL: Final[dict[str, list[Any]]] = {
     "primary": ["postgresql://h", "", "postgresql://h1,h2/db"],
     "replicas": [["postgresql://h"], "postgresql://r/db", [None]],
     "nodes": [["postgresql://h"], "postgresql://r/db", [5]],
+    "patroni_urls": [
+        ["ftp://db1:8008"],
+        ["http://"],
+        ["http://user:secret@db1:8008"],
+        [5],
+        "db1:8008",
+        ["http://db1:99999"],
+    ],
 }
 
 
@@ -975,7 +983,7 @@ def _build(cls_name: str, name: str, value: Any) -> object:
 
 def _expected_field(name: str, field: str) -> set[str]:
     """The field an error may name: lists name the entry (``replicas[0]``)."""
-    if name in ("read_functions", "write_functions", "replicas", "nodes"):
+    if name in ("read_functions", "write_functions", "replicas", "nodes", "patroni_urls"):
         return {field, *(f"{field}[{i}]" for i in range(3))}
     return {field}
 
