@@ -527,9 +527,15 @@ class AsyncRouter(Queries):
         each commit moves the floor past the monitor's last look, and the replica has usually
         replayed it by the time the read comes."""
         topology = self._monitor.topology
-        if scope.lost and scope.wants_position and topology.primary is not None:
-            # A commit's position could not be read: only the primary surely has it.
-            return replace(self._write_decision(), reason=Reason.CONSISTENCY, detail=_LOST)
+        if scope.lost and scope.wants_position:
+            # A commit's position could not be read: only the primary surely has it. With no
+            # primary, no replica can be shown to have it: refuse rather than read stale.
+            if topology.primary is not None:
+                return replace(self._write_decision(), reason=Reason.CONSISTENCY, detail=_LOST)
+            raise PrimaryUnavailable(
+                f"reads refused: {_LOST}, and no primary is reachable to read it"
+                + last_errors(topology)
+            )
         excluded = frozenset(exclude) if exclude else _NOTHING
         floor = scope.read_floor
         sticky = scope.sticky
@@ -853,6 +859,10 @@ class AsyncRouter(Queries):
         :meth:`_command`, and *conn* closed likewise when given up on)."""
         try:
             return Lsn.parse(await driver.scalar(conn, POSITION_QUERY, self._command_timeout))
+        except driver.BROKEN_PROTOCOL as exc:
+            # The connection had already received the server's goodbye: nothing was sent.
+            driver.terminate(conn)
+            raise driver.connection_lost(exc) from exc
         except BaseException as exc:
             if driver.abandoned(exc):
                 driver.terminate(conn)
