@@ -113,15 +113,20 @@ def test_every_write_case_runs_on_the_primary(r: router.Router, db: ClusterDatab
 def test_read_cases_run_on_replicas_and_are_accepted(r: router.Router) -> None:
     on_primary, refused = [], []
     for case in READ_CASES:
+        raised = False
         try:
             r.execute(case.sql)
         except DatabaseError as exc:
+            raised = True
             # e.g. DECLARE outside a transaction block; never a standby's refusal.
             if "read-only" in str(exc) or "recovery" in str(exc):
                 refused.append((case.sql, str(exc)))
         decision = r.last_decision
         assert decision is not None
-        if decision.primary:
+        # A replica's refusal run again on the primary, which refused it too (PostgreSQL 18
+        # from the wheel is built without libxml: 0A000 on every node), is no standby's doing.
+        on_every_node = raised and "run again on the primary" in decision.detail
+        if decision.primary and not on_every_node:
             on_primary.append((case.sql, decision.detail))
     assert on_primary == []
     assert refused == []
