@@ -10,7 +10,7 @@ from typing import Any, Protocol
 from router._scope import Scope, needs_session
 from router._stats import NodeStats
 from router.config import redact
-from router.core import Classification, Hint, Role, Topology, eligible
+from router.core import Classification, HaView, Hint, Role, Topology, eligible
 from router.core._route import Decision
 from router.errors import NoReplicaAvailable, PrimaryUnavailable, TopologyError
 
@@ -110,6 +110,7 @@ def stats(
             "writes": s.writes,
             "errors": s.errors,
             "latency_ewma_seconds": s.ewma_latency,
+            "patroni": _member(topology.ha, health.name),
         }
     by_node: dict[str, dict[str, int]] = {}
     for (node, reason), count in decisions.items():
@@ -120,7 +121,31 @@ def stats(
         "monitor_rounds": rounds,
         "nodes": nodes,
         "decisions": by_node,
+        "patroni": _view(topology.ha),
     }
+
+
+def _member(view: HaView | None, name: str) -> dict[str, Any] | None:
+    """What Patroni said of node *name* in the monitor's last round (``None``: no view, or
+    no member at that address)."""
+    member = None if view is None else view.members.get(name)
+    if member is None:
+        return None
+    return {
+        "member": member.member,
+        "role": member.role,
+        "state": member.state,
+        "timeline": member.timeline,
+        "lag_bytes": member.lag_bytes,
+    }
+
+
+def _view(view: HaView | None) -> dict[str, Any] | None:
+    """Patroni's view as a whole: where it was read, its leader, and the members no
+    configured node matches (``None`` without ``patroni_urls`` or while no URL answers)."""
+    if view is None:
+        return None
+    return {"source": view.source, "leader": view.leader_member, "unmatched": list(view.unmatched)}
 
 
 def describe(topology: Topology) -> str:

@@ -123,3 +123,65 @@ def test_the_sync_router_reads_patroni_too(patroni_cluster: PatroniCluster) -> N
         assert topology.ha is not None
         assert topology.ha.leader == leader.name
         assert rt.fetchval("SELECT NOT pg_is_in_recovery() /* router:primary */") is True
+
+
+@pytest.mark.asyncio
+async def test_members_learnt_from_patroni_route_and_show_patroni_in_stats(
+    patroni_cluster: PatroniCluster,
+) -> None:
+    """``RouterConfig.from_patroni`` makes one node per member at its own address (from a DSN
+    without a host), after a dead URL; the router routes over them, and ``stats()`` shows
+    Patroni's view per node and as a whole."""
+    dead = f"http://127.0.0.1:{free_port()}"
+    leader = patroni_cluster.leader()
+    template = leader.dsn.replace(f"@{leader.host}:{leader.port}/", "@/")
+    config = RouterConfig.from_patroni([dead, *patroni_cluster.rest_urls], template)
+    assert {n.name: n.port for n in config.all_nodes} == {
+        n.name: n.port for n in patroni_cluster.nodes
+    }
+    assert config.patroni_urls == (dead, *patroni_cluster.rest_urls)
+    async with AsyncRouter(config.replace(monitor_interval=0.1)) as rt:
+        assert await rt.fetchval("SELECT inet_server_port() /* router:primary */") == leader.port
+        assert await rt.fetchval("SELECT inet_server_port()") in {
+            n.port for n in patroni_cluster.replicas
+        }
+        stats = rt.stats()
+        assert stats["patroni"]["leader"] == leader.name
+        assert stats["patroni"]["unmatched"] == []
+        timeline = patroni_cluster.timeline()
+        for node in patroni_cluster.nodes:
+            seen = stats["nodes"][node.name]["patroni"]
+            assert seen["member"] == node.name
+            assert seen["role"] == ("leader" if node.name == leader.name else "replica")
+            assert seen["timeline"] == timeline
+
+
+def test_from_patroni_names_the_field_when_no_rest_api_answers() -> None:
+    from router import ConfigurationError
+
+    dead = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(ConfigurationError) as caught:
+        RouterConfig.from_patroni(dead, "postgresql://app:s3cret@/app", timeout=0.5)
+    assert caught.value.field == "patroni_urls"
+    assert dead in str(caught.value)
+    assert "s3cret" not in str(caught.value)
+
+
+@pytest.mark.asyncio
+async def test_a_member_no_node_matches_is_named_once(
+    patroni_cluster: PatroniCluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Configured with two of the three members, the router warns once, naming the third."""
+    caplog.set_level(logging.WARNING, "router")
+    left_out = patroni_cluster.replicas[-1]
+    nodes = [NodeConfig(dsn=n.dsn, name=n.name) for n in patroni_cluster.nodes if n != left_out]
+    config = RouterConfig(
+        nodes=nodes, patroni_urls=patroni_cluster.rest_urls, monitor_interval=0.05
+    )
+    async with AsyncRouter(config) as rt:
+        rounds = rt.stats()["monitor_rounds"]
+        await _until(lambda: rt.stats()["monitor_rounds"] >= rounds + 3, 10, "three rounds")
+        assert rt.stats()["patroni"]["unmatched"] == [left_out.name]
+    said = [r.getMessage() for r in caplog.records if "match no configured node" in r.getMessage()]
+    assert len(said) == 1, said
+    assert left_out.name in said[0]

@@ -110,6 +110,8 @@ class Monitor:
         self._patroni_urls = tuple(patroni_urls)
         self._addresses = dict(addresses or {})
         self._patroni_down = False
+        #: Patroni members that match no configured node, said once each.
+        self._strangers: set[str] = set()
         self._params = params
         self._interval = interval
         self._timeout = timeout
@@ -239,6 +241,7 @@ class Monitor:
                 continue
             view = parse_cluster(body, self._addresses, url)
             if view is not None:
+                self._warn_strangers(view)
                 if self._patroni_down:
                     logger.warning("Patroni REST API answers again (%s)", url)
                 self._patroni_down = False
@@ -247,6 +250,17 @@ class Monitor:
             logger.warning("no Patroni REST API answered: topology from SQL discovery alone")
         self._patroni_down = True
         return None
+
+    def _warn_strangers(self, view: HaView) -> None:
+        new = [m for m in view.unmatched if m not in self._strangers]
+        if new:
+            self._strangers.update(new)
+            logger.warning(
+                "Patroni reports member(s) %s, which match no configured node by host and "
+                "port: the router does not use them until it is configured again "
+                "(RouterConfig.from_patroni learns the members at start)",
+                ", ".join(sorted(new)),
+            )
 
     async def _check(self, name: str) -> Observation:
         self._running[name] = self._clock()

@@ -12,6 +12,8 @@ from urllib.parse import urlsplit
 
 from router._stats import PoolSettings
 from router.config._nodes import MAX_COMMAND_TIMEOUT, NodeConfig, PoolConfig, RetryConfig
+from router.config._patroni import DEFAULT_TIMEOUT as DEFAULT_PATRONI_TIMEOUT
+from router.config._patroni import nodes_from_patroni
 from router.config._sources import config_from_env, config_from_url
 from router.config._values import (
     Consistency,
@@ -464,6 +466,34 @@ class RouterConfig:
             overrides=overrides,
         )
         return config
+
+    @classmethod
+    def from_patroni(
+        cls,
+        patroni_urls: str | Sequence[str],
+        dsn: str,
+        /,
+        *,
+        timeout: float = DEFAULT_PATRONI_TIMEOUT,
+        **overrides: Any,
+    ) -> Self:
+        """Configuration whose nodes are the members Patroni reports now.
+
+        ``RouterConfig.from_patroni("http://db1:8008,http://db2:8008",
+        "postgresql://app:secret@/appdb?sslmode=require")`` reads ``GET /cluster`` from the
+        first URL that answers (within ``timeout`` seconds each) and makes one node per member,
+        named as Patroni names it, reached with *dsn*'s credentials, database and parameters
+        at the member's own host and port. ``patroni_urls`` is set as well, so the monitor
+        keeps reading Patroni's view; roles are still discovered from the databases. A member
+        that joins later is not used until the configuration is built again: the monitor logs
+        a WARNING naming it. Keyword ``overrides`` are ``RouterConfig`` fields. Errors name
+        ``patroni_urls`` (none answered, no member) or ``dsn``.
+        """
+        urls = _patroni_urls(patroni_urls)
+        if not urls:
+            raise ConfigurationError("patroni_urls", "must name at least one Patroni REST API")
+        nodes = nodes_from_patroni(urls, dsn, timeout=timeout)
+        return cls(nodes=nodes, patroni_urls=urls, **overrides)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, prefix: str = ENV_PREFIX) -> Self:
