@@ -12,6 +12,7 @@ import pytest
 import router
 from router.testing.pytest_plugin import ClusterDatabase
 from tests.integration.async_support import execute_on
+from tests.integration.sync_support import backends, wait_for
 
 pytestmark = [pytest.mark.integration]
 
@@ -94,3 +95,49 @@ def test_threads_share_one_router(db: ClusterDatabase) -> None:
         assert node["outstanding"] == 0, name
         assert node["pool"]["in_use"] == 0, (name, node["pool"])
     assert stats["nodes"]["primary"]["writes"] >= 200
+
+
+EXIT_SCRIPT = """
+import atexit, sys, time
+import router
+
+rt = router.Router(router.RouterConfig(
+    primary=sys.argv[1], replicas=sys.argv[2:], monitor_interval=0.01,
+    application_name="router-exit"))
+rt.open()
+assert rt.fetchval("SELECT 1") == 1
+def close():  # an application closing its router at exit
+    rt.close()
+    print("closed", rt.stats()["monitor_rounds"] > 0, flush=True)
+
+
+atexit.register(close)
+# Runs first (atexit is last in, first out), after concurrent.futures' exit hook: the
+# monitor's rounds go on meanwhile.
+atexit.register(time.sleep, 0.5)
+"""
+
+
+def test_a_router_at_interpreter_exit_monitors_and_closes_without_errors(
+    db: ClusterDatabase,
+) -> None:
+    """concurrent.futures refuses new work once the interpreter exits: the monitor's last
+    rounds and a close() in an atexit handler still run (they failed with "cannot schedule
+    new futures after shutdown" under gunicorn), and the server sees every connection go."""
+    import subprocess
+    import sys
+
+    replicas = db.replica_dsns
+    done = subprocess.run(
+        [sys.executable, "-c", EXIT_SCRIPT, db.primary_dsn, *replicas],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    assert "cannot schedule" not in done.stderr, done.stderr
+    assert done.stdout.split() == ["closed", "True"]
+    for dsn in [db.primary_dsn, *replicas]:
+        wait_for(lambda dsn=dsn: backends(dsn, "router-exit") == 0, 10, "the connections gone")

@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
@@ -46,6 +46,28 @@ def guard() -> threading.Lock:
 _EXECUTOR = ThreadPoolExecutor(max_workers=32, thread_name_prefix="router-gather")
 
 
+def _submit(thunk: Callable[[], Any]) -> Future[Any]:
+    try:
+        return _EXECUTOR.submit(thunk)
+    except RuntimeError:
+        # concurrent.futures refuses new work once the interpreter has begun to exit (its
+        # exit hook runs before atexit's): the monitor's last rounds, and an application
+        # closing its router in an atexit handler (gunicorn's, Flask's teardown), run on a
+        # thread of their own instead of failing.
+        future: Future[Any] = Future()
+
+        def run() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                future.set_result(thunk())
+            except BaseException as exc:
+                future.set_exception(exc)
+
+        threading.Thread(target=run, name="router-gather-exit", daemon=True).start()
+        return future
+
+
 def gather(
     thunks: Sequence[Callable[[], Any]],
     *,
@@ -57,7 +79,7 @@ def gather(
     cancelled: unfinished work runs on (and must bound itself), in *stragglers* if given."""
     if len(thunks) == 1 and stragglers is None:
         return [thunks[0]()]
-    futures = [_EXECUTOR.submit(thunk) for thunk in thunks]
+    futures = [_submit(thunk) for thunk in thunks]
     deadline = time.monotonic() + timeout
     results: list[Any] = []
     for future in futures:
