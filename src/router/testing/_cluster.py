@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 
 import psycopg
@@ -24,6 +23,7 @@ from router.config import redact
 from router.testing import _cleanup
 from router.testing._binaries import find_bindir
 from router.testing._errors import ClusterError
+from router.testing._harness import Harness
 from router.testing._node import Node, StopMode
 from router.testing._proc import chown_to, free_port, resolve_server_user, run_as
 
@@ -75,7 +75,7 @@ def _as_node(cluster: LocalCluster, node: Node | str) -> Node:
     return cluster.node(node) if isinstance(node, str) else node
 
 
-class LocalCluster:
+class LocalCluster(Harness):
     """A primary and *replicas* streaming replicas on free loopback ports.
 
     No I/O happens until :meth:`start` (or ``with``). The servers run as an unprivileged
@@ -156,17 +156,6 @@ class LocalCluster:
     def __repr__(self) -> str:
         where = str(self._base_dir) if self._base_dir else "not started"
         return f"LocalCluster({where}, nodes={self._nodes!r})"
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def start(self) -> Self:
         """Build and start every node; return once each replica is streaming."""

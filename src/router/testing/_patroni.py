@@ -37,7 +37,6 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 
 import psycopg
@@ -45,6 +44,7 @@ import psycopg
 from router.testing import _cleanup
 from router.testing._binaries import find_bindir
 from router.testing._errors import ClusterError
+from router.testing._harness import Harness
 from router.testing._node import Node
 from router.testing._patroni_parts import (
     PG_PARAMETERS,
@@ -69,7 +69,7 @@ __all__ = ["PatroniCluster"]
 logger = logging.getLogger(__name__)
 
 
-class PatroniCluster:
+class PatroniCluster(Harness):
     """etcd plus *members* Patroni members (one leader, the rest streaming replicas).
 
     ``ttl`` (>= 20, Patroni's minimum), ``loop_wait`` and ``primary_start_timeout`` go to the
@@ -165,17 +165,6 @@ class PatroniCluster:
     def __repr__(self) -> str:
         where = str(self._base_dir) if self._base_dir else "not started"
         return f"PatroniCluster({where}, members={[m.name for m in self.members]})"
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- lifecycle --------------------------------------------------------------------
 

@@ -34,7 +34,6 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Final, Literal, Self
 from urllib.parse import quote
 
@@ -44,6 +43,7 @@ from router.config import NodeConfig, RouterConfig
 from router.testing import _cleanup
 from router.testing._cluster import LocalCluster
 from router.testing._errors import ClusterError
+from router.testing._harness import Harness
 from router.testing._node import Node
 from router.testing._proc import (
     chown_to,
@@ -128,7 +128,7 @@ class Bouncer:
         return f"Bouncer(name={self.name!r}, port={self.port}, {state})"
 
 
-class PgBouncers:
+class PgBouncers(Harness):
     """A PgBouncer per node of a started *cluster*, in *mode* (``"transaction"`` or
     ``"session"``). No I/O until :meth:`start` (or ``with``).
 
@@ -199,17 +199,6 @@ class PgBouncers:
 
     def __repr__(self) -> str:
         return f"PgBouncers({self.mode}, {self.bouncers!r})"
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def start(self) -> Self:
         """Start a PgBouncer in front of every node; return once each accepts queries."""
