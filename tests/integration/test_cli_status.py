@@ -47,6 +47,7 @@ NODE_FIELDS: dict[str, tuple[type, ...]] = {
     "max_connections": (int, type(None)),
     "eligible": (bool,),
     "decision": (str,),
+    "patroni": (str, type(None)),
 }
 
 

@@ -185,3 +185,42 @@ async def test_a_member_no_node_matches_is_named_once(
     said = [r.getMessage() for r in caplog.records if "match no configured node" in r.getMessage()]
     assert len(said) == 1, said
     assert left_out.name in said[0]
+
+
+def test_router_status_learns_the_members_from_patroni(patroni_cluster: PatroniCluster) -> None:
+    """``router status --patroni URL TEMPLATE``: one row per member, Patroni's word beside
+    the server's own, exit 0; without a template, exit 2 naming what is missing."""
+    import json
+    import subprocess
+    import sys
+
+    leader = patroni_cluster.leader()
+    template = leader.dsn.replace(f"@{leader.host}:{leader.port}/", "@/")
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("ROUTER_")}
+
+    def status(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "router.cli", "status", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env=clean,
+        )
+
+    done = status("--patroni", patroni_cluster.rest_urls[0], template, "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    document = json.loads(done.stdout)
+    rows = {node["name"]: node for node in document["nodes"]}
+    assert set(rows) == {n.name for n in patroni_cluster.nodes}
+    assert document["primary"] == leader.name
+    assert rows[leader.name]["patroni"] == "leader/running"
+    for replica in patroni_cluster.replicas:
+        assert rows[replica.name]["role"] == "replica"
+        assert rows[replica.name]["patroni"].startswith("replica/")
+    table = status("--patroni", patroni_cluster.rest_urls[0], template)
+    assert table.returncode == 0, table.stderr
+    assert "patroni" in table.stdout.splitlines()[0]
+    missing = status("--patroni", patroni_cluster.rest_urls[0])
+    assert missing.returncode == 2
+    assert "DSN template" in missing.stderr

@@ -84,6 +84,9 @@ class NodeReport:
     max_connections: int | None
     eligible: bool
     decision: str
+    #: Patroni's word on the member at this address (``role/state``, e.g. ``leader/running``),
+    #: with ``--patroni`` or ``patroni_urls``; ``None`` otherwise or when no URL answered.
+    patroni: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +127,13 @@ def register(subparsers: Any) -> None:
         choices=[level.value for level in Consistency],
         help="decide for this consistency level instead of the configured one",
     )
+    parser.add_argument(
+        "--patroni",
+        action="append",
+        metavar="REST_URL",
+        help="learn the nodes from Patroni's GET /cluster (repeatable: the first that answers); "
+        "URL is then one DSN template without a host (postgresql://app@/appdb), or ROUTER_URL",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON (schema router.status/1)")
     parser.add_argument(
         "--watch",
@@ -146,7 +156,14 @@ def _with(node: NodeConfig, password: str) -> NodeConfig:
 
 
 def _config(args: argparse.Namespace) -> RouterConfig:
-    if not args.urls:
+    if args.patroni:
+        template = args.urls or [os.environ.get("ROUTER_URL", "")]
+        if len(template) != 1 or not template[0]:
+            raise ConfigurationError(
+                "URL", "with --patroni, give one DSN template (postgresql://user@/dbname)"
+            )
+        config = RouterConfig.from_patroni(args.patroni, template[0])
+    elif not args.urls:
         config = RouterConfig.from_env()
     else:
         # Options (router_* parameters) come from the first URL; every URL adds its hosts.
@@ -211,6 +228,7 @@ def collect(config: RouterConfig, monitor: Monitor) -> StatusReport:
     """One round of checks through *monitor* (which keeps the lag gate's hysteresis across
     rounds, as a router's does), plus each node's timeline and connection count."""
     topology = monitor.check(patient=True)
+    members = topology.ha.members if topology.ha is not None else {}
     consistency = Consistency(str(config.consistency))
     chosen = eligible(topology, consistency)
     app = f"{config.application_name} status"
@@ -239,6 +257,11 @@ def collect(config: RouterConfig, monitor: Monitor) -> StatusReport:
                 max_connections=max_connections,
                 eligible=spec.name in chosen.replicas,
                 decision=redact(_decision(node, topology, chosen, config.primary_read_weight)),
+                patroni=(
+                    f"{members[spec.name].role}/{members[spec.name].state}"
+                    if spec.name in members
+                    else None
+                ),
             )
         )
     problems = [f"{r.name}: cannot be checked: {r.error}" for r in reports if not r.reachable]
@@ -284,7 +307,9 @@ def format_table(
 
 def render(report: StatusReport) -> str:
     """The report as a table, for people."""
-    header = ("node", "role", "tl", "lag bytes", "lag s", "replay", "conns", "decision")
+    patroni = any(node.patroni is not None for node in report.nodes)
+    header: tuple[str, ...] = ("node", "role", "tl", "lag bytes", "lag s", "replay", "conns")
+    header += ("patroni", "decision") if patroni else ("decision",)
     rows = []
     for node in report.nodes:
         replay = "-" if node.replay_paused is None else "paused" if node.replay_paused else "live"
@@ -300,6 +325,7 @@ def render(report: StatusReport) -> str:
                 _cell(node.replay_lag_seconds, 3),
                 replay,
                 conns,
+                *((_cell(node.patroni),) if patroni else ()),
                 node.decision,
             )
         )
@@ -324,6 +350,8 @@ def _main(args: argparse.Namespace) -> int:
         interval=config.monitor_interval,
         timeout=config.monitor_timeout,
         application_name=f"{config.application_name} status",
+        patroni_urls=config.patroni_urls,
+        addresses={n.address: n.name for n in config.all_nodes},
     )
     in_place = args.watch is not None and not args.json and sys.stdout.isatty()
     rounds = 0
