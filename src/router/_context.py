@@ -189,13 +189,19 @@ SHARED_FLOOR: ContextVar[SharedFloor | None] = ContextVar("router_shared_floor",
 
 def attach(scope: _Floored, cluster: _Cluster) -> None:
     """Attach a new session's *scope* to the current shared floor, if there is one: raise its
-    floor to the shared starting position, and have its commits recorded there. Sessions of a
+    floor to the shared starting position and to the unit's commits so far, and have its
+    commits recorded there. Sessions of a
     second cluster in the same unit of work are left alone (a position means nothing across
     clusters)."""
     shared = SHARED_FLOOR.get()
     if shared is None or not shared._join(cluster):
         return
     lsn = shared.floor_for(cluster._system_id, cluster._monitor.topology, time.time())
+    # The unit's own commits too (a session that wrote before this one opened, in the same
+    # request or job): read-your-writes holds within the unit as it does across requests.
+    committed = shared.committed
+    if committed is not None and (lsn is None or committed > lsn):
+        lsn = committed
     if lsn is not None and (scope.floor is None or lsn > scope.floor):
         scope.floor = lsn
         scope.verified = -1  # like an imported token: checked after a failover (Scope.unverified)

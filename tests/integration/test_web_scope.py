@@ -209,3 +209,77 @@ def test_a_sync_job_resumes_too(cluster_db: ClusterDatabase, delayed: LocalClust
         thread.start()
         thread.join()
         assert results == [4]
+
+
+# -- a unit of work's second session sees its first session's commit ---------------------------
+
+READ_BACK = "SELECT v, inet_server_port() FROM web_kv WHERE k = {}"
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("front", ["async", "sync", "sqlalchemy", "sqlalchemy-async"])
+async def test_a_later_session_of_the_same_unit_reads_its_earlier_commit(
+    cluster_db: ClusterDatabase, delayed: LocalCluster, front: str
+) -> None:
+    """Inside one request or job, session 2 (opened after session 1 committed) reads at or
+    past that commit: on the primary while the replicas lag, in every front door. The
+    control: the same read in a unit of its own misses the row on a lagging replica."""
+    from sqlalchemy import text
+
+    from router.sqlalchemy import async_sessionmaker, sessionmaker
+
+    config = cluster_db.router_config()
+    primary = delayed.primary.port
+    async with AsyncRouter(config) as arouter:
+        with Router(config) as srouter:
+            factory = sessionmaker(config)
+            afactory = async_sessionmaker(config)
+
+            async def write(k: int) -> None:
+                if front == "async":
+                    async with arouter.session() as s:
+                        await s.execute("INSERT INTO web_kv VALUES ($1, 5)", k)
+                elif front == "sync":
+                    with srouter.session() as s:
+                        s.execute("INSERT INTO web_kv VALUES (%s, 5)", (k,))
+                elif front == "sqlalchemy":
+                    with factory() as s:
+                        s.execute(text("INSERT INTO web_kv VALUES (:k, 5)"), {"k": k})
+                        s.commit()
+                else:
+                    async with afactory() as s:
+                        await s.execute(text("INSERT INTO web_kv VALUES (:k, 5)"), {"k": k})
+                        await s.commit()
+
+            async def read(k: int) -> tuple[object, object]:
+                query = READ_BACK.format(int(k))
+                if front == "async":
+                    async with arouter.session() as s:
+                        row = await s.fetchrow(query)
+                        return (row[0], row[1]) if row else (None, None)
+                if front == "sync":
+                    with srouter.session() as s:
+                        row = s.fetchrow(query)
+                        return (row[0], row[1]) if row else (None, None)
+                if front == "sqlalchemy":
+                    with factory() as s:
+                        found = s.execute(text(query)).first()
+                        return (found[0], found[1]) if found else (None, None)
+                async with afactory() as s:
+                    found = (await s.execute(text(query))).first()
+                    return (found[0], found[1]) if found else (None, None)
+
+            try:
+                for _ in range(3):
+                    k = next(_keys)
+                    with resume(None):
+                        await write(k)
+                        assert await read(k) == (5, primary)
+                    k = next(_keys)
+                    with resume(None):
+                        await write(k)
+                    with resume(None):
+                        assert (await read(k))[0] is None  # the control
+            finally:
+                factory.close()
+                await afactory.aclose()
