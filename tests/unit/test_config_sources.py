@@ -435,3 +435,19 @@ def test_env_errors_name_the_variable(env: dict[str, str], field: str, words: st
         RouterConfig.from_env(env)
     assert info.value.field == field, str(info.value)
     assert words in info.value.problem
+
+
+def test_from_env_leaves_the_librarys_other_variables_alone() -> None:
+    """``ROUTER_PATRONI`` (router.testing) and ``ROUTER_RELIABILITY_REPORT`` (the fault
+    suites) share the prefix but configure no router: set beside ``ROUTER_URL`` they are not
+    refused as typos (a typo still is)."""
+    env = {
+        "ROUTER_URL": "postgresql://h/db",
+        "ROUTER_PATRONI": "/opt/patroni/bin/patroni",
+        "ROUTER_RELIABILITY_REPORT": "/tmp/report.json",
+    }
+    config = RouterConfig.from_env(env)
+    assert [n.host for n in config.all_nodes] == ["h"]
+    with pytest.raises(ConfigurationError) as caught:
+        RouterConfig.from_env({**env, "ROUTER_PATRONY": "x"})
+    assert caught.value.field == "ROUTER_PATRONY"

@@ -505,7 +505,9 @@ class RouterConfig:
         ``ROUTER_POOL_MAX_SIZE``, ``ROUTER_RETRY_ATTEMPTS``); booleans are 1/0, true/false,
         yes/no, on/off; ``none`` clears an optional number; lists are comma-separated. An
         unknown ``<prefix>*`` variable is an error (a typo must not be silently ignored), and
-        every error names the variable.
+        every error names the variable; ``ROUTER_PATRONI`` and ``ROUTER_RELIABILITY_REPORT``
+        (the test harness's) are not configuration and are left alone. Keep an application's
+        own variables (a web secret) under a prefix of its own.
         """
         env = os.environ if environ is None else environ
         config: Self = config_from_env(cls, env, prefix)

@@ -263,9 +263,17 @@ def config_from_url(
     )
 
 
+#: Variables of the library's other parts that share the prefix and are no configuration:
+#: ``router.testing``'s Patroni script and the fault suites' report file. Not refused.
+OTHER_VARIABLES: frozenset[str] = frozenset({"PATRONI", "RELIABILITY_REPORT"})
+
+
 def config_from_env(config_cls: type[Any], env: Mapping[str, str], prefix: str) -> Any:
     """``RouterConfig.from_env`` on the mapping ``env``."""
-    mine = {key: value for key, value in env.items() if key.startswith(prefix)}
+    others = {f"{prefix}{name}" for name in OTHER_VARIABLES}
+    mine = {
+        key: value for key, value in env.items() if key.startswith(prefix) and key not in others
+    }
     url_var, primary_var, replicas_var, password_var = (
         f"{prefix}{name}" for name in ("URL", "PRIMARY_URL", "REPLICA_URLS", "PASSWORD")
     )

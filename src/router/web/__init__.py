@@ -9,12 +9,12 @@ read to the primary.
 ASGI (Starlette, FastAPI)::
 
     from router.web import ASGIMiddleware
-    app.add_middleware(ASGIMiddleware, secret=os.environ["ROUTER_WEB_SECRET"])
+    app.add_middleware(ASGIMiddleware, secret=os.environ["APP_SECRET"])
 
 WSGI (Flask)::
 
     from router.web import WSGIMiddleware
-    app.wsgi_app = WSGIMiddleware(app.wsgi_app, secret=os.environ["ROUTER_WEB_SECRET"])
+    app.wsgi_app = WSGIMiddleware(app.wsgi_app, secret=os.environ["APP_SECRET"])
 
 Nothing else changes in the app: sessions made during the request by ``router.session()``
 (``AsyncRouter`` or ``Router``) or by a :mod:`router.sqlalchemy` factory, in a FastAPI
