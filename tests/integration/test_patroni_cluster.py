@@ -224,3 +224,24 @@ def test_router_status_learns_the_members_from_patroni(patroni_cluster: PatroniC
     missing = status("--patroni", patroni_cluster.rest_urls[0])
     assert missing.returncode == 2
     assert "DSN template" in missing.stderr
+
+
+def test_from_patroni_takes_router_options_from_the_template(
+    patroni_cluster: PatroniCluster,
+) -> None:
+    """``router_*`` parameters of the template are options, as with ``from_url`` (keywords
+    win); a wrong one is named as the user wrote it."""
+    from router import ConfigurationError
+
+    leader = patroni_cluster.leader()
+    template = leader.dsn.replace(f"@{leader.host}:{leader.port}/", "@/")
+    urls = patroni_cluster.rest_urls
+    config = RouterConfig.from_patroni(
+        urls, template + "?router_max_lag_seconds=1.5&router_policy=random", policy="round-robin"
+    )
+    assert config.max_lag_seconds == 1.5
+    assert config.policy == "round-robin"
+    assert len(config.all_nodes) == len(patroni_cluster.nodes)
+    with pytest.raises(ConfigurationError) as caught:
+        RouterConfig.from_patroni(urls, template + "?router_max_lag_secs=1")
+    assert caught.value.field == "dsn: router_max_lag_secs"

@@ -44,7 +44,7 @@ def _members(body: Any, source: str) -> list[tuple[str, str, int]]:
 
 def nodes_from_patroni(
     urls: Sequence[str],
-    dsn: str,
+    dsn: object,
     *,
     timeout: float = DEFAULT_TIMEOUT,
     fetch: Callable[[str, float], Any] = fetch_cluster,

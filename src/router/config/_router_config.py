@@ -13,8 +13,7 @@ from urllib.parse import urlsplit
 from router._stats import PoolSettings
 from router.config._nodes import MAX_COMMAND_TIMEOUT, NodeConfig, PoolConfig, RetryConfig
 from router.config._patroni import DEFAULT_TIMEOUT as DEFAULT_PATRONI_TIMEOUT
-from router.config._patroni import nodes_from_patroni
-from router.config._sources import config_from_env, config_from_url
+from router.config._sources import config_from_env, config_from_patroni, config_from_url
 from router.config._values import (
     Consistency,
     ConsistencyLiteral,
@@ -486,14 +485,15 @@ class RouterConfig:
         at the member's own host and port. ``patroni_urls`` is set as well, so the monitor
         keeps reading Patroni's view; roles are still discovered from the databases. A member
         that joins later is not used until the configuration is built again: the monitor logs
-        a WARNING naming it. Keyword ``overrides`` are ``RouterConfig`` fields. Errors name
-        ``patroni_urls`` (none answered, no member) or ``dsn``.
+        a WARNING naming it. *dsn* may carry ``router_<option>`` parameters, as with
+        :meth:`from_url`; keyword ``overrides`` are ``RouterConfig`` fields and win. Errors name
+        ``patroni_urls`` (none answered, no member), ``dsn`` or ``dsn: router_<option>``.
         """
         urls = _patroni_urls(patroni_urls)
         if not urls:
             raise ConfigurationError("patroni_urls", "must name at least one Patroni REST API")
-        nodes = nodes_from_patroni(urls, dsn, timeout=timeout)
-        return cls(nodes=nodes, patroni_urls=urls, **overrides)
+        config: Self = config_from_patroni(cls, urls, dsn, timeout=timeout, overrides=overrides)
+        return config
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, prefix: str = ENV_PREFIX) -> Self:

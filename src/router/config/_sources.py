@@ -25,6 +25,7 @@ from router.config._dsn import (
 )
 from router.config._dsn import _redact as redact_found
 from router.config._nodes import NodeConfig, PoolConfig, RetryConfig
+from router.config._patroni import nodes_from_patroni
 from router.config._values import show
 from router.errors import ConfigurationError
 
@@ -335,5 +336,42 @@ def config_from_env(config_cls: type[Any], env: Mapping[str, str], prefix: str) 
             name_of=name_of,
             node_source=node_source,
             overrides={},
+        ),
+    )
+
+
+def config_from_patroni(
+    config_cls: type[Any],
+    urls: tuple[str, ...],
+    dsn: object,
+    *,
+    timeout: float,
+    overrides: Mapping[str, Any],
+) -> Any:
+    """``RouterConfig.from_patroni``: the nodes from Patroni, the rest from *dsn*'s
+    ``router_*`` options (when it is a URL) and *overrides*, which win."""
+    clash = sorted(NODE_FIELDS & overrides.keys())
+    if clash:
+        raise ConfigurationError(
+            clash[0], "cannot be given with from_patroni, which finds the nodes"
+        )
+    texts: dict[str, str] = {}
+    if isinstance(dsn, str) and dsn.strip().startswith(URI_PREFIXES):
+        dsn, texts = split_router_options(dsn.strip(), "dsn")
+    nodes = nodes_from_patroni(urls, dsn, timeout=timeout)
+
+    def node_source(field_name: str) -> str | None:
+        return "dsn" if field_name.startswith("nodes") else None
+
+    return _hiding(
+        [dsn],
+        None,
+        lambda: _build(
+            config_cls,
+            base={"nodes": nodes, "patroni_urls": urls},
+            texts=texts,
+            name_of=lambda key: f"dsn: router_{key}",
+            node_source=node_source,
+            overrides=overrides,
         ),
     )
