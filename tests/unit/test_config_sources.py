@@ -451,3 +451,11 @@ def test_from_env_leaves_the_librarys_other_variables_alone() -> None:
     with pytest.raises(ConfigurationError) as caught:
         RouterConfig.from_env({**env, "ROUTER_PATRONY": "x"})
     assert caught.value.field == "ROUTER_PATRONY"
+
+
+def test_an_empty_url_says_it_is_empty() -> None:
+    """``export ROUTER_URL=$(router cluster url)`` with no cluster up exports ``""``."""
+    with pytest.raises(ConfigurationError) as caught:
+        RouterConfig.from_env({"ROUTER_URL": "  "})
+    assert caught.value.field == "ROUTER_URL"
+    assert "is empty" in caught.value.problem

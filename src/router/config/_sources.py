@@ -149,6 +149,8 @@ def _nodes_from_url(
     if not isinstance(url, str):
         raise ConfigurationError(where, f"must be a string; got a {type(url).__name__}")
     url = url.strip()
+    if not url:
+        raise ConfigurationError(where, "is empty (a URL such as postgresql://app@db1,db2/app)")
     check_text(url, where)
     if not url.startswith(URI_PREFIXES):
         # Not shown: this may be anything, including a bare password.
