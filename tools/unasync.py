@@ -29,6 +29,7 @@ FILES = {
     "tests/integration/test_async_faults.py": "tests/integration/test_sync_faults.py",
     "tests/integration/test_async_session_io.py": "tests/integration/test_sync_session_io.py",
     "tests/integration/test_async_semantics.py": "tests/integration/test_sync_semantics.py",
+    "tests/integration/test_async_read_deadline.py": "tests/integration/test_sync_read_deadline.py",
 }
 
 #: Whole words (or dotted names) renamed, longest first.

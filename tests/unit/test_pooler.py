@@ -5,8 +5,16 @@ from __future__ import annotations
 
 import pytest
 
-from router import ConfigurationError, RouterConfig, SessionStateError, classify
+from router import (
+    AsyncRouter,
+    ConfigurationError,
+    Router,
+    RouterConfig,
+    SessionStateError,
+    classify,
+)
 from router._pooler import note_pooler_mismatch, refuse_session_state
+from router.config import DEFAULT_POOLED_READ_TIMEOUT
 
 DSN = "postgresql://u@h1:5432/db"
 
@@ -75,10 +83,44 @@ def test_other_errors_get_no_note(message: str) -> None:
 
 
 def test_read_timeout_is_validated() -> None:
-    assert RouterConfig(primary=DSN).read_timeout is None
     assert RouterConfig(primary=DSN, read_timeout=2).read_timeout == 2.0
-    for bad in (0, -1, "5", True):
+    assert RouterConfig(primary=DSN, read_timeout=None).read_timeout is None
+    for bad in (0, -1, "5", "never", True):
         with pytest.raises(ConfigurationError, match="read_timeout"):
             RouterConfig(primary=DSN, read_timeout=bad)  # type: ignore[arg-type]
     env = RouterConfig.from_env({"ROUTER_PRIMARY_URL": DSN, "ROUTER_READ_TIMEOUT": "1.5"})
     assert env.read_timeout == 1.5
+
+
+def test_reads_carry_a_deadline_behind_a_transaction_pooler_unless_told_otherwise() -> None:
+    """``"auto"`` (the default): 30 s behind a transaction pooler, none without one; the
+    choice is made when the router reads it, so ``replace(pooler_mode=...)`` follows."""
+    plain = RouterConfig(primary=DSN)
+    assert plain.read_timeout == "auto"
+    assert plain.effective_read_timeout is None
+    pooled = plain.replace(pooler_mode="transaction")
+    assert pooled.effective_read_timeout == DEFAULT_POOLED_READ_TIMEOUT == 30.0
+    assert pooled.replace(read_timeout=5).effective_read_timeout == 5.0
+    assert pooled.replace(read_timeout=None).effective_read_timeout is None
+    assert plain.replace(read_timeout=5).effective_read_timeout == 5.0
+    base = {"ROUTER_PRIMARY_URL": DSN, "ROUTER_POOLER_MODE": "transaction"}
+    for text, expected in (("none", None), ("auto", 30.0), ("AUTO", 30.0), ("7", 7.0)):
+        env = RouterConfig.from_env({**base, "ROUTER_READ_TIMEOUT": text})
+        assert env.effective_read_timeout == expected, text
+    url = RouterConfig.from_url(
+        "postgresql://u@h1,h2/db?router_pooler_mode=transaction&router_read_timeout=none"
+    )
+    assert url.effective_read_timeout is None
+    with pytest.raises(ConfigurationError, match=r"ROUTER_READ_TIMEOUT.*auto or none"):
+        RouterConfig.from_env({**base, "ROUTER_READ_TIMEOUT": "soon"})
+
+
+def test_each_router_takes_the_resolved_deadline() -> None:
+    """No I/O: what the async and sync routers keep from ``read_timeout="auto"``."""
+    plain = RouterConfig(primary=DSN)
+    pooled = plain.replace(pooler_mode="transaction")
+    for flavour in (AsyncRouter, Router):
+        assert flavour(plain)._read_timeout is None
+        assert flavour(pooled)._read_timeout == DEFAULT_POOLED_READ_TIMEOUT
+        assert flavour(pooled.replace(read_timeout=None))._read_timeout is None
+        assert flavour(plain.replace(read_timeout=4))._read_timeout == 4.0

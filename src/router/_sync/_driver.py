@@ -16,6 +16,7 @@ from psycopg.pq import TransactionStatus
 from router._catalog import load_catalog as _load_catalog
 from router._pooler import note_pooler_mismatch
 from router._scope import Call
+from router._sync._deadline import Deadline
 from router.core import FunctionCatalog
 
 __all__ = [
@@ -84,10 +85,11 @@ _STATEMENT_LOST: tuple[type[BaseException], ...] = (
 
 
 def abandoned(exc: BaseException) -> bool:
-    """Never: a psycopg call blocks its thread until the server answers, and a cancel
-    (``KeyboardInterrupt``) is confirmed before it returns. The async twin's connections can
-    be left waiting for a cancel; these cannot."""
-    return False
+    """Whether *exc* means the caller's statement was given up on at its deadline
+    (:func:`run`'s ``TimeoutError``). Unlike the async twin's, the connection has nothing
+    left to wait for by then: the server answered the cancel (the connection is usable), or
+    the link was cut (it is broken, and its pool replaces it)."""
+    return isinstance(exc, TimeoutError)
 
 
 def lost(exc: BaseException, conn: Connection | None) -> bool:
@@ -109,13 +111,36 @@ def dsn(conninfo: str) -> str:
 
 def run(conn: Connection, call: Call) -> Any:
     """Run *call* (``fetch``, ``fetchrow``, ``fetchval``, ``execute``, ``executemany``) with
-    psycopg's arguments: ``args`` is ``(params,)``. A prepared statement of psycopg's that
-    vanished under it (a transaction pooler in between, unannounced) gets a note saying so."""
+    psycopg's arguments: ``args`` is ``(params,)``. A ``timeout`` in ``call.kw`` (seconds,
+    ``None``: none) is kept by a :class:`~router._sync._deadline.Deadline`: past it the
+    server is asked to cancel the statement and :class:`TimeoutError` is raised, as by the
+    async twin. A prepared statement of psycopg's that vanished under it (a transaction
+    pooler in between, unannounced) gets a note saying so."""
     try:
-        return _run(conn, call)
+        timeout = call.kw.get("timeout")
+        if timeout is None:
+            return _run(conn, call)
+        return _run_within(conn, call, timeout)
     except _STATEMENT_LOST as exc:
         note_pooler_mismatch(exc)
         raise
+
+
+def _run_within(conn: Connection, call: Call, timeout: float) -> Any:
+    with Deadline(conn, timeout) as deadline:
+        try:
+            return _run(conn, call)
+        except (psycopg.Error, OSError) as exc:
+            if not deadline.expired:
+                raise
+            failure = exc
+    # Raised after the block, which waits for the cancel request to be delivered.
+    how = (
+        "given up and its connection closed"
+        if conn.broken or conn.closed
+        else "cancelled on the server"
+    )
+    raise TimeoutError(f"no answer within {timeout:g} s: the statement was {how}") from failure
 
 
 def _run(conn: Connection, call: Call) -> Any:

@@ -14,8 +14,10 @@ __all__ = ["Queries"]
 class Queries:
     """``fetch``/``fetchrow``/``fetchval``/``execute``/``executemany`` with psycopg's
     arguments: ``%s`` / ``%(name)s`` placeholders and one *params* sequence or mapping;
-    *prepare* as in ``psycopg.Connection.execute``. Rows come from the connection's row
-    factory (tuples by default)."""
+    *prepare* as in ``psycopg.Connection.execute``; *timeout*: seconds after which the server
+    is asked to cancel the statement and :class:`TimeoutError` is raised (as asyncpg's
+    ``timeout``; outside a transaction a read that names none gets ``read_timeout``). Rows
+    come from the connection's row factory (tuples by default)."""
 
     __slots__ = ()
 
@@ -23,17 +25,29 @@ class Queries:
         raise NotImplementedError
 
     def fetch(
-        self, query: Query, params: Params | None = None, *, prepare: bool | None = None
+        self,
+        query: Query,
+        params: Params | None = None,
+        *,
+        prepare: bool | None = None,
+        timeout: float | None = None,
     ) -> list[Any]:
         """All rows."""
-        rows: list[Any] = self._query("fetch", _text(query), (params,), {"prepare": prepare})
+        kw = {"prepare": prepare, "timeout": timeout}
+        rows: list[Any] = self._query("fetch", _text(query), (params,), kw)
         return rows
 
     def fetchrow(
-        self, query: Query, params: Params | None = None, *, prepare: bool | None = None
+        self,
+        query: Query,
+        params: Params | None = None,
+        *,
+        prepare: bool | None = None,
+        timeout: float | None = None,
     ) -> Any:
         """The first row, or ``None``."""
-        return self._query("fetchrow", _text(query), (params,), {"prepare": prepare})
+        kw = {"prepare": prepare, "timeout": timeout}
+        return self._query("fetchrow", _text(query), (params,), kw)
 
     def fetchval(
         self,
@@ -42,22 +56,31 @@ class Queries:
         *,
         column: int = 0,
         prepare: bool | None = None,
+        timeout: float | None = None,
     ) -> Any:
         """One value of the first row, or ``None``."""
-        kw = {"prepare": prepare, "column": column}
+        kw = {"prepare": prepare, "column": column, "timeout": timeout}
         return self._query("fetchval", _text(query), (params,), kw)
 
     def execute(
-        self, query: Query, params: Params | None = None, *, prepare: bool | None = None
+        self,
+        query: Query,
+        params: Params | None = None,
+        *,
+        prepare: bool | None = None,
+        timeout: float | None = None,
     ) -> str:
         """The command status (``"INSERT 0 1"``); several statements when there are no
         parameters (the last one's status)."""
-        status: str = self._query("execute", _text(query), (params,), {"prepare": prepare})
+        kw = {"prepare": prepare, "timeout": timeout}
+        status: str = self._query("execute", _text(query), (params,), kw)
         return status
 
-    def executemany(self, query: Query, params_seq: Iterable[Params]) -> None:
+    def executemany(
+        self, query: Query, params_seq: Iterable[Params], *, timeout: float | None = None
+    ) -> None:
         """*query* once per item of *params_seq*."""
-        self._query("executemany", _text(query), (params_seq,), {})
+        self._query("executemany", _text(query), (params_seq,), {"timeout": timeout})
 
 
 def _text(query: Query) -> str:

@@ -174,9 +174,9 @@ class Router(Queries):
         # Behind a transaction pooler statements that leave session state are refused (and
         # the pools set nothing for a session: config.pool_settings()).
         self._pooled = config.pooler_mode is PoolerMode.TRANSACTION
-        # asyncpg's `timeout` for reads outside a transaction that name none: behind a pooler
-        # a read may queue for a server that never comes (query_wait_timeout, 120 s).
-        self._read_timeout = config.read_timeout
+        # The driver's `timeout` for reads outside a transaction that name none: behind a
+        # pooler a read may queue for a server that never comes (query_wait_timeout, 120 s).
+        self._read_timeout = config.effective_read_timeout
         nodes = config.all_nodes
         self._addresses = {n.name: NodeAddress(n.name, n.host, n.port, n.dbname) for n in nodes}
         settings = config.pool_settings()

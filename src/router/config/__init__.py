@@ -50,6 +50,9 @@ from router.config._router_config import (
     DEFAULT_POLICY as DEFAULT_POLICY,
 )
 from router.config._router_config import (
+    DEFAULT_POOLED_READ_TIMEOUT as DEFAULT_POOLED_READ_TIMEOUT,
+)
+from router.config._router_config import (
     DEFAULT_PREPARE_THRESHOLD as DEFAULT_PREPARE_THRESHOLD,
 )
 from router.config._router_config import (

@@ -7,7 +7,7 @@ import dataclasses
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Protocol, Self, TypeAlias
+from typing import Any, Final, Literal, Protocol, Self, TypeAlias
 from urllib.parse import urlsplit
 
 from router._stats import PoolSettings
@@ -55,6 +55,9 @@ DEFAULT_APPLICATION_NAME: Final = "router"
 # PostgreSQL keeps NAMEDATALEN - 1 bytes of application_name and truncates the rest silently.
 MAX_APPLICATION_NAME: Final = 63
 DEFAULT_CLASSIFIER_CACHE_SIZE: Final = 4096
+# read_timeout="auto" behind a transaction pooler: far above an OLTP read, far below
+# PgBouncer's query_wait_timeout (120 s), for which a queued read would otherwise wait.
+DEFAULT_POOLED_READ_TIMEOUT: Final = 30.0
 ENV_PREFIX: Final = "ROUTER_"
 
 
@@ -214,11 +217,15 @@ class RouterConfig:
     named prepared statements off (asyncpg's statement cache, psycopg's preparing), sends no
     start-up or session-level setting (replicas' transactions are ``BEGIN READ ONLY``), and
     refuses statements that leave session state with ``SessionStateError`` (design §7)."""
-    read_timeout: float | None = None
-    """Seconds after which a read outside a transaction that names no timeout of its own is
-    given up with ``TimeoutError`` (asyncpg's ``timeout``; the sync router cannot): behind a
-    pooler a read may queue for a server that never comes (PgBouncer's
-    ``query_wait_timeout``, 120 s by default). ``None``: never."""
+    read_timeout: float | Literal["auto"] | None = "auto"
+    """Seconds after which a read outside a transaction that names no ``timeout`` of its own
+    is given up with ``TimeoutError``: the server is asked to cancel it, and it is never run
+    again elsewhere (design §6). Behind a pooler a read may otherwise queue for minutes for a
+    server that never comes (PgBouncer's ``query_wait_timeout``, 120 s by default).
+    ``"auto"``: 30 s with ``pooler_mode="transaction"``, no deadline otherwise; ``None``: no
+    deadline in any mode. Both routers keep it (the sync router has its server cancel the
+    statement from a watchdog thread); SQLAlchemy sessions run every statement inside a
+    transaction, which it does not bound."""
     statement_cache_size: int = DEFAULT_STATEMENT_CACHE_SIZE
     """asyncpg's prepared statement cache per connection (0 turns it off); 0 behind a
     transaction pooler whatever is set."""
@@ -300,7 +307,12 @@ class RouterConfig:
                     name, f"must be a {kind.__name__}; got {show(getattr(self, name))}"
                 )
         put("pooler_mode", check_choice("pooler_mode", self.pooler_mode, PoolerMode))
-        if self.read_timeout is not None:
+        if isinstance(self.read_timeout, str) and self.read_timeout != "auto":
+            raise ConfigurationError(
+                "read_timeout",
+                f"must be a number of seconds, 'auto' or None; got {show(self.read_timeout)}",
+            )
+        if self.read_timeout is not None and self.read_timeout != "auto":
             put(
                 "read_timeout",
                 check_float(
@@ -398,6 +410,17 @@ class RouterConfig:
     def effective_statement_cache_size(self) -> int:
         """asyncpg's ``statement_cache_size``: 0 behind a transaction pooler."""
         return 0 if self.pooler_mode is PoolerMode.TRANSACTION else self.statement_cache_size
+
+    @property
+    def effective_read_timeout(self) -> float | None:
+        """The deadline of reads outside a transaction: ``read_timeout``, with ``"auto"``
+        resolved by the pooler mode (:data:`DEFAULT_POOLED_READ_TIMEOUT` behind a transaction
+        pooler, none otherwise)."""
+        if self.read_timeout == "auto":
+            pooled = self.pooler_mode is PoolerMode.TRANSACTION
+            return DEFAULT_POOLED_READ_TIMEOUT if pooled else None
+        assert not isinstance(self.read_timeout, str)
+        return self.read_timeout
 
     @property
     def effective_prepare_threshold(self) -> int | None:

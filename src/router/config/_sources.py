@@ -50,6 +50,8 @@ class Option:
     name: str
     kind: type[Any]  # bool, int, float, tuple (of names) or str
     optional: bool
+    #: Words the field takes besides values of its kind (``auto`` for ``read_timeout``).
+    words: frozenset[str] = frozenset()
 
     @property
     def path(self) -> str:
@@ -64,7 +66,14 @@ def _option(group: str | None, name: str, hint: Any) -> Option:
     if bases & {tuple, list, Sequence}:
         bases.add(tuple)
     kind: type[Any] = next((k for k in (bool, int, float, tuple) if k in bases), str)
-    return Option(group, name, kind, type(None) in bases)
+    words = frozenset(
+        word
+        for arg in args
+        if typing.get_origin(arg) is typing.Literal
+        for word in typing.get_args(arg)
+        if isinstance(word, str)
+    )
+    return Option(group, name, kind, type(None) in bases, words if kind is not str else frozenset())
 
 
 _TABLES: dict[type[Any], Mapping[str, Option]] = {}
@@ -103,6 +112,8 @@ def _convert(option: Option, text: str, where: str) -> Any:
     value = text.strip()
     if option.optional and value.lower() in _NONE:
         return None
+    if value.lower() in option.words:
+        return value.lower()
     if not value:
         raise ConfigurationError(where, "is empty; leave it out for the default")
     kind = option.kind
@@ -122,7 +133,8 @@ def _convert(option: Option, text: str, where: str) -> Any:
         except ValueError:
             pass
         noun = "an integer" if kind is int else "a number"
-        extra = " or none" if option.optional else ""
+        extra = "".join(f", {word}" for word in sorted(option.words))
+        extra += " or none" if option.optional else ""
         raise ConfigurationError(where, f"must be {noun}{extra}; got {show(value)}")
     return value
 
