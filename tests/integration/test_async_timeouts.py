@@ -1,9 +1,9 @@
 """AsyncRouter: a statement that times out is cancelled on its server and not run elsewhere
 (issue 12, item 5), for asyncpg's ``timeout=`` and for a cancelled task (``asyncio.wait_for``),
-outside a session, in a session, in a transaction, for reads and for writes. The sync Router
-has no client-side timeout (psycopg waits for the server's answer); its ``statement_timeout``
-case is in ``test_*_session_io.py``. What held is read from every server's
-``pg_stat_activity`` and ``pg_locks``."""
+outside a session, in a session, in a transaction, for reads and for writes. The sync
+Router's ``timeout=`` and ``read_timeout`` are in ``test_sync_read_deadline.py``; its
+``statement_timeout`` case is in ``test_*_session_io.py``. What held is read from every
+server's ``pg_stat_activity`` and ``pg_locks``."""
 
 from __future__ import annotations
 
