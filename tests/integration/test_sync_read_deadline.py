@@ -101,6 +101,10 @@ def _sleeper(tag: str) -> str:
 
 @pytest.fixture(scope="module")
 def db(cluster_db: ClusterDatabase) -> ClusterDatabase:
+    with cluster_db.cluster.primary.connect(cluster_db.name) as conn:
+        conn.execute("CREATE TABLE kv (k int PRIMARY KEY, v int NOT NULL)")
+        conn.execute("INSERT INTO kv VALUES (1, 0)")
+    cluster_db.cluster.wait_caught_up()
     return cluster_db
 
 
@@ -169,6 +173,37 @@ def test_a_read_naming_its_own_timeout_keeps_it(db: ClusterDatabase, config_for:
         assert 0.45 <= elapsed < 0.5 + LATE, elapsed
         wait_for(lambda: watch.ran_on and not watch.running, timeout=SLEEP - 3)
         assert len(watch.ran_on) == 1
+
+
+def test_in_a_transaction_only_a_statement_s_own_timeout_counts(
+    db: ClusterDatabase, config_for: ConfigFor
+) -> None:
+    """``read_timeout`` is for reads outside a transaction: a transaction's statements run as
+    long as they take, unless given a ``timeout=`` of their own; one that runs past it is
+    cancelled on the server, and the transaction rolls back (its row lock goes with it)."""
+    tag = f"tx-{uuid.uuid4().hex[:12]}"
+    with Router(config_for(read_timeout=0.3)) as r:
+        with r.transaction(readonly=True) as tx:
+            assert tx.fetchval("SELECT 1 FROM pg_sleep(0.8)") == 1
+        with Watch(db, tag) as watch:
+            started = time.monotonic()
+            with pytest.raises(TimeoutError):
+                _update_then_sleep(r, tag)
+            elapsed = time.monotonic() - started
+            assert elapsed < 0.5 + LATE, elapsed
+            wait_for(lambda: watch.ran_on and not watch.running, timeout=SLEEP - 3)
+            assert watch.ran_on == {db.cluster.primary.port}
+        wait_for(_idle(r), what="the connection back in its pool")
+        assert r.fetchval("SELECT v FROM kv WHERE k = 1") == 0
+    with psycopg.connect(db.primary_dsn, autocommit=True) as conn:
+        row = conn.execute("SELECT v FROM kv WHERE k = 1 FOR UPDATE NOWAIT").fetchone()
+    assert row == (0,)
+
+
+def _update_then_sleep(r: Router, tag: str) -> None:
+    with r.transaction() as tx:
+        tx.execute("UPDATE kv SET v = v + 1 WHERE k = 1")
+        tx.fetchval(_sleeper(tag), timeout=0.5)
 
 
 def _only(bouncers: PgBouncers, db: ClusterDatabase, replica: str, **options: Any) -> RouterConfig:
