@@ -597,6 +597,40 @@ async def test_async_server_dead_behind_its_pgbouncer(
     assert primary not in replicas
 
 
+def test_sync_server_dead_behind_its_pgbouncer(
+    bouncers: PgBouncers, db: ClusterDatabase, cluster: LocalCluster
+) -> None:
+    """The sync twin: every read ends within read_timeout and the watchdog's grace, whichever
+    way PgBouncer answers (in these runs 08P01 at once, which alone would pass this test; a
+    query it keeps queued is test_sync_read_deadline's); the pooler's errors count as the
+    node's failure, and reads go on elsewhere."""
+    primary, replicas = _ports(cluster)
+    lost = cluster.replicas[0]
+    config = _config(bouncers, db, read_timeout=2.0)
+    outcomes: Counter[str] = Counter()
+    with Router(config) as r:
+        cluster.stop(lost, "immediate")
+        started = time.monotonic()
+        for _ in range(60):
+            began = time.monotonic()
+            try:
+                port = r.fetchval("SELECT inet_server_port()")
+                outcomes["other node" if port != lost.port else "lost node"] += 1
+            except TimeoutError:
+                outcomes["timeout"] += 1
+            # The deadline, then up to 3 s for an answer to the cancel, and some slack.
+            assert time.monotonic() - began < 2.0 + 3.0 + 1.5, "a read waited past its deadline"
+        assert outcomes["lost node"] == 0, outcomes
+        assert outcomes["other node"] >= 55, outcomes
+        assert time.monotonic() - started < 40
+        wait_until(
+            lambda: r.stats()["nodes"][lost.name]["health"] == "down",
+            timeout=10,
+            what="the node behind the dead server to be down",
+        )
+    assert primary not in replicas
+
+
 # -- a promotion behind the PgBouncers ------------------------------------------------------
 
 
