@@ -168,7 +168,8 @@ class _Watchdog:
         with self._lock:
             self._finished += 1
             if self._finished >= _COMPACT_AT and self._finished * 2 >= len(self._heap):
-                self._heap = [entry for entry in self._heap if not entry[2].finished]
+                # In place: the watchdog thread holds this very list.
+                self._heap[:] = [entry for entry in self._heap if not entry[2].finished]
                 heapq.heapify(self._heap)
                 self._finished = 0
 
