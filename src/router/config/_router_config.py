@@ -224,8 +224,9 @@ class RouterConfig:
     server that never comes (PgBouncer's ``query_wait_timeout``, 120 s by default).
     ``"auto"``: 30 s with ``pooler_mode="transaction"``, no deadline otherwise; ``None``: no
     deadline in any mode. Both routers keep it (the sync router has its server cancel the
-    statement from a watchdog thread); SQLAlchemy sessions run every statement inside a
-    transaction, which it does not bound."""
+    statement from a watchdog thread). The SQLAlchemy factories bound every statement on a
+    replica with it (their replica transactions are reads only; asyncpg's
+    ``command_timeout``, the same watchdog for psycopg), not those on the primary."""
     statement_cache_size: int = DEFAULT_STATEMENT_CACHE_SIZE
     """asyncpg's prepared statement cache per connection (0 turns it off); 0 behind a
     transaction pooler whatever is set."""

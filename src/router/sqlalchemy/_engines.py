@@ -39,6 +39,7 @@ from sqlalchemy.pool import PoolResetState
 from router._async._dsn import asyncpg_dsn
 from router._pooler import note_pooler_mismatch
 from router._sync import _driver as psycopg_driver
+from router._sync._deadline import Deadline
 from router.config import NodeConfig, PoolerMode, RouterConfig
 from router.core import Effect, FailureKind, Role
 from router.errors import RouterError
@@ -69,6 +70,8 @@ _STANDBY_REFUSALS: Final = frozenset({_READ_ONLY_SQLSTATE, "0A000"})
 RoleOf = Callable[[str], Role]
 #: Key in a pooled connection's ``info``: it ran a statement that leaves session state.
 _STATE_LEFT: Final = "router_session_state"
+#: Key in a pooled connection's ``info``: the deadline of the statement under way.
+_DEADLINE: Final = "router_deadline"
 
 
 def _url(drivername: str, node: NodeConfig) -> URL:
@@ -134,7 +137,44 @@ def sync_node_engine(
             cparams["options"] = f"{own_options} {_READ_ONLY_OPTION}".strip()
 
     event.listen(engine, "do_connect", do_connect)
+    timeout = config.effective_read_timeout
+    if timeout is not None:
+        _read_deadlines(engine, node.name, timeout, role_of)
     return engine
+
+
+def _read_deadlines(engine: Engine, node: str, timeout: float, role_of: RoleOf) -> None:
+    """Statements on *node* while it is a replica (reads, in read-only transactions) carry
+    *timeout* (``read_timeout``): past it the server is asked to cancel the statement (or,
+    with no answer, the link is cut) and :class:`TimeoutError` is raised, as asyncpg's
+    ``command_timeout`` does in the async twin. Registered before :func:`watch_errors`: a
+    statement given up on says nothing about the node."""
+
+    def before(conn: Any, cursor: Any, statement: Any, *args: Any) -> None:
+        if role_of(node) is Role.REPLICA:
+            deadline = Deadline(conn.connection.driver_connection, timeout)
+            conn.info[_DEADLINE] = deadline.__enter__()
+
+    def after(conn: Any, cursor: Any, statement: Any, *args: Any) -> None:
+        deadline = conn.info.pop(_DEADLINE, None)
+        if deadline is not None:
+            deadline.__exit__(None, None, None)
+
+    def on_error(context: ExceptionContext) -> None:
+        conn = context.connection
+        deadline = None if conn is None else conn.info.pop(_DEADLINE, None)
+        if deadline is None:
+            return
+        deadline.__exit__(None, None, None)  # waits for a cancel under way to be delivered
+        if deadline.expired:
+            raise TimeoutError(
+                f"no answer within {timeout:g} s: the statement was given up on {node}"
+                " (read_timeout)"
+            ) from context.original_exception
+
+    event.listen(engine, "before_cursor_execute", before)
+    event.listen(engine, "after_cursor_execute", after)
+    event.listen(engine, "handle_error", on_error)
 
 
 def async_node_engine(
@@ -150,6 +190,7 @@ def async_node_engine(
     dsn = asyncpg_dsn(node.connect_dsn)
     cache_size = config.effective_statement_cache_size
     pooled = config.pooler_mode is PoolerMode.TRANSACTION
+    read_timeout = config.effective_read_timeout
 
     def do_connect(dialect: Any, record: Any, cargs: list[Any], cparams: dict[str, Any]) -> None:
         for key in _URL_PARAMS:
@@ -160,6 +201,10 @@ def async_node_engine(
             settings["default_transaction_read_only"] = "on"
         cparams["server_settings"] = settings
         cparams["timeout"] = config.pool.connect_timeout
+        if read_timeout is not None and role_of(node.name) is Role.REPLICA:
+            # A replica's statements (reads, in read-only transactions) are given up on at
+            # read_timeout: asyncpg asks the server to cancel and raises TimeoutError.
+            cparams["command_timeout"] = read_timeout
         cparams["prepared_statement_cache_size"] = cache_size
         if cache_size == 0:  # behind a transaction pooler: no cached statements at all
             cparams["statement_cache_size"] = 0
