@@ -51,6 +51,10 @@ class _Floored(Protocol):
     floor: Lsn | None
     shared: SharedFloor | None
     verified: int
+    lost: int
+
+    @property
+    def wants_position(self) -> bool: ...
 
 
 class _Monitor(Protocol):
@@ -83,6 +87,7 @@ class SharedFloor:
         "_lock",
         "horizon",
         "issued_at",
+        "lost",
         "sent",
         "start",
         "verdict",
@@ -102,6 +107,10 @@ class SharedFloor:
         #: The position that went back to the client (router.web), if any.
         self.sent: Lsn | None = None
         self._committed: Lsn | None = None
+        #: Commits of the unit's sessions whose position could not be read, not yet covered
+        #: by a position read after them (kept by ``router._scope.Scope``, under its lock).
+        #: While it is not 0 the unit's new sessions start behind a commit of its own.
+        self.lost = 0
         self._cluster: _Cluster | None = None
         self._lock = threading.Lock()
 
@@ -205,4 +214,8 @@ def attach(scope: _Floored, cluster: _Cluster) -> None:
     if lsn is not None and (scope.floor is None or lsn > scope.floor):
         scope.floor = lsn
         scope.verified = -1  # like an imported token: checked after a failover (Scope.unverified)
+    if shared.lost and scope.wants_position:
+        # A session of this unit committed without its position being read: this one reads
+        # where that commit surely is until a position read covers it (Scope.lose_position).
+        scope.lost = max(scope.lost, 1)
     scope.shared = shared

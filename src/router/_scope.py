@@ -125,7 +125,8 @@ class Scope:
         self.seen_on: str | None = None
         self.shared: SharedFloor | None = None
         #: Commits whose position could not be read since the floor was last known to cover
-        #: them all (0: none). While it is not 0 the floor is behind this scope's writes.
+        #: them all (0: none). While it is not 0 the floor is behind this scope's writes (or,
+        #: inherited by a new session, behind a commit made through the router before it).
         self.lost = 0
         #: On the router's own scope (the root): how many times the primary moved to another
         #: node. A floor is known to exist on the current primary's timeline when it was
@@ -149,7 +150,9 @@ class Scope:
     def session(self, consistency: Consistency | None, after: Lsn | None) -> Scope:
         """A new session's scope under this root: at or past *after* and, under
         ``read_your_writes``, at or past every commit made through the router before (unless
-        a web request's or job's floor is in force: see ``router._context``)."""
+        a web request's or job's floor is in force: see ``router._context``), including one
+        whose position could not be read (the root's :attr:`lost`: the session starts with
+        the loss, and reads on the primary until a position read covers it)."""
         level = self.consistency if consistency is None else consistency
         floor = after
         # Inside a unit of work with a floor of its own (router.web's request or job scope),
@@ -163,6 +166,12 @@ class Scope:
         if floor is not None and floor is not after:
             # The router's own floor, not an imported one: as verified as the router's.
             scope.verified = self.verified
+        if self.lost and level is Consistency.READ_YOUR_WRITES and SHARED_FLOOR.get() is None:
+            # A commit made through the router before went by without its position: the
+            # floor taken above is behind it, and so may be any token of the session that
+            # made it (a session handing its token to the next one): until a position read
+            # covers it, this session reads where it surely is, as that session does.
+            scope.lost = 1
         return scope
 
     @property
@@ -216,33 +225,40 @@ class Scope:
 
     def lose_position(self) -> None:
         """A commit went by whose position could not be read (the commit stands): the floor
-        is behind it, here and in the parent scopes, until :meth:`regain_position`."""
+        is behind it, here, in the parent scopes and on the shared floor of the unit of work,
+        until :meth:`regain_position`. Sessions opened meanwhile under the same root (or the
+        same shared floor) start with the loss (:meth:`session`, ``router._context.attach``):
+        their floor, and any token handed to them, may be behind that commit."""
         with _ADVANCE:
-            scope: Scope | None = self
-            while scope is not None:
-                scope.lost += 1
-                scope = scope.parent
+            for lossy in self._lossy():
+                lossy.lost += 1
 
-    def losses(self) -> list[tuple[Scope, int]]:
-        """What :meth:`regain_position` needs: each scope up the chain with its count of lost
-        positions, taken *before* the primary's position is read."""
+    def _lossy(self) -> list[Scope | SharedFloor]:
+        """This scope, its parents and its shared floor: whatever a lost position concerns."""
+        found: list[Scope | SharedFloor] = []
+        scope: Scope | None = self
+        while scope is not None:
+            found.append(scope)
+            scope = scope.parent
+        if self.shared is not None:
+            found.append(self.shared)
+        return found
+
+    def losses(self) -> list[tuple[Scope | SharedFloor, int]]:
+        """What :meth:`regain_position` needs: each scope up the chain (and the shared floor)
+        with its count of lost positions, taken *before* the primary's position is read."""
         with _ADVANCE:
-            found: list[tuple[Scope, int]] = []
-            scope: Scope | None = self
-            while scope is not None:
-                found.append((scope, scope.lost))
-                scope = scope.parent
-            return found
+            return [(lossy, lossy.lost) for lossy in self._lossy()]
 
-    def regain_position(self, lsn: Lsn, losses: list[tuple[Scope, int]]) -> None:
+    def regain_position(self, lsn: Lsn, losses: list[tuple[Scope | SharedFloor, int]]) -> None:
         """*lsn*, the primary's position read after :meth:`losses` was taken, covers every
         commit lost before: raise the floor to it, and forget those losses (not one lost
         meanwhile, which *lsn* may not cover)."""
         self.advance(lsn)
         with _ADVANCE:
-            for scope, lost in losses:
-                if scope.lost == lost:
-                    scope.lost = 0
+            for lossy, lost in losses:
+                if lossy.lost == lost:
+                    lossy.lost = 0
 
     def unverified(self, known: Lsn | None, fork: Lsn | None = None) -> bool:
         """Whether the floor must be checked on the primary before a read: it was not

@@ -190,6 +190,45 @@ async def test_a_committed_write_is_not_reported_failed_when_its_position_cannot
     await wait_for(lambda: _on_a_replica(app, primary_port), what="reads back on a replica")
 
 
+async def test_a_session_after_a_commit_whose_position_was_lost_reads_the_commit(
+    app: router.AsyncRouter, db: ClusterDatabase
+) -> None:
+    """A session commits and its position cannot be read: neither the router's floor nor the
+    session's token covers the commit. The next session (the next request, with that token,
+    or without one) must read it all the same: it starts with the loss, and reads on the
+    primary until a position read covers it. (The Patroni crash-restart scenario's stale
+    reads: the primary died between a commit and its position read.)"""
+    primary_port = db.cluster.primary.port
+    # Through the router, its position read: the router's floor (and the token) are at it.
+    await app.execute("INSERT INTO kv VALUES (12003, 0) ON CONFLICT (k) DO UPDATE SET v = 0")
+    db.cluster.wait_caught_up()
+    await wait_for(lambda: _session_on_a_replica(app, primary_port), what="a replica read")
+    # The replicas stay eligible (their lag is well within the budget) but apply late.
+    for replica in db.cluster.replicas:
+        db.cluster.set_apply_delay(replica, 2.0)
+    execute_on(db.primary_dsn, REVOKE)
+    try:
+        async with app.session() as s:
+            assert await s.execute("UPDATE kv SET v = 1 WHERE k = 12003") == "UPDATE 1"
+            token = s.token()
+        assert token is not None  # the floor from before the commit
+        for after in (token, None):
+            async with app.session(after=after) as s:
+                assert await s.fetchval("SELECT v FROM kv WHERE k = 12003") == 1
+                assert await s.fetchval("SELECT inet_server_port()") == primary_port
+    finally:
+        execute_on(db.primary_dsn, GRANT)
+    # A position read covers it now: sessions read on replicas again, and see it.
+    await wait_for(lambda: _session_on_a_replica(app, primary_port), what="a replica again")
+    async with app.session() as s:
+        assert await s.fetchval("SELECT v FROM kv WHERE k = 12003") == 1
+
+
+async def _session_on_a_replica(r: router.AsyncRouter, primary_port: int) -> bool:
+    async with r.session() as s:
+        return bool(await s.fetchval("SELECT inet_server_port()") != primary_port)
+
+
 async def _on_a_replica(r: router.AsyncRouter, primary_port: int) -> bool:
     return bool(await r.fetchval("SELECT inet_server_port()") != primary_port)
 

@@ -217,6 +217,52 @@ async def test_async_a_commit_whose_position_cannot_be_read_is_not_reported_fail
         _on_primary(db, GRANT)
 
 
+def _delay_replicas(db: ClusterDatabase) -> None:
+    """The replicas stay eligible (lag well within the budget) but apply WAL 2 s late."""
+    db.cluster.wait_caught_up()
+    for replica in db.cluster.replicas:
+        db.cluster.set_apply_delay(replica, 2.0)
+
+
+def test_the_next_session_reads_a_commit_whose_position_was_lost(
+    app_config: router.RouterConfig, db: ClusterDatabase
+) -> None:
+    """A session commits and its position cannot be read; the factory's next session (the
+    next request) must read the commit too: it starts with the loss, on the primary."""
+    primary_port = db.cluster.primary.port
+    with router.sqlalchemy.sessionmaker(app_config) as factory:
+        with factory() as s:
+            s.execute(text("UPDATE kv SET v = 110 WHERE k = 1"))  # its position is read
+            s.commit()
+        _delay_replicas(db)
+        _on_primary(db, REVOKE)
+        with factory() as s:
+            s.execute(text("UPDATE kv SET v = 111 WHERE k = 1"))
+            s.commit()
+        with factory() as s:
+            row = s.execute(text("SELECT v, inet_server_port() FROM kv WHERE k = 1")).one()
+            assert tuple(row) == (111, primary_port)
+
+
+@pytest.mark.asyncio
+async def test_async_the_next_session_reads_a_commit_whose_position_was_lost(
+    app_config: router.RouterConfig, db: ClusterDatabase
+) -> None:
+    primary_port = db.cluster.primary.port
+    async with router.sqlalchemy.async_sessionmaker(app_config) as factory:
+        async with factory() as s:
+            await s.execute(text("UPDATE kv SET v = 120 WHERE k = 1"))
+            await s.commit()
+        await asyncio.to_thread(_delay_replicas, db)
+        _on_primary(db, REVOKE)
+        async with factory() as s:
+            await s.execute(text("UPDATE kv SET v = 121 WHERE k = 1"))
+            await s.commit()
+        async with factory() as s:
+            row = (await s.execute(text("SELECT v, inet_server_port() FROM kv WHERE k = 1"))).one()
+            assert tuple(row) == (121, primary_port)
+
+
 # -- item 5: a statement that times out is cancelled on its server --------------------------
 
 

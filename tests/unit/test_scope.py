@@ -93,3 +93,42 @@ def test_calls_outside_a_session_and_weaker_levels_are_not_tracked() -> None:
     assert not bounded.unsettled("replica1", primary=False)
     bounded.read_on("replica2", Lsn(5), replica=True)
     assert (bounded.sticky, bounded.floor) == ("replica2", Lsn(5))
+
+
+def test_a_session_opened_after_a_lost_position_starts_with_the_loss() -> None:
+    # A session commits, its position cannot be read: the commit stands, and neither the
+    # router's floor nor the session's token covers it. The next session (a request after a
+    # request, carrying that token) must not read behind it either.
+    root = Scope.for_router(RYW)
+    first = root.session(None, None)
+    first.advance(Lsn(100))
+    first.lose_position()
+    token = first.floor
+    after = root.session(None, token)
+    assert after.lost  # reads where the commit surely is (the primary) until regained
+    assert root.session(None, None).lost
+    # A level without read-your-writes promises nothing about the router's commits.
+    assert not root.session(Consistency.EVENTUAL, token).lost
+    # A position read after the loss covers it, for the session that read it and the root:
+    # sessions opened after that start clean, at or past it.
+    after.regain_position(Lsn(400), after.losses())
+    assert not after.lost
+    assert not root.lost
+    assert after.floor == Lsn(400)
+    clean = root.session(None, token)
+    assert not clean.lost
+    assert clean.floor == Lsn(400)
+    # The first session's own loss is its own to regain (its floor is behind its commit).
+    assert first.lost
+
+
+def test_a_loss_during_the_regain_is_kept() -> None:
+    root = Scope.for_router(RYW)
+    root.lose_position()
+    session = root.session(None, None)
+    taken = session.losses()
+    root.lose_position()  # another commit lost while the position was being read
+    session.regain_position(Lsn(500), taken)
+    assert not session.lost
+    assert root.lost  # the later loss may be past 500
+    assert root.session(None, None).lost

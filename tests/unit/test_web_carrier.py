@@ -8,8 +8,18 @@ import sys
 
 import pytest
 
-from router._context import SHARED_FLOOR, SharedFloor, Start
-from router.core import Health, Lsn, NodeHealth, Position, Role, Topology, WalHistory
+from router._context import SHARED_FLOOR, SharedFloor, Start, attach
+from router._scope import Scope
+from router.core import (
+    Consistency,
+    Health,
+    Lsn,
+    NodeHealth,
+    Position,
+    Role,
+    Topology,
+    WalHistory,
+)
 from router.core import encode_token as encode
 from router.errors import ConfigurationError
 from router.web import Carrier, Signer, job_token, resume
@@ -323,3 +333,40 @@ def test_a_commit_after_the_response_started_is_warned_about(
     [record] = caplog.records
     assert record.levelname == "WARNING"
     assert "/late" in record.getMessage()
+
+
+class _Monitor:
+    def __init__(self, topology: Topology) -> None:
+        self.topology = topology
+
+
+class _Core:
+    """What router._context.attach reads of a router core."""
+
+    def __init__(self) -> None:
+        self._system_id = SYSTEM
+        self._monitor = _Monitor(topology(2000, 2000))
+
+
+def test_a_commit_of_the_unit_whose_position_was_lost_holds_its_next_sessions() -> None:
+    root = Scope.for_router(Consistency.READ_YOUR_WRITES)
+    core = _Core()
+    shared = SharedFloor()
+    context = SHARED_FLOOR.set(shared)
+    try:
+        first = root.session(None, None)
+        attach(first, core)
+        first.advance(Lsn(1000))
+        first.lose_position()  # the next commit stands, its position unknown
+        second = root.session(None, None)
+        attach(second, core)
+        # The unit's next session reads where that commit surely is until it is covered.
+        assert second.lost
+        second.regain_position(Lsn(1500), second.losses())
+        assert not shared.lost
+        assert shared.position() == Position(SYSTEM, Lsn(1500))  # covers the lost commit
+        third = root.session(None, None)
+        attach(third, core)
+        assert not third.lost
+    finally:
+        SHARED_FLOOR.reset(context)

@@ -67,7 +67,7 @@ _READ_CONNECTION: Final = Classification(
 _AFTER_WRITE: Final = "a write earlier in this transaction"
 _HINTED: Final = "router_primary option"
 _HINT_COMMENT: Final = "router:primary hint"
-_BLIND: Final = "the last commit's WAL position is unknown"
+_BLIND: Final = "the WAL position of an earlier commit is unknown"
 
 
 def _route_options(
@@ -117,8 +117,6 @@ class RoutedSession(Session):
     _router_read: Decision | None = None
     _router_write: Decision | None = None
     _router_committed = False
-    # A commit's position could not be read: read from the primary until one is.
-    _router_blind = False
     _router_last: Decision | None = None
     # The primary, once a statement of the current transaction ran there.
     _router_on_primary: str | None = None
@@ -263,7 +261,7 @@ class RoutedSession(Session):
             decision = routing.variant(write, Reason.PINNED, _AFTER_WRITE)
         elif primary:
             decision = routing.variant(routing.write(), Reason.HINT, _HINTED)
-        elif self._router_blind and not self._router_read_position():
+        elif self._router_lost() and not self._router_read_position(commit=False):
             decision = routing.variant(routing.write(), Reason.CONSISTENCY, _BLIND)
         else:
             held = self._router_read
@@ -304,24 +302,35 @@ class RoutedSession(Session):
         for statement, params in kept[start:]:
             conn.execute(statement, params)
 
-    def _router_read_position(self) -> bool:
-        """Raise the floor to the primary's position now (after a commit); ``False``, and
-        reads on the primary until it succeeds, when it cannot be read."""
+    def _router_lost(self) -> bool:
+        """Whether the floor is behind a commit whose position could not be read (this
+        session's, or, for a new session, one made through the router before it: see
+        :meth:`router._scope.Scope.session`): reads go to the primary until one is."""
+        scope = self._router_scope
+        return bool(scope.lost) and scope.wants_position
+
+    def _router_read_position(self, *, commit: bool = True) -> bool:
+        """Raise the floor to the primary's position now (after a commit, or to cover a lost
+        one); ``False``, and reads on the primary until it succeeds, when it cannot be read
+        (the position of a *commit* is then lost: :meth:`~router._scope.Scope.lose_position`,
+        which the factory's next sessions inherit)."""
+        scope = self._router_scope
+        losses = scope.losses()
         try:
             lsn = self._router_routing.commit_position()
         except (RouterError, SQLAlchemyError, OSError) as exc:
             # The commit is done; without its position the guarantee holds only on the
             # primary. Tried again at the next read.
-            if not self._router_blind:
-                logger.warning(
-                    "could not read the primary's WAL position after a commit (%s): this"
-                    " session reads from the primary until it can",
-                    type(exc).__name__,
-                )
-            self._router_blind = True
+            if commit:
+                if not scope.lost:
+                    logger.warning(
+                        "could not read the primary's WAL position after a commit (%s): this"
+                        " session reads from the primary until it can",
+                        type(exc).__name__,
+                    )
+                scope.lose_position()
             return False
-        self._router_scope.advance(lsn)
-        self._router_blind = False
+        scope.regain_position(lsn, losses)
         return True
 
     # SQLAlchemy hands ``get_bind`` the bind arguments, not the execution options: copy the
