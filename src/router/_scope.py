@@ -105,6 +105,7 @@ class Scope:
         "consistency",
         "epoch",
         "floor",
+        "kept",
         "lost",
         "parent",
         "seen_on",
@@ -134,6 +135,9 @@ class Scope:
         #: (an ``after=`` floor) is not, until checked.
         self.epoch = 0
         self.verified = self.root.epoch if floor is None else -1
+        #: ``(epoch, lsn)``: the latest commit of that epoch that could not raise the floor
+        #: while it was unverified (:meth:`settle` never resets it below that).
+        self.kept: tuple[int, Lsn] | None = None
 
     @property
     def root(self) -> Scope:
@@ -192,6 +196,12 @@ class Scope:
                 if scope.floor is None or lsn > scope.floor:
                     scope.floor = lsn
                     scope.verified = epoch
+                elif scope.verified != epoch and (
+                    scope.kept is None or scope.kept[0] != epoch or lsn > scope.kept[1]
+                ):
+                    # Below a floor not known on this timeline (one :meth:`settle` may reset):
+                    # a commit of this timeline the reset must not go below.
+                    scope.kept = (epoch, lsn)
                 scope = scope.parent
             if self.shared is not None:
                 self.shared.record_commit(lsn)
@@ -276,19 +286,31 @@ class Scope:
 
     def settle(self, primary_lsn: Lsn) -> Lsn | None:
         """The primary's current position *primary_lsn* was read: every floor of the chain
-        at or below it is verified; a floor beyond it names WAL the primary never had (lost
-        in a failover) and is reset to *primary_lsn*. Returns this scope's lost floor, or
-        ``None``."""
+        at or below it is verified; an unverified floor beyond it names WAL the primary never
+        had (lost in a failover) and is reset to *primary_lsn*, or to the latest commit made
+        on this timeline meanwhile if that is later. Returns this scope's lost floor, or
+        ``None``.
+
+        Other tasks commit while the position is read, and their positions may be past
+        *primary_lsn*: a floor they raised is verified (and kept), and one they could not
+        raise (it was past them) is reset no lower than they got (``kept``). Resetting to
+        *primary_lsn* alone would put the router's floor behind their commits, and their
+        next reads on replicas that have not replayed them."""
         epoch = self.root.epoch
         lost = None
         with _ADVANCE:
             scope: Scope | None = self
             while scope is not None:
-                if scope.floor is not None and scope.floor > primary_lsn:
-                    if scope is self:
-                        lost = scope.floor
-                    scope.floor = primary_lsn
+                floor = scope.floor
+                if floor is not None and floor > primary_lsn and scope.verified != epoch:
+                    kept = scope.kept[1] if scope.kept and scope.kept[0] == epoch else None
+                    reset = kept if kept is not None and kept > primary_lsn else primary_lsn
+                    if reset < floor:
+                        if scope is self:
+                            lost = floor
+                        scope.floor = reset
                 scope.verified = epoch
+                scope.kept = None
                 scope = scope.parent
         return lost
 

@@ -106,3 +106,42 @@ def test_an_imported_floor_is_checked_once() -> None:
     assert imported.settle(Lsn(950)) is None
     assert imported.floor == Lsn(900)
     assert not imported.unverified(Lsn(800))
+
+
+def test_a_reset_never_goes_below_a_commit_made_while_the_position_was_read() -> None:
+    # A session carrying a token past anything the primary has reads there, then reads the
+    # primary's position (400). Meanwhile another task commits at 600 through the router.
+    root = Scope(Consistency.READ_YOUR_WRITES)
+    imported = root.session(None, Lsn(5000))
+    assert imported.unverified(Lsn(300))
+    root.advance(Lsn(600))
+    assert imported.settle(Lsn(400)) == Lsn(5000)
+    assert imported.floor == Lsn(400)
+    assert root.floor == Lsn(600)  # not lowered below that commit: its reads must see it
+
+
+def test_after_a_failover_a_reset_keeps_the_commits_of_the_new_timeline() -> None:
+    # The router's floor (1000) names WAL the new primary never had; commits on the new
+    # primary (at 500 and 700, below it) cannot raise it. A reset to a position read before
+    # the second of them (600) must not lose it.
+    root = Scope(Consistency.READ_YOUR_WRITES)
+    root.advance(Lsn(1000))
+    root.epoch += 1
+    session = root.session(None, None)
+    root.advance(Lsn(500))
+    assert root.floor == Lsn(1000)  # still past both
+    root.advance(Lsn(700))
+    assert session.unverified(Lsn(10))
+    assert session.settle(Lsn(600)) == Lsn(1000)
+    assert session.floor == Lsn(600)  # the session made neither commit
+    assert root.floor == Lsn(700)
+    assert not root.unverified(Lsn(10))
+    # A commit kept on one timeline does not hold up a reset on the next one: it may be
+    # lost with the WAL past the fork too.
+    root.advance(Lsn(2000))
+    root.epoch += 1
+    root.advance(Lsn(1500))
+    root.epoch += 1
+    assert root.unverified(Lsn(10))
+    assert root.settle(Lsn(300)) == Lsn(2000)
+    assert root.floor == Lsn(300)

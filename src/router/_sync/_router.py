@@ -882,9 +882,11 @@ class Router(Queries):
         count (``position-lost``) and log it."""
         floor = scope.floor
         own = scope.verified >= 0  # raised by this router (not imported), before the failover
+        # Raised on this timeline meanwhile (another task's commit): nothing to check.
+        checked = scope.verified == scope.root.epoch
         lo, hi = self._fork
         scope.settle(position)
-        if floor is None:
+        if floor is None or checked:
             return
         if floor > position or (own and hi is not None and floor > hi):
             start = min(position, hi) if hi is not None else position
