@@ -607,14 +607,12 @@ async def test_no_failed_read_outside_transactions(run: Run) -> None:
 
 
 #: Scenarios whose stale-read invariant is known broken, with why: an expected failure of exactly
-#: that pair, never a loosened assertion. Found by the fresh-clone CI run after the issue 12 read
-#: rules (router-wide floors, confirmation at the read, monotonic settling) and the failover
-#: floor checks were merged: a few reads in the recovery phase ran on a replica that had not
-#: replayed the user's own acknowledged insert. Not yet understood; to be fixed next.
-KNOWN_STALE: dict[str, str] = {
-    "crash-restart": "stale reads after a crash restart in place since the merge (see above)",
-    "member-lost": "stale reads after the leader member is lost since the merge (see above)",
-}
+#: that pair, never a loosened assertion. Empty: crash-restart and member-lost read stale after
+#: the issue 12 merge because a session opened after a commit whose position could not be read
+#: (the leader died between the commit and its position read) did not inherit the loss, and
+#: read on a replica behind that commit (fixed in router._scope.Scope.session; regression
+#: tests in tests/integration/test_*_session_io.py and tests/unit/test_scope.py).
+KNOWN_STALE: dict[str, str] = {}
 
 
 @scenario
