@@ -92,6 +92,11 @@ class Watcher:
         self.writable: list[tuple[float, frozenset[str]]] = []
         #: Members that answered at all (in recovery or not).
         self.reachable: list[tuple[float, frozenset[str]]] = []
+        #: Members whose last answer was "not in recovery" (a member that did not answer a
+        #: sample, e.g. the watcher's own connection timing out under load, keeps its last
+        #: answer): what the write check compares against.
+        self.last_writable: list[tuple[float, frozenset[str]]] = []
+        self._last: dict[str, bool] = {}
         self.leaders: list[tuple[float, str | None]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ha-watcher", daemon=True)
@@ -129,6 +134,10 @@ class Watcher:
             writable = frozenset(name for name, rec in answers.items() if rec is False)
             if not self.writable or self.writable[-1][1] != writable:
                 self.writable.append((now, writable))
+            self._last.update({name: rec for name, rec in answers.items() if rec is not None})
+            last = frozenset(name for name, rec in self._last.items() if rec is False)
+            if not self.last_writable or self.last_writable[-1][1] != last:
+                self.last_writable.append((now, last))
             reachable = frozenset(name for name, rec in answers.items() if rec is not None)
             if not self.reachable or self.reachable[-1][1] != reachable:
                 self.reachable.append((now, reachable))
@@ -154,8 +163,14 @@ class Watcher:
         return found
 
     def writable_during(self, start: float, end: float) -> set[str]:
-        names = set(self.writable_at(start))
-        for t, now in self.writable:
+        """The members that last said "not in recovery" at some point between *start* and
+        *end* (an unanswered sample keeps a member's last answer)."""
+        names: set[str] = set()
+        for t, now in self.last_writable:
+            if t > start:
+                break
+            names = set(now)
+        for t, now in self.last_writable:
             if start <= t <= end:
                 names |= now
         return names
