@@ -6,6 +6,7 @@ the sync Router passes the same suite. Where a statement ran is proven by the ro
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import AsyncIterator
 from functools import partial
@@ -246,12 +247,6 @@ async def test_with_ryw_wait_most_reads_after_writes_stay_on_replicas(
 
 
 @pytest.mark.faults
-@pytest.mark.xfail(
-    strict=False,
-    reason="known broken since this session's merges: fresh-clone CI runs served 59 (sync, PG 15)"
-    " and 28 (async, PG 18) of 150 read-backs from the primary (replica2, not delayed, is held"
-    " off after a missed 20 ms wait until the monitor's next look); to be found next session",
-)
 async def test_a_replica_further_behind_than_ryw_wait_is_not_waited_on_again_and_again(
     db: ClusterDatabase,
 ) -> None:
@@ -261,6 +256,7 @@ async def test_a_replica_further_behind_than_ryw_wait_is_not_waited_on_again_and
     cfg = db.router_config(ryw_wait=0.02, monitor_interval=0.5, max_lag_seconds=None)
     async with router.AsyncRouter(cfg) as rt:
         served: Counter[str] = Counter()
+        why: Counter[tuple[str | None, str]] = Counter()
         missed = stale = 0
         started = monotonic()
         async with rt.session() as s:
@@ -274,14 +270,57 @@ async def test_a_replica_further_behind_than_ryw_wait_is_not_waited_on_again_and
                 decision = rt.last_decision
                 assert decision is not None
                 missed += "within ryw_wait" in decision.detail
+                # Where each read-back went and why, positions left out: the evidence when
+                # the bounds below fail.
+                why[(decision.node, re.sub(r"[0-9A-F]+/[0-9A-F]+", "L", decision.detail))] += 1
         elapsed = monotonic() - started
         await rt.execute("DELETE FROM kv WHERE k >= 35000 AND k < 35150")
     assert stale == 0
     # One wait in vain on replica1, then none until the monitor has looked again (0.5 s):
     # without that, round-robin would send every other read-back there to wait 20 ms for
     # nothing (~75 misses).
-    assert missed <= 2 + elapsed / 0.5, (missed, elapsed)
-    assert served["replica2"] >= 150 - missed, served
+    assert missed <= 2 + elapsed / 0.5, (missed, elapsed, why)
+    # replica2 serves the rest. On a busy host its replay may stall past a wait now and then:
+    # it is asked again soon after (not held off until the monitor's next look, which sent
+    # 28 to 59 read-backs to the primary in CI), so a stall costs a few read-backs at most.
+    assert served["primary"] <= missed + 12, (served, why)
+
+
+@pytest.mark.faults
+async def test_a_replica_a_moment_late_is_waited_on_again_once_it_has_caught_up(
+    db: ClusterDatabase,
+) -> None:
+    # replica1 replays nothing during the test; replica2 stops for one read-back, as its
+    # replay may stall on a busy host. The monitor looks every 5 s: a replica that missed a
+    # wait is held off waits that long, unless it is seen to have caught up before.
+    db.cluster.pause_replay("replica1")
+    ports = _ports(db)
+    cfg = db.router_config(ryw_wait=0.02, monitor_interval=5, max_lag_seconds=None)
+    async with router.AsyncRouter(cfg) as rt:
+        async with rt.session() as s:
+
+            async def read_back(i: int) -> tuple[str, str]:
+                await s.execute(f"INSERT INTO kv VALUES ({36_000 + i}, {i})")
+                v, port = await s.fetchrow(
+                    f"SELECT v, inet_server_port() FROM kv WHERE k = {36_000 + i}"
+                )
+                assert v == i  # never a stale read
+                decision = rt.last_decision
+                assert decision is not None
+                return ports[port], decision.detail
+
+            before = [(await read_back(i))[0] for i in range(10)]
+            db.cluster.pause_replay("replica2")
+            stalled = await read_back(10)
+            db.cluster.resume_replay("replica2")
+            after = Counter([(await read_back(i))[0] for i in range(11, 111)])
+        await rt.execute("DELETE FROM kv WHERE k >= 36000 AND k < 36111")
+    # replica1 missed one wait and was held off; replica2 served the others.
+    assert before.count("replica2") >= 9, before
+    assert stalled[0] == "primary", stalled
+    assert "replica2 did not replay" in stalled[1], stalled
+    # Once replica2 replays again it serves the read-backs again, not only after 5 s.
+    assert after["replica2"] >= 85, after
 
 
 async def test_tokens_of_another_cluster_are_refused(r: router.AsyncRouter) -> None:

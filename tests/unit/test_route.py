@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
 from random import Random
 from typing import Any
 
@@ -119,7 +120,7 @@ def test_a_replica_that_missed_a_wait_is_not_waited_on_until_the_hold_is_over() 
     now = [100.0]
     misses = WaitMisses(0.5, lambda: now[0])
     assert "r1" not in misses
-    misses.missed("r1")
+    misses.missed("r1", Lsn(90))
     assert "r1" in misses
     assert "r2" not in misses
     assert "held=['r1']" in repr(misses)
@@ -130,12 +131,87 @@ def test_a_replica_that_missed_a_wait_is_not_waited_on_until_the_hold_is_over() 
         return {read_waiting(t, policy, no_wait=misses).node for _ in range(6)}
 
     assert waits_on() == {"r2"}
-    misses.missed("r2")
+    misses.missed("r2", Lsn(90))
     assert waits_on() == {"p"}  # both missed: the primary at once, no wait
     d = read_waiting(t, no_wait=misses)
     assert "not waited on: r1 missed a wait just now, r2 missed a wait just now" in d.detail
     now[0] += 0.5
     assert waits_on() == {"r1", "r2"}  # the hold is over: worth another try
+
+
+def test_a_held_replica_is_asked_whether_it_caught_up_when_no_other_can_be_waited_on() -> None:
+    now = [100.0]
+    misses = WaitMisses(0.5, lambda: now[0], first_ask=0.01)
+    t = topology(r1=50, r2=60)
+    misses.missed("r1", Lsn(90))
+    misses.missed("r2", Lsn(80))
+
+    def decide() -> Decision:
+        return read_waiting(t, no_wait=misses, ask=misses.askable)
+
+    # Not at once: it missed just now.
+    assert decide().node == "p"
+    now[0] += 0.01
+    # Both are due: the one known to have replayed the most is asked, with no wait first.
+    d = decide()
+    assert (d.node, d.ask, d.wait_for) == ("r2", True, Lsn(90))
+    assert "ask r2, which missed a wait just now" in d.detail
+    # Still short of the position it missed (80): asked again only after a longer pause.
+    assert not misses.recovered("r2", Lsn(70))
+    misses.missed("r2", Lsn(95))
+    assert "r2" in misses
+    assert not misses.may_ask("r2")
+    assert decide().node == "r1"  # the other is still due
+    misses.missed("r1", Lsn(95))
+    assert decide().node == "p"
+    now[0] += 0.015
+    assert misses.may_ask("r2")
+    # r2 has replayed what it missed: its hold is over, and it is waited on as any replica.
+    assert misses.recovered("r2", Lsn(85))
+    assert "r2" not in misses
+    d = decide()
+    assert (d.node, d.ask) == ("r2", False)
+    # A wait that sees a replica at its floor ends its hold too.
+    misses.caught_up("r1")
+    assert "r1" not in misses
+    assert not misses.may_ask("r1")
+
+
+def test_asks_in_vain_grow_further_apart_and_stop_with_the_hold() -> None:
+    now = [0.0]
+    misses = WaitMisses(0.5, lambda: now[0], first_ask=0.01)
+    misses.missed("r1", Lsn(90))
+    asked_at = []
+    while "r1" in misses:
+        if misses.may_ask("r1"):
+            asked_at.append(round(now[0], 3))
+            misses.missed("r1", Lsn(90))  # still behind
+        now[0] += 0.001
+    gaps = [b - a for a, b in pairwise(asked_at)]
+    assert asked_at[0] == pytest.approx(0.01)
+    assert all(b > a for a, b in pairwise(gaps)), gaps
+    assert 5 <= len(asked_at) <= 15, asked_at  # a few round trips per hold, not one per read
+    assert now[0] == pytest.approx(0.5, abs=0.002)  # the hold itself is as long as before
+
+
+def test_a_held_replica_is_not_asked_under_a_primary_only_policy() -> None:
+    misses = WaitMisses(0.5, lambda: 0.0, first_ask=0.0)
+    misses.missed("r1", Lsn(90))
+    misses.missed("r2", Lsn(90))
+    t = topology(r1=50, r2=60)
+    d = choose_read(
+        t,
+        Consistency.READ_YOUR_WRITES,
+        primary_only,
+        STATS,
+        Random(1),
+        floor=Lsn(90),
+        wait=True,
+        no_wait=misses,
+        ask=misses.askable,
+    )
+    assert (d.node, d.ask) == ("p", False)
+    assert "r1 missed a wait just now, r2 missed a wait just now" in d.detail
 
 
 def test_lagging_replicas_fall_back_to_the_primary_or_to_nothing() -> None:

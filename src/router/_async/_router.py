@@ -166,8 +166,13 @@ class AsyncRouter(Queries):
         # behind after an idle spell reads as up to one interval behind), hence the margin.
         self._wait_within = config.ryw_wait + config.monitor_interval
         # A replica that just missed a wait is not waited on again before the monitor's next
-        # look at it: on a replica further behind than the wait, every read would pay it.
-        self._wait_misses = WaitMisses(config.monitor_interval, time.monotonic)
+        # look at it (on a replica further behind than the wait, every read would pay it),
+        # unless it is seen to have caught up meanwhile: asked while no other replica can be
+        # waited on, first a quarter of ryw_wait after the miss, less often after each ask in
+        # vain (a stall of its replay on a busy host is over in tens of milliseconds).
+        self._wait_misses = WaitMisses(
+            config.monitor_interval, time.monotonic, first_ask=max(config.ryw_wait / 4, 0.002)
+        )
         self._command_timeout = config.pool.command_timeout
         self._primary_weight = config.primary_read_weight
         # Behind a transaction pooler statements that leave session state are refused (and
@@ -561,6 +566,7 @@ class AsyncRouter(Queries):
             wait=wait,
             wait_within=self._wait_within,
             no_wait=self._wait_misses,
+            ask=self._wait_misses.askable,
             exclude=excluded,
             fallback_to_primary=self._fallback_to_primary,
             primary_weight=self._primary_weight,
@@ -731,7 +737,7 @@ class AsyncRouter(Queries):
             fallback = replace(
                 self._write_decision(),
                 reason=Reason.CONSISTENCY,
-                detail=self._missed(node, decision.wait_for),
+                detail=self._missed(node, decision),
             )
             return await self._run(scope, fallback, call, write=write)
         stats.latency.update(time.perf_counter() - started)
@@ -774,7 +780,7 @@ class AsyncRouter(Queries):
         given_up = False
         try:
             if decision.wait_for is not None and not await self._wait_replayed(
-                conn, node, decision.wait_for
+                conn, node, decision.wait_for, ask=decision.ask
             ):
                 return False, None
             running = True
@@ -968,8 +974,11 @@ class AsyncRouter(Queries):
         health = self._monitor.topology.by_name.get(node)
         scope.read_on(node, None if health is None else health.replay_lsn, replica=True)
 
-    def _missed(self, node: str, target: Lsn | None) -> str:
+    def _missed(self, node: str, decision: Decision) -> str:
         """Why a read waited on (or confirmed on) *node* went to the primary after all."""
+        target = decision.wait_for
+        if decision.ask:
+            return f"{node} was asked again after a missed wait and had not replayed {target}"
         if self._ryw_wait > 0:
             return f"{node} did not replay {target} within ryw_wait"
         return f"{node} had not replayed {target} (asked it)"
@@ -977,26 +986,38 @@ class AsyncRouter(Queries):
     def _replayed(self, node: str, replayed: Lsn, target: Lsn, *, final: bool) -> bool:
         """Whether *node*, seen at *replayed*, has replayed *target*; the monitor learns the
         position. A *final* miss holds the replica off further waits and confirmations
-        until the monitor's next look (see :class:`WaitMisses`) when a wait was in vain, or
-        when the replica is behind even the primary's position at the monitor's last look
-        (it is far behind, not a moment): a confirmation that came a moment early costs one
-        round trip, not the replica's offload for an interval."""
+        until the monitor's next look, or until an ask sees it caught up (see
+        :class:`WaitMisses`), when a wait was in vain, or when the replica is behind even the
+        primary's position at the monitor's last look (it is far behind, not a moment): a
+        confirmation that came a moment early costs one round trip, not the replica's
+        offload for an interval. A replica seen at *target* is held off no longer."""
         self._monitor.learn_replay(node, replayed)
         if replayed >= target:
+            self._wait_misses.caught_up(node)
             return True
         if final:
             known = self._monitor.topology.primary_lsn
             if self._ryw_wait > 0 or known is None or replayed < known:
-                self._wait_misses.missed(node)
+                self._wait_misses.missed(node, target)
         return False
 
-    async def _wait_replayed(self, conn: driver.Connection, node: str, target: Lsn) -> bool:
+    async def _wait_replayed(
+        self, conn: driver.Connection, node: str, target: Lsn, *, ask: bool = False
+    ) -> bool:
         """Wait, up to ``ryw_wait``, until *node* has replayed *target* (PostgreSQL before 19
-        has no ``WAIT FOR LSN``: poll with a short, growing pause)."""
+        has no ``WAIT FOR LSN``: poll with a short, growing pause). *ask*: *node* missed a
+        wait just now; wait only if its first answer shows it caught up with what it missed
+        (see :class:`WaitMisses`)."""
         deadline = time.monotonic() + self._ryw_wait
         pause = 0.0005
         while True:
             replayed = Lsn.parse(await driver.scalar(conn, REPLAY_QUERY, self._command_timeout))
+            if ask:
+                ask = False
+                if replayed < target and not self._wait_misses.recovered(node, replayed):
+                    self._monitor.learn_replay(node, replayed)
+                    self._wait_misses.missed(node, target)  # asked less often from now on
+                    return False
             left = deadline - time.monotonic()
             if self._replayed(node, replayed, target, final=left <= 0):
                 return True

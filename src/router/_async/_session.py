@@ -88,7 +88,7 @@ async def _hold(
             continue
         try:
             caught_up = decision.wait_for is None or await router._wait_replayed(
-                conn, node, decision.wait_for
+                conn, node, decision.wait_for, ask=decision.ask
             )
         except BaseException as exc:
             if driver.abandoned(exc):
@@ -100,7 +100,7 @@ async def _hold(
             decision = replace(
                 router._write_decision(),
                 reason=Reason.CONSISTENCY,
-                detail=router._missed(node, decision.wait_for),
+                detail=router._missed(node, decision),
             )
             assert decision.node is not None
             pool = router._pools[decision.node]

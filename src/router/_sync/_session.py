@@ -87,7 +87,7 @@ def _hold(router: Router, scope: Scope, *, readonly: bool, isolation: str | None
             continue
         try:
             caught_up = decision.wait_for is None or router._wait_replayed(
-                conn, node, decision.wait_for
+                conn, node, decision.wait_for, ask=decision.ask
             )
         except BaseException as exc:
             if driver.abandoned(exc):
@@ -99,7 +99,7 @@ def _hold(router: Router, scope: Scope, *, readonly: bool, isolation: str | None
             decision = replace(
                 router._write_decision(),
                 reason=Reason.CONSISTENCY,
-                detail=router._missed(node, decision.wait_for),
+                detail=router._missed(node, decision),
             )
             assert decision.node is not None
             pool = router._pools[decision.node]

@@ -49,7 +49,10 @@ class Decision:
     - ``reason``: the kind of reason (:class:`Reason`), ``detail``: the reason in words
       (``"read"``, ``"write"``, which replicas were excluded and why, ...);
     - ``wait_for``: wait on the chosen replica until it has replayed this position before
-      running the read (``ryw_wait``); ``None`` for no wait.
+      running the read (``ryw_wait``); ``None`` for no wait;
+    - ``ask``: with ``wait_for``, the replica missed a wait just now: first ask it (one
+      query, no wait) whether it has caught up with the position it missed, and wait only if
+      it has (see :class:`~router.core.WaitMisses`).
 
     Frozen: a decision is a value, safe to keep and compare."""
 
@@ -58,6 +61,7 @@ class Decision:
     reason: Reason
     detail: str
     wait_for: Lsn | None = None
+    ask: bool = False
 
 
 # The everyday decisions, made once per node: reads and writes allocate nothing to decide.
@@ -95,6 +99,7 @@ def choose_read(
     wait: bool = False,
     wait_within: float | None = None,
     no_wait: Container[str] = (),
+    ask: Container[str] = (),
     exclude: Container[str] = (),
     fallback_to_primary: bool = True,
     primary_weight: float = 0.0,
@@ -107,7 +112,9 @@ def choose_read(
     ``wait_for`` set; with *wait_within* (the wait's length, seconds) only one whose last
     measured lag is within it (or unknown): a replica a known 0.2 s behind is not worth
     10 ms of waiting, every such read would wait in vain and then go to the primary; and
-    none in *no_wait* (those that recently missed a wait).
+    none in *no_wait* (those that recently missed a wait). When no replica can be waited on,
+    one in *no_wait* and in *ask* (due to be asked whether it has caught up since) is, the one
+    known to have replayed the most, with ``ask`` set.
     Otherwise the primary serves, or, with ``fallback_to_primary`` false,
     the decision has ``node=None`` and the reason why no replica qualifies. With a positive
     *primary_weight* the primary is offered to the policy beside the eligible replicas, with
@@ -132,21 +139,30 @@ def choose_read(
     passed_over: list[str] = []
     if wait and floor is not None:
         waiting = []
+        asking = []
         for n in found.behind_floor:
             if n in exclude:
                 continue
-            if n in no_wait:
-                passed_over.append(f"{n} missed a wait just now")
-            elif not _may_catch_up(topology, n, wait_within):
+            if not _may_catch_up(topology, n, wait_within):
                 passed_over.append(f"{n} is too far behind to wait on")
-            else:
+            elif n not in no_wait:
                 waiting.append(n)
+            elif n in ask:
+                asking.append(n)
+            else:
+                passed_over.append(f"{n} missed a wait just now")
         if waiting:
             choice = policy([stats[n] for n in waiting], rng)
             if choice is not None:
                 return Decision(
                     choice.name, False, Reason.CONSISTENCY, f"wait for {floor}", wait_for=floor
                 )
+        if asking and policy([stats[n] for n in asking], rng) is not None:
+            # The policy may serve replicas at all; the one most likely caught up is asked.
+            name = max(asking, key=lambda n: _replay_of(topology, n))
+            detail = f"ask {name}, which missed a wait just now, then wait for {floor}"
+            return Decision(name, False, Reason.CONSISTENCY, detail, wait_for=floor, ask=True)
+        passed_over.extend(f"{n} missed a wait just now" for n in asking)
     reason, detail = _why_none(found, exclude)
     if passed_over:
         detail = f"{detail}; not waited on: {', '.join(passed_over)}"
@@ -161,6 +177,12 @@ def _may_catch_up(topology: Topology, name: str, within: float | None) -> bool:
     node = topology.by_name.get(name)
     lag = node.lag_seconds if node is not None else None
     return lag is None or lag <= within
+
+
+def _replay_of(topology: Topology, name: str) -> int:
+    node = topology.by_name.get(name)
+    replay = node.replay_lsn if node is not None else None
+    return -1 if replay is None else int(replay)
 
 
 def _on_primary(primary: str | None, reason: Reason, detail: str) -> Decision:

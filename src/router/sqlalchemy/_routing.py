@@ -153,7 +153,7 @@ class Routing:
         key = (decision.node, detail)
         found = self._variants.get(key)
         if found is None:
-            found = replace(decision, reason=reason, detail=detail, wait_for=None)
+            found = replace(decision, reason=reason, detail=detail, wait_for=None, ask=False)
             self._variants[key] = found
         return found
 
