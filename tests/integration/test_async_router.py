@@ -316,7 +316,7 @@ async def test_a_replica_a_moment_late_is_waited_on_again_once_it_has_caught_up(
             after = Counter([(await read_back(i))[0] for i in range(11, 111)])
         await rt.execute("DELETE FROM kv WHERE k >= 36000 AND k < 36111")
     # replica1 missed one wait and was held off; replica2 served the others.
-    assert before.count("replica2") >= 9, before
+    assert before.count("replica2") >= 7, before
     assert stalled[0] == "primary", stalled
     assert "replica2 did not replay" in stalled[1], stalled
     # Once replica2 replays again it serves the read-backs again, not only after 5 s.
