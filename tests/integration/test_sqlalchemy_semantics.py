@@ -394,3 +394,32 @@ def test_a_read_a_replica_refused_goes_to_the_primary_next_time(
         assert "a replica refused it before" in s.last_decision.detail
         s.commit()
     assert _primary_value(db, "SELECT count(*) FROM audit") == before + 1
+
+
+def test_a_replica_error_that_is_no_standby_refusal_is_not_remembered(
+    factory: RoutedSessionmaker, db: ClusterDatabase
+) -> None:
+    # As test_a_read_a_replica_refused_goes_to_the_primary_next_time, with a 0A000 that is
+    # the application's own error (it fails on replicas only, so the primary would serve it).
+    primary_port = db.cluster.primary.port
+    with psycopg.connect(db.primary_dsn, autocommit=True) as conn:
+        conn.execute(
+            "CREATE FUNCTION orm_unsupported_on_replicas(b bool) RETURNS int LANGUAGE plpgsql"
+            " STABLE AS $$ BEGIN IF b AND pg_is_in_recovery() THEN"
+            " RAISE feature_not_supported USING MESSAGE = 'not on a replica, says the app';"
+            " END IF; RETURN inet_server_port(); END $$"
+        )
+    db.cluster.wait_caught_up()  # before the factory opens and loads its catalog
+    # Twice, in two sessions: the second time, too, the replica answers (the primary would
+    # have returned its port had the first error been remembered as a refusal).
+    look = text("SELECT orm_unsupported_on_replicas(true), pg_is_in_recovery()")
+    for _ in range(2):
+        with factory() as s, pytest.raises(DBAPIError, match="says the app") as raised:
+            s.execute(look)
+        assert getattr(raised.value.orig, "sqlstate", None) == "0A000"
+    with factory() as s:
+        port, on_replica = s.execute(
+            text("SELECT orm_unsupported_on_replicas(false), pg_is_in_recovery()")
+        ).one()
+        assert on_replica is True
+        assert port != primary_port

@@ -288,6 +288,35 @@ def test_ddl_through_the_router_refreshes_what_it_knows(
     assert decision.primary
 
 
+def test_a_replica_error_that_is_no_standby_refusal_reaches_the_caller(
+    r: router.Router, db: ClusterDatabase
+) -> None:
+    # 0A000 (feature_not_supported) is also the SQLSTATE of statements' own errors (an XML
+    # function on a server built without libxml): only hot standby's own refusals are run
+    # again on the primary and remembered for it. This one fails on replicas alone, so the
+    # primary would have answered had the router sent it there.
+    execute_on(
+        db.primary_dsn,
+        "CREATE FUNCTION unsupported_on_replicas(b bool) RETURNS int LANGUAGE plpgsql STABLE"
+        " AS $$ BEGIN IF b AND pg_is_in_recovery() THEN"
+        " RAISE feature_not_supported USING MESSAGE = 'not on a replica, says the app';"
+        " END IF; RETURN inet_server_port(); END $$",
+    )
+    r.refresh_catalog()
+    db.cluster.wait_caught_up()
+    # Twice: the second time, too, the replica answers (the primary would have returned its
+    # port had the first error been remembered as a refusal).
+    for _ in range(2):
+        with pytest.raises(DatabaseError, match="says the app") as raised:
+            r.fetchval("SELECT unsupported_on_replicas(true)")
+        assert raised.value.sqlstate == "0A000"
+        decision = r.last_decision
+        assert decision is not None
+        assert not decision.primary, decision  # the replica's error, not run again
+        assert decision.reason != "retry", decision
+    assert r.fetchval("SELECT unsupported_on_replicas(false)") != db.cluster.primary.port
+
+
 def test_a_read_a_replica_refuses_runs_once_on_the_primary_and_is_remembered(
     r: router.Router, db: ClusterDatabase
 ) -> None:

@@ -63,8 +63,9 @@ CONNECT_ERRORS: tuple[type[BaseException], ...] = (OSError, psycopg.OperationalE
 DATABASE_ERRORS: tuple[type[BaseException], ...] = (psycopg.Error,)
 #: SQLSTATE 25006: a write reached a node in recovery or a read-only transaction.
 READ_ONLY_ERRORS: tuple[type[BaseException], ...] = (e.ReadOnlySqlTransaction,)
-#: What a standby answers to a read it can never serve (25006 from a view or function that
-#: writes; 0A000 for an unlogged or temporary relation during recovery).
+#: The errors a standby's refusal of a read comes as (25006 from a view or function that
+#: writes; 0A000 for an unlogged or temporary relation during recovery): which of them are
+#: refusals, ``router.core.refused_by_standby`` decides, by SQLSTATE and message.
 STANDBY_REFUSALS: tuple[type[BaseException], ...] = (
     e.ReadOnlySqlTransaction,
     e.FeatureNotSupported,

@@ -60,6 +60,7 @@ from router.core import (
     decode_token,
     encode_token,
     policy_from_name,
+    refused_by_standby,
 )
 from router.core._route import Decision, Reason, choose_read, choose_write
 from router.errors import (
@@ -647,8 +648,9 @@ class Router(Queries):
             return self._read_retrying(scope, failed, call)
         except driver.STANDBY_REFUSALS as exc:
             ran = LAST_DECISION.get()
-            if ran is None or ran.primary:
-                raise
+            code = getattr(exc, "sqlstate", None)
+            if ran is None or ran.primary or not refused_by_standby(code, str(exc)):
+                raise  # the statement's own error (on the primary too), not the standby's
             # It can never succeed on a standby (a view or function that writes, a relation
             # the catalog did not know as unlogged); the replica wrote nothing. Remembered,
             # so the next one goes to the primary at once.

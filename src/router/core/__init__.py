@@ -40,6 +40,7 @@ from router.core._policies import (
     policy_from_name,
     primary_only,
 )
+from router.core._refusals import refused_by_standby
 from router.core._route import Decision, Reason
 from router.core._token import TOKEN_PREFIX, Position
 from router.core._token import decode as decode_token
@@ -102,5 +103,6 @@ __all__ = [
     "parse_cluster",
     "policy_from_name",
     "primary_only",
+    "refused_by_standby",
     "tick",
 ]

@@ -41,7 +41,7 @@ from router._pooler import note_pooler_mismatch
 from router._sync import _driver as psycopg_driver
 from router._sync._deadline import Deadline
 from router.config import NodeConfig, PoolerMode, RouterConfig
-from router.core import Effect, FailureKind, Role
+from router.core import Effect, FailureKind, Role, refused_by_standby
 from router.errors import RouterError
 from router.sqlalchemy._core import Core, role_in
 
@@ -64,8 +64,6 @@ _READ_ONLY_SQLSTATE: Final = "25006"
 _CONNECTION_CLASS: Final = "08"
 #: A prepared statement missing, or one of the same name present: a transaction pooler's sign.
 _STATEMENT_LOST: Final = frozenset({"26000", "42P05"})
-#: What a standby answers to a read it can never serve (see the core's STANDBY_REFUSALS).
-_STANDBY_REFUSALS: Final = frozenset({_READ_ONLY_SQLSTATE, "0A000"})
 
 RoleOf = Callable[[str], Role]
 #: Key in a pooled connection's ``info``: it ran a statement that leaves session state.
@@ -242,7 +240,7 @@ def watch_errors(engine: Engine, node: str, core: Core) -> None:
             logger.warning("%s refused a write as read-only: rediscovering roles", node)
             monitor.request_rediscovery(node)
         elif (
-            getattr(error, "sqlstate", None) in _STANDBY_REFUSALS
+            refused_by_standby(sqlstate, str(error))
             and role_in(core, node) is Role.REPLICA
             and context.statement
         ):
