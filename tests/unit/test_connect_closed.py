@@ -117,3 +117,34 @@ def test_only_the_bare_connection_error_is_mapped() -> None:
         assert driver.connect_failed(unchanged) is unchanged
     mapped = driver.connect_failed(ConnectionError("unexpected connection_lost() call"))
     assert type(mapped) is asyncpg.ConnectionDoesNotExistError
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("sslmode", ["prefer", "disable"])
+async def test_the_sqlalchemy_async_engines_raise_the_same_error(
+    closing_port: int, sslmode: str
+) -> None:
+    """The SQLAlchemy async engines open their connections themselves (not through NodePool):
+    the same event reaches the application as SQLAlchemy's DBAPIError for asyncpg's
+    ConnectionDoesNotExistError, with or without SSL; never a bare ConnectionError (which
+    SQLAlchemy does not wrap)."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    from router.config import NodeConfig, RouterConfig
+    from router.core import Role
+    from router.sqlalchemy._engines import async_node_engine
+
+    node = NodeConfig(
+        dsn=f"postgresql://app@127.0.0.1:{closing_port}/db?sslmode={sslmode}", name="primary"
+    )
+    engine = async_node_engine(node, RouterConfig(primary=node), lambda _: Role.PRIMARY)
+    try:
+        with pytest.raises(DBAPIError) as raised:
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+    finally:
+        await engine.dispose()
+    assert type(raised.value.orig.__cause__) is asyncpg.ConnectionDoesNotExistError, repr(
+        raised.value
+    )

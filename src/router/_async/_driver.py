@@ -32,6 +32,7 @@ __all__ = [
     "load_catalog",
     "lost",
     "note_pooler_mismatch",
+    "open_connection",
     "run",
     "run_held",
     "scalar",
@@ -121,6 +122,19 @@ def connect_failed(exc: BaseException) -> BaseException:
         f"the server closed the connection while it was being opened ({exc})"
     )
     return error
+
+
+async def open_connection(*args: Any, **kwargs: Any) -> asyncpg.Connection:
+    """``asyncpg.connect(*args, **kwargs)`` failing as :func:`connect_failed` says: for the
+    connections no :class:`~router._async._pool.NodePool` opens (the SQLAlchemy async
+    engines' ``async_creator_fn``), so that every front door raises the same errors."""
+    try:
+        return await asyncpg.connect(*args, **kwargs)
+    except BaseException as exc:
+        failed = connect_failed(exc)
+        if failed is not exc:
+            raise failed from exc
+        raise
 
 
 async def run_held(conn: asyncpg.Connection, call: Call) -> Any:

@@ -36,6 +36,7 @@ from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import PoolResetState
 
+from router._async import _driver as async_driver
 from router._async._dsn import asyncpg_dsn
 from router._pooler import note_pooler_mismatch
 from router._sync import _driver as psycopg_driver
@@ -199,6 +200,10 @@ def async_node_engine(
             settings["default_transaction_read_only"] = "on"
         cparams["server_settings"] = settings
         cparams["timeout"] = config.pool.connect_timeout
+        # asyncpg.connect, with a server's close before it answered raised as the
+        # ConnectionDoesNotExistError NodePool raises too, not asyncpg's bare ConnectionError
+        # (which SQLAlchemy does not wrap: it would reach the application as it is).
+        cparams["async_creator_fn"] = async_driver.open_connection
         if read_timeout is not None and role_of(node.name) is Role.REPLICA:
             # A replica's statements (reads, in read-only transactions) are given up on at
             # read_timeout: asyncpg asks the server to cancel and raises TimeoutError.
