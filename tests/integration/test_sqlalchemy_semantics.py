@@ -423,3 +423,49 @@ def test_a_replica_error_that_is_no_standby_refusal_is_not_remembered(
         ).one()
         assert on_replica is True
         assert port != primary_port
+
+
+def test_a_refused_read_with_bound_parameters_goes_to_the_primary_next_time(
+    factory: RoutedSessionmaker, db: ClusterDatabase
+) -> None:
+    # The driver is sent "... WHERE k = %(k)s"; the session classifies text() by its own
+    # text ("... WHERE k = :k"): the refusal must be remembered under the latter too.
+    primary_port = db.cluster.primary.port
+    with factory() as s:
+        s.execute(WHERE)  # the factory opens, and loads its catalog
+    # Made behind the router's back: its catalog does not know it is unlogged.
+    with psycopg.connect(db.primary_dsn, autocommit=True) as conn:
+        conn.execute("CREATE UNLOGGED TABLE orm_hidden_cache (k int)")
+        conn.execute("INSERT INTO orm_hidden_cache VALUES (6)")
+    db.cluster.wait_caught_up()
+    look = text("SELECT k, inet_server_port() FROM orm_hidden_cache WHERE k = :k")
+    with factory() as s, pytest.raises(DBAPIError) as raised:
+        s.execute(look, {"k": 6})  # inside a transaction: not run again, the error is the caller's
+    assert getattr(raised.value.orig, "sqlstate", None) == "0A000"
+    with factory() as s:
+        assert tuple(s.execute(look, {"k": 6}).one()) == (6, primary_port)
+        assert s.last_decision is not None
+        assert "a replica refused it before" in s.last_decision.detail
+
+
+@pytest.mark.asyncio
+async def test_async_a_refused_read_with_bound_parameters_goes_to_the_primary_next_time(
+    afactory: RoutedAsyncSessionmaker, db: ClusterDatabase
+) -> None:
+    # As above, where asyncpg is sent "... WHERE k = $1".
+    primary_port = db.cluster.primary.port
+    async with afactory() as s:
+        await s.execute(WHERE)  # the factory opens, and loads its catalog
+    with psycopg.connect(db.primary_dsn, autocommit=True) as conn:
+        conn.execute("CREATE UNLOGGED TABLE aorm_hidden_cache (k int)")
+        conn.execute("INSERT INTO aorm_hidden_cache VALUES (7)")
+    db.cluster.wait_caught_up()
+    look = text("SELECT k, inet_server_port() FROM aorm_hidden_cache WHERE k = :k")
+    async with afactory() as s:
+        with pytest.raises(DBAPIError) as raised:
+            await s.execute(look, {"k": 7})
+    assert getattr(raised.value.orig, "sqlstate", None) == "0A000"
+    async with afactory() as s:
+        assert tuple((await s.execute(look, {"k": 7})).one()) == (7, primary_port)
+        assert s.last_decision is not None
+        assert "a replica refused it before" in s.last_decision.detail

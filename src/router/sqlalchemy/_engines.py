@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from psycopg.conninfo import conninfo_to_dict
-from sqlalchemy import URL, Engine, create_engine, event
+from sqlalchemy import URL, Engine, TextClause, create_engine, event
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import PoolResetState
@@ -253,10 +253,23 @@ def watch_errors(engine: Engine, node: str, core: Core) -> None:
             # primary from now on (a view or function that writes, an unknown unlogged table).
             first = str(error).strip().split("\n", 1)[0]
             why = f"{node} refused it ({getattr(error, 'sqlstate', '')}: {first})"
-            core._classifier.learn_refusal(context.statement, why)
+            for sql in _classified_texts(context):
+                core._classifier.learn_refusal(sql, why)
             logger.info("a replica refused a read; it runs on the primary from now on: %s", why)
 
     event.listen(engine, "handle_error", handle_error)
+
+
+def _classified_texts(context: ExceptionContext) -> set[str]:
+    """The texts a statement that failed is known by to the sessions' classification: what
+    the driver was sent, and for ``text()`` its own text (bound parameters as ``:name``,
+    where the driver was sent ``%(name)s`` or ``$1``: see ``_statements.classify_statement``)."""
+    texts = {context.statement} if context.statement else set()
+    compiled = getattr(context.execution_context, "compiled", None)
+    clause = getattr(compiled, "statement", None)
+    if isinstance(clause, TextClause):
+        texts.add(clause.text)
+    return texts
 
 
 def discard_session_state(engine: Engine, core: Core, *, asyncpg: bool) -> None:
