@@ -223,9 +223,9 @@ async def _hot_path(primary: str, replica: str, n: int, repeat: int) -> dict[str
     async with router.AsyncRouter(config) as r:
         scope = r._scope
         addr = r._addresses["replica1"]
-        out["classify (cached)"] = _per_call_sync_us(lambda: r._classify(QUERY), n, repeat)
-        out["read decision"] = _per_call_sync_us(lambda: r._read_decision(scope), n, repeat)
-        decision = r._read_decision(scope)
+        out["classify (cached)"] = _per_call_sync_us(lambda: r.engine.classify(QUERY), n, repeat)
+        out["read decision"] = _per_call_sync_us(lambda: r.engine.read_decision(scope), n, repeat)
+        decision = r.engine.read_decision(scope)
 
         def span() -> None:
             r._telemetry.start(

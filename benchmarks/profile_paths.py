@@ -528,15 +528,15 @@ def _section_layers(args: argparse.Namespace, primary: str, replica: str, ids: l
     n = args.batch
     try:
         scope = r._scope
-        classify = r._classify
+        classify = r.engine.classify
         cls = classify(QUERY)
         addr = r._addresses["replica1"]
-        decision = r._read_decision(scope)
+        decision = r.engine.read_decision(scope)
         tel = r._telemetry
         guard = sync_router_module.guard
         pool = r._pools["replica1"]
         stats = pool.stats
-        counter = r._decisions
+        counter = r.engine.decisions
         conn = pool.acquire()
         pool.release(conn, settled=True)
 
@@ -586,7 +586,7 @@ def _section_layers(args: argparse.Namespace, primary: str, replica: str, ids: l
 
         layers: dict[str, float] = {
             "classify (cached, with the str/NUL checks)": _best_us(lambda: classify(QUERY), n),
-            "read decision (_read_decision)": _best_us(lambda: r._read_decision(scope), n),
+            "read decision (_read_decision)": _best_us(lambda: r.engine.read_decision(scope), n),
             "Call(...) allocation": _best_us(
                 lambda: Call("fetchrow", QUERY, ((key,),), {"prepare": None}, cls), n
             ),
@@ -853,7 +853,7 @@ def _sa_breakdown(factory: Any, plain: Any, args: argparse.Namespace) -> dict[st
             )
             - built,
             "core classifier on the compiled text (cached)": best(
-                lambda i: routing.core._classify(sql)
+                lambda i: routing.engine.classify(sql)
             ),
             "routing.read: decision for a new session scope": best(
                 lambda i: routing.read(Scope(routing.consistency, None, routing.root_scope))
@@ -1086,8 +1086,8 @@ def _loop_child(subjects: list[str], n: int, primary: str, replica: str, threads
 
     plain = {
         "raw": raw_call,
-        "classify": lambda i: r._classify(QUERY),
-        "decision": lambda i: r._read_decision(r._scope),
+        "classify": lambda i: r.engine.classify(QUERY),
+        "decision": lambda i: r.engine.read_decision(r._scope),
         "nodepool": nodepool,
         "getconn": getconn,
         "connection": connection,

@@ -57,19 +57,14 @@ class _Floored(Protocol):
     def wants_position(self) -> bool: ...
 
 
-class _Monitor(Protocol):
+class _Cluster(Protocol):
+    """What :func:`attach` reads of a routing engine (``router._engine.RoutingEngine``)."""
+
+    @property
+    def system_id(self) -> int | None: ...
+
     @property
     def topology(self) -> Topology: ...
-
-
-class _Cluster(Protocol):
-    """What :func:`attach` reads of a router core (``AsyncRouter`` or ``Router``)."""
-
-    @property
-    def _system_id(self) -> int | None: ...
-
-    @property
-    def _monitor(self) -> _Monitor: ...
 
 
 class SharedFloor:
@@ -168,7 +163,7 @@ class SharedFloor:
         committed = self._committed
         if committed is None:
             return None
-        system_id = self._cluster._system_id if self._cluster is not None else None
+        system_id = self._cluster.system_id if self._cluster is not None else None
         if system_id is None:
             return None
         start = self.start
@@ -188,7 +183,7 @@ class SharedFloor:
                 return True
             if self._cluster is cluster:
                 return True
-            mine, theirs = self._cluster._system_id, cluster._system_id
+            mine, theirs = self._cluster.system_id, cluster.system_id
             return mine is not None and mine == theirs
 
 
@@ -205,7 +200,7 @@ def attach(scope: _Floored, cluster: _Cluster) -> None:
     shared = SHARED_FLOOR.get()
     if shared is None or not shared._join(cluster):
         return
-    lsn = shared.floor_for(cluster._system_id, cluster._monitor.topology, time.time())
+    lsn = shared.floor_for(cluster.system_id, cluster.topology, time.time())
     # The unit's own commits too (a session that wrote before this one opened, in the same
     # request or job): read-your-writes holds within the unit as it does across requests.
     committed = shared.committed

@@ -10,28 +10,22 @@ from typing import Any, Protocol
 from router._scope import Scope, needs_session
 from router._stats import NodeStats
 from router.config import redact
-from router.core import Classification, HaView, Hint, Role, Topology, eligible
-from router.core._route import Decision
+from router.core import Classification, Decision, HaView, Hint, Role, Topology, eligible
 from router.errors import NoReplicaAvailable, PrimaryUnavailable, TopologyError
 
 __all__ = ["Explanation", "describe", "explain", "last_errors", "stats"]
 
 
-class _Monitor(Protocol):
+class _Routing(Protocol):
+    """What :func:`explain` asks of a routing engine (``router._engine.RoutingEngine``)."""
+
+    @property
+    def scope(self) -> Scope: ...
     @property
     def topology(self) -> Topology: ...
-
-
-class _Routing(Protocol):
-    """What :func:`explain` reads of a router (either flavour)."""
-
-    _scope: Scope
-
-    @property
-    def _monitor(self) -> _Monitor: ...
-    def _classify(self, query: str) -> Classification: ...
-    def _write_decision(self) -> Decision: ...
-    def _read_decision(self, scope: Scope) -> Decision: ...
+    def classify(self, query: str) -> Classification: ...
+    def write_decision(self) -> Decision: ...
+    def read_decision(self, scope: Scope) -> Decision: ...
 
 
 class _Pool(Protocol):
@@ -54,19 +48,19 @@ class Explanation:
     excluded: tuple[tuple[str, str], ...]
 
 
-def explain(router: _Routing, sql: str) -> Explanation:
-    cls = router._classify(sql)
-    scope = router._scope
-    found = eligible(router._monitor.topology, scope.consistency, floor=scope.read_floor)
+def explain(engine: _Routing, sql: str) -> Explanation:
+    cls = engine.classify(sql)
+    scope = engine.scope
+    found = eligible(engine.topology, scope.consistency, floor=scope.read_floor)
     excluded = tuple((e.name, e.reason) for e in found.excluded)
     if needs_session(cls):
         detail = f"{cls.reason}: only inside a session"
         return Explanation(sql, cls, None, None, "session-state", detail, (), ())
     try:
         if cls.route == "write" or cls.hint is Hint.PRIMARY:
-            decision = router._write_decision()
+            decision = engine.write_decision()
         else:
-            decision = router._read_decision(scope)
+            decision = engine.read_decision(scope)
     except (PrimaryUnavailable, TopologyError, NoReplicaAvailable) as exc:
         return Explanation(
             sql, cls, None, None, type(exc).__name__, str(exc), found.replicas, excluded

@@ -7,8 +7,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from router._context import SHARED_FLOOR
-from router.core import Classification, Consistency, Effect, Lsn
-from router.core._route import Decision
+from router.core import Classification, Consistency, Decision, Effect, Lsn
 
 if TYPE_CHECKING:
     from router._context import SharedFloor

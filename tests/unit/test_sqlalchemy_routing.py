@@ -223,12 +223,12 @@ class Harness:
     def __init__(self, **options: Any) -> None:
         self.core = AsyncRouter(_config(**options))
         self.core._monitor.topology = _topology()
-        self.core._system_id = 7
+        self.core.engine.system_id = 7
         self.opened = 0
         self.engines = {
             n: create_engine(f"postgresql+psycopg://app@{n}.invalid/app") for n in NAMES
         }
-        self.routing = Routing(self.core, self.engines, open_core=self._open)
+        self.routing = Routing(self.core.engine, self.engines, open_core=self._open)
         self.Session: type[RoutedSession] = type(
             "TestSession", (RoutedSession,), {"_router_routing": self.routing}
         )
@@ -276,7 +276,7 @@ def test_reads_go_to_one_replica_per_transaction_and_writes_pin_the_primary(h: H
     s.rollback()  # the transaction ends: reads leave the primary again
     assert h.node(s, READ) in {"r1", "r2"}
     assert h.opened == 1
-    counted = h.core._decisions
+    counted = h.core.engine.decisions
     assert counted[("p", "classifier")] == 1
     assert counted[("p", "pinned")] == 1
     assert sum(n for (node, _), n in counted.items() if node != "p") == 7
@@ -356,10 +356,10 @@ def test_a_token_of_another_cluster_is_refused() -> None:
     try:
         with pytest.raises(router.ForeignToken):
             h.Session(after=foreign)
-        h.core._system_id = None  # not open yet: checked at the first statement
+        h.core.engine.system_id = None  # not open yet: checked at the first statement
         s = h.Session(after=foreign)
         assert s.token() == foreign
-        h.core._system_id = 7
+        h.core.engine.system_id = 7
         with pytest.raises(router.ForeignToken):
             s.get_bind(clause=READ)
         with pytest.raises(router.InvalidToken):
@@ -385,7 +385,7 @@ def test_a_commit_that_wrote_raises_the_floor(h: Harness, monkeypatch: pytest.Mo
     assert s._router_scope.floor == Lsn(100)
     s.commit()
     assert s._router_scope.floor == Lsn(180)
-    assert h.core._scope.floor == Lsn(180)  # the factory's router sees it too
+    assert h.core.engine.scope.floor == Lsn(180)  # the factory's router sees it too
     assert s.token() == encode_token(Position(7, Lsn(180)))
     assert h.node(s, READ) == "p"
     assert s.last_decision is not None

@@ -150,8 +150,7 @@ def test_no_carrier_is_nothing() -> None:
 
 class _Cluster:
     def __init__(self, system_id: int | None) -> None:
-        self._system_id = system_id
-        self._monitor = self
+        self.system_id = system_id
 
     topology = topology(5000, 5000)
 

@@ -17,8 +17,8 @@ SECRET = "unit-test-secret-0123456789"
 
 
 class _Cluster:
-    _system_id = 99
-    _monitor: Any = None
+    system_id = 99
+    topology: Any = None
 
 
 def _commit(shared: SharedFloor | None, lsn: int = 500) -> None:

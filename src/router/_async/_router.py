@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Iterable
 from functools import partial
 from random import Random
 from types import TracebackType
@@ -29,12 +27,11 @@ from router._async._monitor import Monitor
 from router._async._pool import NodePool
 from router._async._queries import Queries
 from router._async._runtime import Background, gather, guard, sleep
-from router._context import attach as attach_shared_floor
+from router._engine import RoutingEngine
 from router._introspect import Explanation, describe, explain, last_errors, stats
 from router._pooler import refuse_session_state
 from router._scope import (
     LAST_DECISION,
-    POSITION_LOST,
     POSITION_QUERY,
     REPLAY_QUERY,
     Call,
@@ -42,30 +39,20 @@ from router._scope import (
     needs_session,
 )
 from router._telemetry import NodeAddress, Telemetry
-from router.config import Fallback, PoolerMode, RouterConfig
+from router.config import RouterConfig
 from router.core import (
-    Classification,
     Classifier,
-    Consistency,
+    Decision,
     FailureKind,
     Hint,
     Lsn,
-    Policy,
-    Position,
+    Reason,
     Role,
     Topology,
-    WaitMisses,
-    as_policy,
-    decode_token,
-    encode_token,
-    policy_from_name,
     refused_by_standby,
 )
-from router.core._route import Decision, Reason, choose_read, choose_write
 from router.errors import (
     ConfigurationError,
-    InvalidQuery,
-    NoReplicaAvailable,
     PoolTimeout,
     PrimaryUnavailable,
     RouterError,
@@ -114,12 +101,6 @@ class _Retry(Exception):
         super().__init__(node)
 
 
-def _policy(config: RouterConfig) -> Policy:
-    if isinstance(config.policy, str):
-        return policy_from_name(config.policy)
-    return as_policy(config.policy)
-
-
 class AsyncRouter(Queries):
     """Routes each statement, transaction and session of an application to the primary or a
     replica of a PostgreSQL cluster with streaming replication.
@@ -148,37 +129,10 @@ class AsyncRouter(Queries):
                 f" got a {type(config).__name__}",
             )
         self.config = config
-        self._own_classifier = classifier is None
-        self._classifier = classifier or Classifier(
-            read_functions=config.read_functions,
-            write_functions=config.write_functions,
-            cache_size=config.classifier_cache_size,
-        )
-        self._policy = _policy(config)
-        self._rng = rng or Random()
         self._clock = clock
         self._params = config.gate_params()
-        self._consistency = Consistency(str(config.consistency))
-        self._scope = Scope.for_router(self._consistency)
-        self._fallback_to_primary = Fallback(str(config.fallback)) is Fallback.PRIMARY
         self._ryw_wait = config.ryw_wait
-        # A replica is waited on when its lag, as the monitor last estimated it, is within the
-        # wait: the estimate is only as fine as the monitor's interval (a replica a moment
-        # behind after an idle spell reads as up to one interval behind), hence the margin.
-        self._wait_within = config.ryw_wait + config.monitor_interval
-        # A replica that just missed a wait is not waited on again before the monitor's next
-        # look at it (on a replica further behind than the wait, every read would pay it),
-        # unless it is seen to have caught up meanwhile: asked while no other replica can be
-        # waited on, first a quarter of ryw_wait after the miss, less often after each ask in
-        # vain (a stall of its replay on a busy host is over in tens of milliseconds).
-        self._wait_misses = WaitMisses(
-            config.monitor_interval, time.monotonic, first_ask=max(config.ryw_wait / 4, 0.002)
-        )
         self._command_timeout = config.pool.command_timeout
-        self._primary_weight = config.primary_read_weight
-        # Behind a transaction pooler statements that leave session state are refused (and
-        # the pools set nothing for a session: config.pool_settings()).
-        self._pooled = config.pooler_mode is PoolerMode.TRANSACTION
         # The driver's `timeout` for reads outside a transaction that name none: behind a
         # pooler a read may queue for a server that never comes (query_wait_timeout, 120 s).
         self._read_timeout = config.effective_read_timeout
@@ -188,7 +142,6 @@ class AsyncRouter(Queries):
         self._pools = {n.name: NodePool(n.name, driver.dsn(n.connect_dsn), settings) for n in nodes}
         for n in nodes:
             self._pools[n.name].stats.weight = n.weight
-        self._stats = {name: pool.stats for name, pool in self._pools.items()}
         self._monitor = Monitor(
             {n.name: driver.dsn(n.connect_dsn) for n in nodes},
             self._params,
@@ -200,13 +153,18 @@ class AsyncRouter(Queries):
             patroni_urls=config.patroni_urls,
             addresses={n.address: n.name for n in nodes},
         )
+        #: The routing engine: every decision of this router, its sessions and the session
+        #: factories built over it (the router does the I/O).
+        self.engine = RoutingEngine(
+            config,
+            self._monitor,
+            {name: pool.stats for name, pool in self._pools.items()},
+            classifier=classifier,
+            rng=rng,
+        )
+        self._scope = self.engine.scope
         self._telemetry = Telemetry(record_sql=config.record_sql)
-        self._decisions: Counter[tuple[str, str]] = Counter()
         self._background = Background()
-        self._system_id: int | None = None
-        self._last_primary: str | None = None
-        #: (lower, upper) bound of the latest failover's switch point (see _topology_changed).
-        self._fork: tuple[Lsn | None, Lsn | None] = (None, None)
         self._state = "new"
 
     def __repr__(self) -> str:
@@ -240,8 +198,8 @@ class AsyncRouter(Queries):
             if isinstance(failed, BaseException):
                 raise failed
         await self._sync_roles(topology)
-        self._system_id = self._cluster_identity()
-        if self._own_classifier and topology.primary is not None:
+        self.engine.system_id = self.engine.identify(self._monitor.system_ids)
+        if self.engine.own_classifier and topology.primary is not None:
             await self.refresh_catalog()
         self._monitor.start()
         Telemetry.watch(self)
@@ -298,12 +256,12 @@ class AsyncRouter(Queries):
         tables, views that write) from the primary again: STABLE and IMMUTABLE functions may
         run on replicas, VOLATILE ones may not. DDL that changes them through the router
         does this by itself once it has committed."""
-        primary = self._write_decision().node
+        primary = self.engine.write_decision().node
         assert primary is not None
         pool = self._pools[primary]
         conn = await pool.acquire()
         try:
-            self._classifier.set_catalog(await driver.load_catalog(conn))
+            self.engine.classifier.set_catalog(await driver.load_catalog(conn))
         finally:
             await pool.release(conn)
 
@@ -311,7 +269,7 @@ class AsyncRouter(Queries):
         """DDL that changes what the router knows from the catalog committed through it:
         reload it before the next decision. The DDL is done whatever happens here; a failure
         (logged) leaves the old catalog until :meth:`refresh_catalog` or the next such DDL."""
-        if not self._own_classifier:
+        if not self.engine.own_classifier:
             return
         try:
             await self.refresh_catalog()
@@ -338,25 +296,8 @@ class AsyncRouter(Queries):
     ) -> None:
         await self.close()
 
-    def _cluster_identity(self) -> int | None:
-        ids = self._monitor.system_ids
-        distinct = set(ids.values())
-        if len(distinct) > 1:
-            logger.error("nodes belong to different clusters (system_identifier): %s", ids)
-        primary = self._monitor.topology.primary
-        if primary is not None and primary in ids:
-            return ids[primary]
-        return next(iter(distinct), None)
-
     def _topology_changed(self, old: Topology, new: Topology) -> None:
-        if new.primary is not None and new.primary != self._last_primary:
-            if self._last_primary is not None:
-                # Another node leads now: floors from before may name WAL it never had. The
-                # WAL it shares with the old primary ends between what it had replayed when
-                # last seen as a replica and its first position as the primary.
-                self._scope.epoch += 1
-                self._fork = (old.node(new.primary).replay_lsn, new.primary_lsn)
-            self._last_primary = new.primary
+        self.engine.topology_changed(old, new)
         if self._state != "open":
             return  # open() syncs the pools and reports the topology itself
         if old.primary != new.primary or old.split_brain != new.split_brain:
@@ -369,9 +310,10 @@ class AsyncRouter(Queries):
         for node in topology.nodes:
             if node.role is not Role.UNKNOWN:
                 await self._pools[node.name].set_read_only(node.role is Role.REPLICA)
-        if self._system_id is None:
-            self._system_id = self._cluster_identity()
-        if self._own_classifier and self._classifier.catalog is None and topology.primary:
+        if self.engine.system_id is None:
+            self.engine.system_id = self.engine.identify(self._monitor.system_ids)
+        engine = self.engine
+        if engine.own_classifier and engine.classifier.catalog is None and topology.primary:
             # The primary was away at open(): user functions have been WRITE meanwhile (the
             # safe side); now their volatility can be read.
             try:
@@ -400,47 +342,21 @@ class AsyncRouter(Queries):
         ``read_your_writes`` it starts at or past every commit made through this router
         before it was opened. *after*: a token from :meth:`token` (of any
         router or process on this cluster) the session's reads must not be behind."""
-        return AsyncSession(self, self._new_scope(consistency, after))
-
-    def _new_scope(self, consistency: str | None = None, after: str | None = None) -> Scope:
-        """A session's scope: its consistency, and the floor of the *after* token."""
-        level = Consistency(consistency) if consistency is not None else None
-        floor = None
-        if after is not None:
-            floor = decode_token(after, system_id=self._system_id).lsn
-        scope = self._scope.session(level, floor)
-        attach_shared_floor(scope, self)  # a web request's or job's floor (router.web)
-        return scope
+        return AsyncSession(self, self.engine.new_scope(consistency, after))
 
     def token(self) -> str | None:
         """An opaque string for the latest commit position seen by this router (any session),
         for ``session(after=...)`` here or in another process; ``None`` before any write."""
-        return self._token(self._scope)
-
-    def _token(self, scope: Scope) -> str | None:
-        if scope.floor is None or self._system_id is None:
-            return None
-        return encode_token(Position(self._system_id, scope.floor))
+        return self.engine.token()
 
     # -- the paths ---------------------------------------------------------------------
-
-    def _classify(self, query: str) -> Classification:
-        if type(query) is not str:
-            raise TypeError(f"the SQL text must be a str; got a {type(query).__name__}")
-        if "\0" in query:
-            # libpq would send the text up to the NUL and drop the rest without a word.
-            raise InvalidQuery(
-                f"the SQL text contains a NUL character at position {query.index(chr(0))};"
-                " PostgreSQL cannot receive it (nothing was sent)"
-            )
-        return self._classifier.classify(query)
 
     async def _call(
         self, scope: Scope, method: str, query: str, args: tuple[Any, ...], kw: dict[str, Any]
     ) -> Any:
         """A statement outside any transaction and outside any pinned session."""
-        cls = self._classify(query)
-        if self._pooled:
+        cls = self.engine.classify(query)
+        if self.engine.pooled:
             refuse_session_state(cls)
         if needs_session(cls):
             raise SessionStateError(
@@ -473,33 +389,20 @@ class AsyncRouter(Queries):
         self, scope: Scope, call: Call, why: str, reason: Reason = Reason.CLASSIFIER
     ) -> Any:
         """A read only the primary can serve (*why*): nothing to retry it on, no commit."""
-        decision = replace(self._write_decision(), reason=reason, detail=why)
+        decision = self.engine.primary_for(reason, why)
         try:
             return await self._run(scope, decision, call, write=False)
         except _Retry as failed:
             raise failed.cause from None
 
-    def _write_decision(self) -> Decision:
-        topology = self._monitor.topology
-        decision = choose_write(topology)
-        if decision.node is None:
-            if topology.split_brain:
-                raise TopologyError(f"writes refused: {decision.detail}")
-            raise PrimaryUnavailable(f"writes refused: {decision.detail}{last_errors(topology)}")
-        return decision
-
     async def _write(self, scope: Scope, call: Call) -> Any:
-        decision = self._write_decision()
-        if call.cls.hint is Hint.PRIMARY:
-            decision = replace(decision, reason=Reason.HINT, detail="router:primary hint")
+        decision = self.engine.decide_write(call.cls)
         try:
             return await self._run(scope, decision, call, write=True)
         except _Retry as broken:
             # The pooled connection was already broken (the server's goodbye read while it
             # was idle): nothing was sent, so once more on a fresh decision and connection.
-            retried = replace(
-                self._write_decision(), reason=Reason.RETRY, detail="resent: nothing was sent"
-            )
+            retried = self.engine.primary_for(Reason.RETRY, "resent: nothing was sent")
             try:
                 return await self._run(scope, retried, call, write=True)
             except _Retry:
@@ -509,7 +412,7 @@ class AsyncRouter(Queries):
             # nothing, so rediscover and try once on the new primary.
             assert decision.node is not None
             await self._rediscover(decision.node)
-            retried = replace(self._write_decision(), reason=Reason.RETRY, detail="after 25006")
+            retried = self.engine.primary_for(Reason.RETRY, "after 25006")
             return await self._run(scope, retried, call, write=True)
 
     async def _rediscover(self, suspect: str) -> None:
@@ -518,84 +421,6 @@ class AsyncRouter(Queries):
         # The retry must not take a connection the new primary's pool opened while it was a
         # replica (default_transaction_read_only): sync the pools now, not in a later task.
         await self._sync_roles(topology)
-
-    def _read_decision(
-        self,
-        scope: Scope,
-        exclude: Iterable[str] = (),
-        *,
-        retry: bool = False,
-        wait: bool = True,
-    ) -> Decision:
-        """Where a read of *scope* goes now (no I/O). *wait*: whether a replica that has not
-        yet replayed the scope's floor, as far as the monitor knows, may be chosen, to confirm
-        its position there first (and wait up to ``ryw_wait`` for it): under steady writes
-        each commit moves the floor past the monitor's last look, and the replica has usually
-        replayed it by the time the read comes."""
-        topology = self._monitor.topology
-        if scope.lost and scope.wants_position:
-            # A commit's position could not be read: only the primary surely has it. With no
-            # primary, no replica can be shown to have it: refuse rather than read stale.
-            if topology.primary is not None:
-                return replace(self._write_decision(), reason=Reason.CONSISTENCY, detail=_LOST)
-            raise PrimaryUnavailable(
-                f"reads refused: {_LOST}, and no primary is reachable to read it"
-                + last_errors(topology)
-            )
-        excluded = frozenset(exclude) if exclude else _NOTHING
-        floor = scope.read_floor
-        sticky = scope.sticky
-        if sticky is not None and sticky not in excluded and scope.parent is not None:
-            decision = choose_read(
-                topology,
-                scope.consistency,
-                _prefer(sticky),
-                self._stats,
-                self._rng,
-                floor=floor,
-                exclude=excluded,
-            )
-            if decision.node == sticky:
-                return decision
-        decision = choose_read(
-            topology,
-            scope.consistency,
-            self._policy,
-            self._stats,
-            self._rng,
-            floor=floor,
-            wait=wait,
-            wait_within=self._wait_within,
-            no_wait=self._wait_misses,
-            ask=self._wait_misses.askable,
-            exclude=excluded,
-            fallback_to_primary=self._fallback_to_primary,
-            primary_weight=self._primary_weight,
-        )
-        stuck = decision.node is None or decision.node in excluded
-        if stuck and decision.primary and floor is not None:
-            # No primary to fall back to (or it just failed this call), and the monitor's
-            # last look (up to one interval old) saw no replica at the floor: ask one (a
-            # position check, or a wait within ryw_wait) rather than fail.
-            asked = choose_read(
-                topology,
-                scope.consistency,
-                self._policy,
-                self._stats,
-                self._rng,
-                floor=floor,
-                wait=True,
-                exclude=excluded,
-            )
-            if asked.node is not None:
-                return asked
-        if decision.node is None:
-            if decision.primary:
-                raise PrimaryUnavailable(decision.detail + last_errors(topology))
-            raise NoReplicaAvailable(decision.detail + last_errors(topology))
-        if retry:
-            decision = replace(decision, reason=Reason.RETRY, detail=f"retry: {decision.detail}")
-        return decision
 
     async def _settle(
         self, scope: Scope, decision: Decision, exclude: Iterable[str] = (), *, retry: bool = False
@@ -606,12 +431,12 @@ class AsyncRouter(Queries):
         if lsn is None:
             return decision
         scope.settle_reads(lsn)
-        return self._read_decision(scope, exclude, retry=retry)
+        return self.engine.read_decision(scope, exclude, retry=retry)
 
     async def _primary_position(self) -> Lsn | None:
         """The primary's WAL position now, or ``None`` when it cannot be read (logged)."""
         try:
-            node = self._write_decision().node
+            node = self.engine.write_decision().node
             assert node is not None
             pool = self._pools[node]
             conn = await pool.acquire()
@@ -625,24 +450,10 @@ class AsyncRouter(Queries):
             logger.warning("could not read the primary's position (%s)", type(exc).__name__)
             return None
 
-    def _unconfirmed_floor(self, scope: Scope) -> Decision | None:
-        """The primary, when *scope*'s floor may name WAL lost in a failover (raised before
-        the primary moved, or imported, and not confirmed since): the position read there
-        after the statement settles the floor (:meth:`_settle_floor`)."""
-        topology = self._monitor.topology
-        if (
-            topology.primary is None
-            or scope.consistency is not Consistency.READ_YOUR_WRITES
-            or not scope.unverified(topology.primary_lsn, self._fork[0])
-        ):
-            return None
-        primary = choose_write(topology)
-        return replace(primary, reason=Reason.CONSISTENCY, detail="floor unconfirmed")
-
     async def _read(self, scope: Scope, call: Call) -> Any:
         if scope.lost:
             await self._regain_position(scope)
-        decision = self._unconfirmed_floor(scope) or self._read_decision(scope)
+        decision = self.engine.unconfirmed_floor(scope) or self.engine.read_decision(scope)
         if scope.unsettled(decision.node, decision.primary):
             decision = await self._settle(scope, decision)
         try:
@@ -659,7 +470,7 @@ class AsyncRouter(Queries):
             # so the next one goes to the primary at once.
             assert ran.node is not None
             why = f"{ran.node} refused it ({_first_line(exc)})"
-            self._classifier.learn_refusal(call.query, why)
+            self.engine.classifier.learn_refusal(call.query, why)
             logger.info("a replica refused a read; it runs on the primary from now on: %s", why)
             again = f"{why}; run again on the primary"
             return await self._primary_read(scope, call, again, Reason.RETRY)
@@ -681,7 +492,7 @@ class AsyncRouter(Queries):
         try:
             async for attempt in retrying:
                 with attempt:
-                    decision = self._read_decision(scope, failed, retry=True)
+                    decision = self.engine.read_decision(scope, failed, retry=True)
                     try:
                         return await self._run(scope, decision, call, write=False)
                     except _Retry as again:
@@ -693,23 +504,12 @@ class AsyncRouter(Queries):
 
     async def _run(self, scope: Scope, decision: Decision, call: Call, *, write: bool) -> Any:
         """Run one statement on the decided node (in autocommit), with telemetry."""
+        decision, emulate = self.engine.shadowed(decision)
         node = decision.node
         assert node is not None
-        emulate = False
-        if not decision.primary and (self.config.shadow or self.config.emulate_replicas):
-            # Shadow mode: say where it would have gone, send it to the primary. Replica
-            # emulation: run it on the primary inside a READ ONLY transaction, so a write
-            # that would have been misrouted fails loudly in development.
-            primary = self._write_decision().node
-            assert primary is not None
-            emulate = self.config.emulate_replicas
-            would = f"would go to {node}: {decision.detail}"
-            decision = Decision(primary, True, Reason.SHADOW, would)
-            node = primary
         pool = self._pools[node]
         stats = pool.stats
-        self._decisions[(node, decision.reason.value)] += 1
-        LAST_DECISION.set(decision)
+        self.engine.record(decision)
         span = self._telemetry.start(
             call.method,
             self._addresses[node],
@@ -736,11 +536,7 @@ class AsyncRouter(Queries):
             span.end()
         if not done:
             # The replica did not catch up within ryw_wait: the primary serves instead.
-            fallback = replace(
-                self._write_decision(),
-                reason=Reason.CONSISTENCY,
-                detail=self._missed(node, decision),
-            )
+            fallback = self.engine.missed(node, decision)
             return await self._run(scope, fallback, call, write=write)
         stats.latency.update(time.perf_counter() - started)
         if write:
@@ -750,7 +546,7 @@ class AsyncRouter(Queries):
         else:
             stats.reads += 1
             if scope.parent is not None:
-                self._read_on(scope, decision)
+                self.engine.read_served(scope, decision)
         return result
 
     async def _on_node(
@@ -790,9 +586,7 @@ class AsyncRouter(Queries):
             running = False
             if write:
                 await self._after_commit(scope, conn, node)
-            elif decision.primary and scope.unverified(
-                self._monitor.topology.primary_lsn, self._fork[0]
-            ):
+            elif decision.primary and self.engine.unverified(scope):
                 await self._settle_after_read(scope, conn, node)
             return True, result
         except BaseException as exc:
@@ -883,40 +677,7 @@ class AsyncRouter(Queries):
             position = await self._commit_position(conn)
         except Exception:
             return  # checked again at the next read on the primary
-        self._settle_floor(scope, node, position)
-
-    def _settle_floor(self, scope: Scope, node: str, position: Lsn) -> None:
-        """A read on the primary with a floor not known to exist on its timeline: *position*
-        is the primary's WAL position read just after. A floor beyond it names WAL the primary
-        never had: lost in a failover (asynchronous replication); so is a floor this router
-        raised before the failover past the WAL the new primary had then (``_fork``). Reset,
-        count (``position-lost``) and log it."""
-        floor = scope.floor
-        own = scope.verified >= 0  # raised by this router (not imported), before the failover
-        # Raised on this timeline meanwhile (another task's commit): nothing to check.
-        checked = scope.verified == scope.root.epoch
-        lo, hi = self._fork
-        scope.settle(position)
-        if floor is None or checked:
-            return
-        if floor > position or (own and hi is not None and floor > hi):
-            start = min(position, hi) if hi is not None else position
-            what = "was lost"
-        elif own and lo is not None and floor > lo:
-            start, what = lo, "may have been lost"
-        else:
-            return
-        self._decisions[(node, POSITION_LOST)] += 1
-        logger.warning(
-            "read-your-writes position %s: the WAL in (%s, %s] %s in a failover (asynchronous"
-            " replication); read on the primary %s, the floor is now %s",
-            floor,
-            start,
-            floor,
-            what,
-            node,
-            scope.floor,
-        )
+        self.engine.settle_floor(scope, node, position)
 
     async def _after_commit(self, scope: Scope, conn: driver.Connection, node: str) -> None:
         """Raise *scope*'s floor past a commit just made on *conn* (of *node*).
@@ -929,10 +690,10 @@ class AsyncRouter(Queries):
         if not scope.wants_position:
             return
         try:
-            scope.advance(await self._commit_position(conn))
+            self.engine.committed(scope, await self._commit_position(conn))
         except Exception as exc:
             first = not scope.lost
-            scope.lose_position()
+            self.engine.position_lost(scope)
             if driver.lost(exc, conn):
                 self._monitor.report_failure(
                     node, FailureKind.BROKEN_CONNECTION, type(exc).__name__
@@ -946,7 +707,7 @@ class AsyncRouter(Queries):
                 type(exc).__name__,
             )
         except BaseException:
-            scope.lose_position()
+            self.engine.position_lost(scope)
             raise
 
     async def _regain_position(self, scope: Scope) -> None:
@@ -954,7 +715,7 @@ class AsyncRouter(Queries):
         on failure its reads go on to the primary."""
         losses = scope.losses()
         try:
-            pool = self._pools[self._write_decision().node or ""]
+            pool = self._pools[self.engine.write_decision().node or ""]
             conn = await pool.acquire()
         except _NO_CONNECTION:
             return
@@ -965,43 +726,6 @@ class AsyncRouter(Queries):
         finally:
             await pool.release(conn, settled=True)
         scope.regain_position(lsn, losses)
-
-    def _read_on(self, scope: Scope, decision: Decision) -> None:
-        """A read of the session *scope* ran as *decision* says (see :meth:`Scope.read_on`)."""
-        node = decision.node
-        assert node is not None
-        if decision.primary:
-            scope.read_on(node, replica=False)
-            return
-        health = self._monitor.topology.by_name.get(node)
-        scope.read_on(node, None if health is None else health.replay_lsn, replica=True)
-
-    def _missed(self, node: str, decision: Decision) -> str:
-        """Why a read waited on (or confirmed on) *node* went to the primary after all."""
-        target = decision.wait_for
-        if decision.ask:
-            return f"{node} was asked again after a missed wait and had not replayed {target}"
-        if self._ryw_wait > 0:
-            return f"{node} did not replay {target} within ryw_wait"
-        return f"{node} had not replayed {target} (asked it)"
-
-    def _replayed(self, node: str, replayed: Lsn, target: Lsn, *, final: bool) -> bool:
-        """Whether *node*, seen at *replayed*, has replayed *target*; the monitor learns the
-        position. A *final* miss holds the replica off further waits and confirmations
-        until the monitor's next look, or until an ask sees it caught up (see
-        :class:`WaitMisses`), when a wait was in vain, or when the replica is behind even the
-        primary's position at the monitor's last look (it is far behind, not a moment): a
-        confirmation that came a moment early costs one round trip, not the replica's
-        offload for an interval. A replica seen at *target* is held off no longer."""
-        self._monitor.learn_replay(node, replayed)
-        if replayed >= target:
-            self._wait_misses.caught_up(node)
-            return True
-        if final:
-            known = self._monitor.topology.primary_lsn
-            if self._ryw_wait > 0 or known is None or replayed < known:
-                self._wait_misses.missed(node, target)
-        return False
 
     async def _wait_replayed(
         self, conn: driver.Connection, node: str, target: Lsn, *, ask: bool = False
@@ -1016,12 +740,10 @@ class AsyncRouter(Queries):
             replayed = Lsn.parse(await driver.scalar(conn, REPLAY_QUERY, self._command_timeout))
             if ask:
                 ask = False
-                if replayed < target and not self._wait_misses.recovered(node, replayed):
-                    self._monitor.learn_replay(node, replayed)
-                    self._wait_misses.missed(node, target)  # asked less often from now on
+                if not self.engine.asked(node, replayed, target):
                     return False
             left = deadline - time.monotonic()
-            if self._replayed(node, replayed, target, final=left <= 0):
+            if self.engine.replayed(node, replayed, target, final=left <= 0):
                 return True
             if left <= 0:
                 return False
@@ -1039,11 +761,12 @@ class AsyncRouter(Queries):
 
     def explain(self, sql: str) -> Explanation:
         """Where *sql* would go now from outside any session, and why. Sends nothing."""
-        return explain(self, sql)
+        return explain(self.engine, sql)
 
     def stats(self) -> dict[str, Any]:
         """Per node: role, health, lag, pool use and counters; plus decisions by reason."""
-        return stats(self._monitor.topology, self._pools, self._decisions, self._monitor.rounds)
+        topology, rounds = self._monitor.topology, self._monitor.rounds
+        return stats(topology, self._pools, self.engine.decisions, rounds)
 
     def gauge_lag_bytes(self) -> Iterable[tuple[str, int]]:
         return [
@@ -1051,7 +774,7 @@ class AsyncRouter(Queries):
         ]
 
     def gauge_decisions(self) -> Iterable[tuple[str, str, int]]:
-        return [(node, reason, n) for (node, reason), n in self._decisions.items()]
+        return [(node, reason, n) for (node, reason), n in self.engine.decisions.items()]
 
     def gauge_pool_in_use(self) -> Iterable[tuple[str, int]]:
         return [(name, pool.usage()["in_use"]) for name, pool in self._pools.items()]
@@ -1067,16 +790,6 @@ def _surfaced(exc: BaseException) -> BaseException:
     """What the application sees for a failure the router gave up retrying: the driver's
     documented connection error rather than its broken-protocol internals."""
     return driver.connection_lost(exc) if isinstance(exc, driver.BROKEN_PROTOCOL) else exc
-
-
-def _prefer(name: str) -> Policy:
-    def choose(candidates: Sequence[Any], rng: Random, /) -> Any:
-        for candidate in candidates:
-            if candidate.name == name:
-                return candidate
-        return None
-
-    return choose
 
 
 from router._async._session import AsyncSession, AsyncTransaction  # noqa: E402

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-from dataclasses import replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
@@ -12,8 +11,7 @@ from router._async._pool import NodePool
 from router._async._queries import Queries
 from router._pooler import refuse_session_state
 from router._scope import LAST_DECISION, Call, Scope, begin_statement
-from router.core import Classification, Effect, FailureKind
-from router.core._route import Decision, Reason
+from router.core import Classification, Decision, Effect, FailureKind, Reason
 from router.errors import ReadOnlyViolation, SessionStateError
 
 if TYPE_CHECKING:
@@ -70,11 +68,11 @@ async def _hold(
     failed: set[str] = set()
     while True:
         if on_replica:
-            decision = router._read_decision(scope, failed, retry=bool(failed))
+            decision = router.engine.read_decision(scope, failed, retry=bool(failed))
             if scope.unsettled(decision.node, decision.primary):
                 decision = await router._settle(scope, decision, failed, retry=bool(failed))
         else:
-            decision = router._write_decision()
+            decision = router.engine.write_decision()
         node = decision.node
         assert node is not None
         pool = router._pools[node]
@@ -84,7 +82,7 @@ async def _hold(
             if decision.primary or not on_replica:
                 raise
             failed.add(node)
-            router._monitor.report_failure(node, FailureKind.CONNECT_FAILED, type(exc).__name__)
+            router.engine.node_failed(node, FailureKind.CONNECT_FAILED, type(exc).__name__)
             continue
         try:
             caught_up = decision.wait_for is None or await router._wait_replayed(
@@ -97,15 +95,11 @@ async def _hold(
             raise
         if not caught_up:
             await pool.release(conn)
-            decision = replace(
-                router._write_decision(),
-                reason=Reason.CONSISTENCY,
-                detail=router._missed(node, decision),
-            )
+            decision = router.engine.missed(node, decision)
             assert decision.node is not None
             pool = router._pools[decision.node]
             conn = await pool.acquire()
-        router._decisions[(pool.name, decision.reason.value)] += 1
+        router.engine.count(pool.name, decision.reason)
         return _Held(pool, conn, decision, readonly)
 
 
@@ -217,8 +211,8 @@ class AsyncTransaction(Queries):
         self, method: str, query: str, args: tuple[Any, ...], kw: dict[str, Any]
     ) -> Any:
         held = self._active()
-        cls = self._router._classify(query)
-        if self._router._pooled:
+        cls = self._router.engine.classify(query)
+        if self._router.engine.pooled:
             refuse_session_state(cls)
         if not cls.effects.isdisjoint(_TX_CONTROL):
             raise SessionStateError(
@@ -227,7 +221,7 @@ class AsyncTransaction(Queries):
         held.check(cls)
         LAST_DECISION.set(held.decision)
         result = await driver.run_held(held.conn, Call(method, query, args, kw, cls))
-        self._router._read_on(self._scope, held.decision)
+        self._router.engine.read_served(self._scope, held.decision)
         return result
 
 
@@ -258,7 +252,7 @@ class AsyncSession(Queries):
 
     def token(self) -> str | None:
         """The latest commit position this session has seen, as a token (or ``None``)."""
-        return self._router._token(self._scope)
+        return self._router.engine.token(self._scope)
 
     def transaction(
         self, *, readonly: bool = False, isolation: str | None = None
@@ -291,8 +285,8 @@ class AsyncSession(Queries):
         self, method: str, query: str, args: tuple[Any, ...], kw: dict[str, Any]
     ) -> Any:
         router = self._router
-        cls = router._classify(query)
-        if router._pooled:
+        cls = router.engine.classify(query)
+        if router.engine.pooled:
             refuse_session_state(cls)
         held = self._in_tx or self._pinned
         if held is None:
@@ -311,13 +305,11 @@ class AsyncSession(Queries):
 
     async def _pin(self, cls: Classification) -> _Held:
         router = self._router
-        decision = replace(
-            router._write_decision(), reason=Reason.PINNED, detail=f"pinned: {cls.reason}"
-        )
+        decision = router.engine.primary_for(Reason.PINNED, f"pinned: {cls.reason}")
         assert decision.node is not None
         pool = router._pools[decision.node]
         conn = await pool.acquire()
-        router._decisions[(pool.name, Reason.PINNED.value)] += 1
+        router.engine.count(pool.name, Reason.PINNED)
         return _Held(pool, conn, decision, readonly=False)
 
     async def _on_held(self, held: _Held, call: Call) -> Any:
@@ -333,7 +325,7 @@ class AsyncSession(Queries):
         held.check(cls)
         LAST_DECISION.set(held.decision)
         result = await driver.run_held(held.conn, call)
-        router._read_on(self._scope, held.decision)
+        router.engine.read_served(self._scope, held.decision)
         if held.catalog and (self._in_tx is None or Effect.TX_END in cls.effects):
             # Committed (or rolled back: then reloading changes nothing).
             held.catalog = False

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import contextlib
-from dataclasses import replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
@@ -13,8 +12,7 @@ from router._scope import LAST_DECISION, Call, Scope, begin_statement
 from router._sync import _driver as driver
 from router._sync._pool import NodePool
 from router._sync._queries import Queries
-from router.core import Classification, Effect, FailureKind
-from router.core._route import Decision, Reason
+from router.core import Classification, Decision, Effect, FailureKind, Reason
 from router.errors import ReadOnlyViolation, SessionStateError
 
 if TYPE_CHECKING:
@@ -69,11 +67,11 @@ def _hold(router: Router, scope: Scope, *, readonly: bool, isolation: str | None
     failed: set[str] = set()
     while True:
         if on_replica:
-            decision = router._read_decision(scope, failed, retry=bool(failed))
+            decision = router.engine.read_decision(scope, failed, retry=bool(failed))
             if scope.unsettled(decision.node, decision.primary):
                 decision = router._settle(scope, decision, failed, retry=bool(failed))
         else:
-            decision = router._write_decision()
+            decision = router.engine.write_decision()
         node = decision.node
         assert node is not None
         pool = router._pools[node]
@@ -83,7 +81,7 @@ def _hold(router: Router, scope: Scope, *, readonly: bool, isolation: str | None
             if decision.primary or not on_replica:
                 raise
             failed.add(node)
-            router._monitor.report_failure(node, FailureKind.CONNECT_FAILED, type(exc).__name__)
+            router.engine.node_failed(node, FailureKind.CONNECT_FAILED, type(exc).__name__)
             continue
         try:
             caught_up = decision.wait_for is None or router._wait_replayed(
@@ -96,15 +94,11 @@ def _hold(router: Router, scope: Scope, *, readonly: bool, isolation: str | None
             raise
         if not caught_up:
             pool.release(conn)
-            decision = replace(
-                router._write_decision(),
-                reason=Reason.CONSISTENCY,
-                detail=router._missed(node, decision),
-            )
+            decision = router.engine.missed(node, decision)
             assert decision.node is not None
             pool = router._pools[decision.node]
             conn = pool.acquire()
-        router._decisions[(pool.name, decision.reason.value)] += 1
+        router.engine.count(pool.name, decision.reason)
         return _Held(pool, conn, decision, readonly)
 
 
@@ -214,15 +208,15 @@ class Transaction(Queries):
 
     def _query(self, method: str, query: str, args: tuple[Any, ...], kw: dict[str, Any]) -> Any:
         held = self._active()
-        cls = self._router._classify(query)
-        if self._router._pooled:
+        cls = self._router.engine.classify(query)
+        if self._router.engine.pooled:
             refuse_session_state(cls)
         if not cls.effects.isdisjoint(_TX_CONTROL):
             raise SessionStateError(f"{cls.reason}: the transaction is ended by its `with` block")
         held.check(cls)
         LAST_DECISION.set(held.decision)
         result = driver.run_held(held.conn, Call(method, query, args, kw, cls))
-        self._router._read_on(self._scope, held.decision)
+        self._router.engine.read_served(self._scope, held.decision)
         return result
 
 
@@ -253,7 +247,7 @@ class Session(Queries):
 
     def token(self) -> str | None:
         """The latest commit position this session has seen, as a token (or ``None``)."""
-        return self._router._token(self._scope)
+        return self._router.engine.token(self._scope)
 
     def transaction(self, *, readonly: bool = False, isolation: str | None = None) -> Transaction:
         return Transaction(
@@ -282,8 +276,8 @@ class Session(Queries):
 
     def _query(self, method: str, query: str, args: tuple[Any, ...], kw: dict[str, Any]) -> Any:
         router = self._router
-        cls = router._classify(query)
-        if router._pooled:
+        cls = router.engine.classify(query)
+        if router.engine.pooled:
             refuse_session_state(cls)
         held = self._in_tx or self._pinned
         if held is None:
@@ -302,13 +296,11 @@ class Session(Queries):
 
     def _pin(self, cls: Classification) -> _Held:
         router = self._router
-        decision = replace(
-            router._write_decision(), reason=Reason.PINNED, detail=f"pinned: {cls.reason}"
-        )
+        decision = router.engine.primary_for(Reason.PINNED, f"pinned: {cls.reason}")
         assert decision.node is not None
         pool = router._pools[decision.node]
         conn = pool.acquire()
-        router._decisions[(pool.name, Reason.PINNED.value)] += 1
+        router.engine.count(pool.name, Reason.PINNED)
         return _Held(pool, conn, decision, readonly=False)
 
     def _on_held(self, held: _Held, call: Call) -> Any:
@@ -324,7 +316,7 @@ class Session(Queries):
         held.check(cls)
         LAST_DECISION.set(held.decision)
         result = driver.run_held(held.conn, call)
-        router._read_on(self._scope, held.decision)
+        router.engine.read_served(self._scope, held.decision)
         if held.catalog and (self._in_tx is None or Effect.TX_END in cls.effects):
             # Committed (or rolled back: then reloading changes nothing).
             held.catalog = False

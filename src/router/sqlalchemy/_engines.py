@@ -38,13 +38,13 @@ from sqlalchemy.pool import PoolResetState
 
 from router._async import _driver as async_driver
 from router._async._dsn import asyncpg_dsn
+from router._engine import RoutingEngine
 from router._pooler import note_pooler_mismatch
 from router._sync import _driver as psycopg_driver
 from router._sync._deadline import Deadline
 from router.config import NodeConfig, PoolerMode, RouterConfig
 from router.core import Effect, FailureKind, Role, refused_by_standby
 from router.errors import RouterError
-from router.sqlalchemy._core import Core, role_in
 
 try:  # SQLAlchemy >= 2.1; the old name is deprecated there
     from sqlalchemy.util import await_
@@ -220,8 +220,8 @@ def async_node_engine(
     return engine
 
 
-def watch_errors(engine: Engine, node: str, core: Core) -> None:
-    """Report what SQLAlchemy's errors say about *node* to the core's monitor: a connection
+def watch_errors(engine: Engine, node: str, routing: RoutingEngine) -> None:
+    """Report what SQLAlchemy's errors say about *node* to the router's monitor: a connection
     that could not be made or was lost marks the node failed at once (not at the next
     check); SQLSTATE 25006 from a node believed primary asks for rediscovery of the roles
     (a failover happened); a driver's prepared statement vanishing under it gets a note
@@ -230,7 +230,7 @@ def watch_errors(engine: Engine, node: str, core: Core) -> None:
 
     def handle_error(context: ExceptionContext) -> None:
         error = context.original_exception
-        monitor = core._monitor
+        monitor = routing.monitor
         sqlstate = getattr(error, "sqlstate", None) or ""
         if context.connection is None and not context.is_pre_ping:
             monitor.report_failure(node, FailureKind.CONNECT_FAILED, type(error).__name__)
@@ -246,7 +246,7 @@ def watch_errors(engine: Engine, node: str, core: Core) -> None:
             monitor.request_rediscovery(node)
         elif (
             refused_by_standby(sqlstate, str(error))
-            and role_in(core, node) is Role.REPLICA
+            and routing.role_of(node) is Role.REPLICA
             and context.statement
         ):
             # Inside a transaction nothing is run again, but the same statement goes to the
@@ -254,7 +254,7 @@ def watch_errors(engine: Engine, node: str, core: Core) -> None:
             first = str(error).strip().split("\n", 1)[0]
             why = f"{node} refused it ({getattr(error, 'sqlstate', '')}: {first})"
             for sql in _classified_texts(context):
-                core._classifier.learn_refusal(sql, why)
+                routing.learn_refusal(sql, why)
             logger.info("a replica refused a read; it runs on the primary from now on: %s", why)
 
     event.listen(engine, "handle_error", handle_error)
@@ -272,16 +272,16 @@ def _classified_texts(context: ExceptionContext) -> set[str]:
     return texts
 
 
-def discard_session_state(engine: Engine, core: Core, *, asyncpg: bool) -> None:
+def discard_session_state(engine: Engine, routing: RoutingEngine, *, asyncpg: bool) -> None:
     """Give *engine*'s connections back to its pool without the session state a statement
     left on them (``SET``, temporary tables, ``PREPARE``, ``WITH HOLD`` cursors, advisory
     locks, ``LISTEN``): ``DISCARD ALL`` for those, and the driver's prepared statements
     forgotten with it; nothing more for the others. *asyncpg*: the engine's driver is
     asyncpg (else psycopg). Nothing behind a transaction pooler: a DISCARD ALL there would
     drop what the pooler keeps for its other clients (their prepared statements)."""
-    if core.config.pooler_mode is PoolerMode.TRANSACTION:
+    if routing.config.pooler_mode is PoolerMode.TRANSACTION:
         return
-    classify = core._classify
+    classify = routing.classify
 
     def before_cursor_execute(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
         try:

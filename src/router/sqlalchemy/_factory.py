@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Mapping
-from functools import partial
 from types import TracebackType
 from typing import Any, Self
 
@@ -22,7 +21,6 @@ from sqlalchemy.orm import sessionmaker as sa_sessionmaker
 from router._async._router import AsyncRouter
 from router._sync._router import Router
 from router.config import RouterConfig
-from router.sqlalchemy._core import role_in
 from router.sqlalchemy._engines import (
     async_node_engine,
     discard_session_state,
@@ -74,19 +72,19 @@ class RoutedSessionmaker(sa_sessionmaker[RoutedSession]):
     ) -> None:
         _check_subclass("class_", class_, RoutedSession)
         core = Router(_core_config(config))
-        role_of = partial(role_in, core)
+        role_of = core.engine.role_of
         engines = {
             node.name: sync_node_engine(node, config, role_of, engine_options)
             for node in config.all_nodes
         }
         for name, engine in engines.items():
-            watch_errors(engine, name, core)
-            discard_session_state(engine, core, asyncpg=False)
+            watch_errors(engine, name, core.engine)
+            discard_session_state(engine, core.engine, asyncpg=False)
         self._core = core
         self._engines = engines
         self._opened = False
         self._open_lock = threading.Lock()
-        self._routing = Routing(core, engines, open_core=self._open_core)
+        self._routing = Routing(core.engine, engines, open_core=self._open_core)
         super().__init__(class_=_session_class(class_, self._routing), **session_kw)
 
     @property
@@ -140,20 +138,20 @@ class RoutedAsyncSessionmaker(sa_async_sessionmaker[RoutedAsyncSession]):
         _check_subclass("class_", class_, RoutedAsyncSession)
         _check_subclass("sync_session_class", sync_session_class, RoutedSession)
         core = AsyncRouter(_core_config(config))
-        role_of = partial(role_in, core)
+        role_of = core.engine.role_of
         engines = {
             node.name: async_node_engine(node, config, role_of, engine_options)
             for node in config.all_nodes
         }
         for name, engine in engines.items():
-            watch_errors(engine.sync_engine, name, core)
-            discard_session_state(engine.sync_engine, core, asyncpg=True)
+            watch_errors(engine.sync_engine, name, core.engine)
+            discard_session_state(engine.sync_engine, core.engine, asyncpg=True)
         self._core = core
         self._engines = engines
         self._opened = False
         self._open_lock: asyncio.Lock | None = None
         sync_engines = {name: engine.sync_engine for name, engine in engines.items()}
-        self._routing = Routing(core, sync_engines, open_core=self._open_core)
+        self._routing = Routing(core.engine, sync_engines, open_core=self._open_core)
         super().__init__(
             class_=class_,
             sync_session_class=_session_class(sync_session_class, self._routing),

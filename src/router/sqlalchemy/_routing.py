@@ -21,6 +21,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql import ClauseElement
 
+from router._engine import RoutingEngine
 from router._scope import LAST_DECISION, POSITION_QUERY, REPLAY_QUERY, Scope
 from router.config import PoolerMode
 from router.core import (
@@ -28,15 +29,15 @@ from router.core import (
     RELATIONS_QUERY,
     Classification,
     Consistency,
+    Decision,
     FunctionCatalog,
     Lsn,
+    Reason,
     Role,
     Topology,
     decode_token,
 )
-from router.core._route import Decision, Reason
 from router.errors import RouterError
-from router.sqlalchemy._core import Core, role_in
 from router.sqlalchemy._statements import StatementText, classify_statement
 
 __all__ = ["Routing"]
@@ -52,26 +53,26 @@ class Routing:
 
     def __init__(
         self,
-        core: Core,
+        engine: RoutingEngine,
         binds: Mapping[str, Engine],
         *,
         open_core: Callable[[], None],
     ) -> None:
-        self.core = core
+        self.engine = engine
         self.binds = dict(binds)
         self._open_core = open_core
         first = next(iter(self.binds.values()))
-        config = core.config
+        config = engine.config
         self._texts = StatementText(first.dialect, config.classifier_cache_size)
         #: Where a statement may run (see :func:`classify_statement`).
         self.classify: Callable[[ClauseElement], Classification] = partial(
-            classify_statement, self._texts, core._classify
+            classify_statement, self._texts, engine.classify
         )
-        self._decisions = core._decisions
-        self.monitor = core._monitor
+        self._decisions = engine.decisions
+        self.monitor = engine.monitor
         #: A new session's consistency and parent scope, unless it asks otherwise.
         self.consistency = Consistency(str(config.consistency))
-        self.root_scope = core._scope
+        self.root_scope = engine.scope
         self._shadow = config.shadow
         self._emulate = config.emulate_replicas
         #: Behind a transaction pooler: statements that leave session state are refused, and
@@ -122,29 +123,29 @@ class Routing:
         self.seen = None
 
     def role_of(self, node: str) -> Role:
-        return role_in(self.core, node)
+        return self.engine.role_of(node)
 
     # -- scopes and tokens -------------------------------------------------------------
 
     def new_scope(self, consistency: str | None, after: str | None) -> tuple[Scope, bool]:
         """A session's scope, and whether its token still needs checking against the
         cluster (it can only be once the core is open and knows the cluster)."""
-        scope = self.core._new_scope(consistency, after)
-        return scope, after is not None and self.core._system_id is None
+        scope = self.engine.new_scope(consistency, after)
+        return scope, after is not None and self.engine.system_id is None
 
     def check_token(self, after: str) -> None:
         """Raise :class:`~router.errors.ForeignToken` for a token of another cluster."""
-        decode_token(after, system_id=self.core._system_id)
+        decode_token(after, system_id=self.engine.system_id)
 
     def token(self, scope: Scope, after: str | None) -> str | None:
-        token = self.core._token(scope)
+        token = self.engine.token(scope)
         return after if token is None and scope.floor is not None else token
 
     # -- decisions ---------------------------------------------------------------------
 
     def write(self) -> Decision:
         """The primary (raises :class:`PrimaryUnavailable` / :class:`TopologyError`)."""
-        return self.core._write_decision()
+        return self.engine.write_decision()
 
     def variant(self, decision: Decision, reason: Reason, detail: str) -> Decision:
         """*decision*'s node with another reason; made once per node and *detail* (each
@@ -163,13 +164,13 @@ class Routing:
         floor has its replay position confirmed with one query (no wait: ``ryw_wait`` is not
         used here). Before a read moves to another node than the session's last, its floor
         rises past that read (the rules are :class:`~router._scope.Scope`'s)."""
-        core = self.core
-        decision = core._read_decision(scope)
+        engine = self.engine
+        decision = engine.read_decision(scope)
         if scope.unsettled(decision.node, decision.primary):
             lsn = self._position_or_none()
             if lsn is not None:
                 scope.settle_reads(lsn)
-                decision = core._read_decision(scope)
+                decision = engine.read_decision(scope)
         if decision.wait_for is not None:
             decision = self._confirm(decision, decision.wait_for)
         node = decision.node
@@ -179,7 +180,7 @@ class Routing:
         if self._shadow or self._emulate:
             primary = self.write()
             return Decision(primary.node, True, Reason.SHADOW, f"would go to {node}: read")
-        core._read_on(scope, decision)
+        engine.read_served(scope, decision)
         return decision
 
     def _confirm(self, decision: Decision, target: Lsn) -> Decision:
@@ -191,7 +192,7 @@ class Routing:
             with self.binds[node].connect() as conn:
                 conn.execution_options(isolation_level="AUTOCOMMIT")
                 text = conn.exec_driver_sql(REPLAY_QUERY).scalar_one()
-            caught_up = self.core._replayed(node, Lsn.parse(text), target, final=True)
+            caught_up = self.engine.replayed(node, Lsn.parse(text), target, final=True)
         except (SQLAlchemyError, OSError, ValueError) as exc:
             logger.debug("replay position of %s unknown (%s)", node, type(exc).__name__)
             caught_up = False
@@ -236,7 +237,7 @@ class Routing:
         """DDL that changes what the router knows from the catalog committed: reload it from
         the primary (through the driver's own cursor: no placeholder processing). A failure
         is logged and leaves the old catalog: the DDL is done."""
-        if not self.core._own_classifier:
+        if not self.engine.own_classifier:
             return
         try:
             node = self.write().node
@@ -254,7 +255,7 @@ class Routing:
         except (RouterError, SQLAlchemyError, OSError) as exc:
             logger.warning("could not reload the catalog after DDL (%s)", type(exc).__name__)
             return
-        self.core._classifier.set_catalog(catalog)
+        self.engine.classifier.set_catalog(catalog)
 
     def commit_position(self) -> Lsn:
         """The primary's WAL insert position now: past the commit record of any transaction

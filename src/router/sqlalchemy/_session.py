@@ -41,8 +41,7 @@ from sqlalchemy.util import EMPTY_DICT
 from router._context import attach as attach_shared_floor
 from router._pooler import refuse_session_state
 from router._scope import Scope
-from router.core import Classification, Effect, Hint, Route
-from router.core._route import Decision, Reason
+from router.core import Classification, Decision, Effect, Hint, Reason, Route
 from router.errors import ReadOnlyViolation, RouterError
 from router.sqlalchemy._routing import Routing
 from router.sqlalchemy._statements import FLUSH, NO_STATEMENT
@@ -151,12 +150,12 @@ class RoutedSession(Session):
             self._router_primary = True
         routing = self._router_routing
         if after is None and consistency is None:
-            # What core._new_scope() makes, without its checks: sessions are made per request.
+            # What engine.new_scope() makes, without its checks: sessions are made per request.
             self._router_scope: Scope = routing.root_scope.session(None, None)
         else:
             self._router_after = after
             self._router_scope, self._router_unchecked = routing.new_scope(consistency, after)
-        attach_shared_floor(self._router_scope, routing.core)  # a web request's (router.web)
+        attach_shared_floor(self._router_scope, routing.engine)  # a web request's (router.web)
 
     # -- public ------------------------------------------------------------------------
 
