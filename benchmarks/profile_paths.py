@@ -78,8 +78,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 import router
 import router.sqlalchemy as rsa
 from router._scope import LAST_DECISION, Call, Scope
+from router._sync import _executor as sync_router_module
 from router._sync import _pool as sync_pool_module
-from router._sync import _router as sync_router_module
 from router.testing import LocalCluster
 
 QUERY = "SELECT id, payload FROM bench_items WHERE id = %s"

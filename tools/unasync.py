@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 #: Source (async) -> generated (sync).
 FILES = {
     "src/router/_async/_router.py": "src/router/_sync/_router.py",
+    "src/router/_async/_executor.py": "src/router/_sync/_executor.py",
     "src/router/_async/_session.py": "src/router/_sync/_session.py",
     "src/router/_async/_monitor.py": "src/router/_sync/_monitor.py",
     "tests/integration/test_async_router.py": "tests/integration/test_sync_router.py",

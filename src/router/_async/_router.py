@@ -1,5 +1,7 @@
 """``AsyncRouter``: every statement to the node that may serve it.
 
+The public face and lifecycle; the decisions are the routing engine's
+(:mod:`router._engine`), the I/O the executor's (:mod:`router._async._executor`).
 The sync ``Router`` is generated from this file by ``tools/unasync.py``: keep driver calls in
 ``_driver.py`` and concurrency in ``_runtime.py``, and everything else flavour-neutral.
 """
@@ -14,91 +16,23 @@ from random import Random
 from types import TracebackType
 from typing import Any, Self
 
-from tenacity import (
-    AsyncRetrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential,
-    wait_random,
-)
-
-from router._async import _driver as driver
-from router._async._monitor import Monitor
-from router._async._pool import NodePool
+from router._async._executor import NO_CONNECTION, Executor, State
 from router._async._queries import Queries
-from router._async._runtime import Background, gather, guard, sleep
-from router._engine import RoutingEngine
+from router._async._runtime import gather, sleep
+from router._async._session import AsyncSession, AsyncTransaction
 from router._introspect import Explanation, describe, explain, last_errors, stats
-from router._pooler import refuse_session_state
-from router._scope import (
-    LAST_DECISION,
-    POSITION_QUERY,
-    REPLAY_QUERY,
-    Call,
-    Scope,
-    needs_session,
-)
-from router._telemetry import NodeAddress, Telemetry
+from router._scope import LAST_DECISION
+from router._telemetry import Telemetry
 from router.config import RouterConfig
-from router.core import (
-    Classifier,
-    Decision,
-    FailureKind,
-    Hint,
-    Lsn,
-    Reason,
-    Role,
-    Topology,
-    refused_by_standby,
-)
-from router.errors import (
-    ConfigurationError,
-    PoolTimeout,
-    PrimaryUnavailable,
-    RouterError,
-    SessionStateError,
-    TopologyError,
-)
+from router.core import Classifier, Decision
+from router.errors import ConfigurationError, PrimaryUnavailable
 
 __all__ = ["AsyncRouter", "Explanation"]
 
 logger = logging.getLogger("router")
 
-_NOTHING: frozenset[str] = frozenset()
-#: Failures that leave the function catalog for the next topology change to load.
-_CATALOG_LATER: tuple[type[BaseException], ...] = (
-    PrimaryUnavailable,
-    TopologyError,
-    *driver.CONNECT_ERRORS,
-    *driver.DATABASE_ERRORS,
-)
-_LOST = "the position of an earlier commit could not be read"
 #: How often wait_ready() looks whether the monitor has found the primary.
 _READY_POLL = 0.02
-#: Failures to get a connection.
-_NO_CONNECTION: tuple[type[BaseException], ...] = (
-    PoolTimeout,
-    RouterError,
-    *driver.CONNECT_ERRORS,
-)
-#: Failures that leave a position unread (the caller degrades: see _primary_position).
-_NO_POSITION: tuple[type[BaseException], ...] = (
-    PrimaryUnavailable,
-    TopologyError,
-    PoolTimeout,
-    TimeoutError,
-    *driver.CONNECT_ERRORS,
-    *driver.DATABASE_ERRORS,
-)
-
-
-class _Retry(Exception):
-    """A read's connection failed before any row came back: try another node."""
-
-    def __init__(self, node: str, cause: BaseException) -> None:
-        self.node = node
-        self.cause = cause
-        super().__init__(node)
 
 
 class AsyncRouter(Queries):
@@ -129,43 +63,19 @@ class AsyncRouter(Queries):
                 f" got a {type(config).__name__}",
             )
         self.config = config
-        self._clock = clock
-        self._params = config.gate_params()
-        self._ryw_wait = config.ryw_wait
-        self._command_timeout = config.pool.command_timeout
-        # The driver's `timeout` for reads outside a transaction that name none: behind a
-        # pooler a read may queue for a server that never comes (query_wait_timeout, 120 s).
-        self._read_timeout = config.effective_read_timeout
-        nodes = config.all_nodes
-        self._addresses = {n.name: NodeAddress(n.name, n.host, n.port, n.dbname) for n in nodes}
-        settings = config.pool_settings()
-        self._pools = {n.name: NodePool(n.name, driver.dsn(n.connect_dsn), settings) for n in nodes}
-        for n in nodes:
-            self._pools[n.name].stats.weight = n.weight
-        self._monitor = Monitor(
-            {n.name: driver.dsn(n.connect_dsn) for n in nodes},
-            self._params,
-            interval=config.monitor_interval,
-            timeout=config.monitor_timeout,
-            application_name=config.application_name,
-            on_change=self._topology_changed,
-            clock=clock,
-            patroni_urls=config.patroni_urls,
-            addresses={n.address: n.name for n in nodes},
-        )
+        self._executor = executor = Executor(config, classifier=classifier, rng=rng, clock=clock)
         #: The routing engine: every decision of this router, its sessions and the session
-        #: factories built over it (the router does the I/O).
-        self.engine = RoutingEngine(
-            config,
-            self._monitor,
-            {name: pool.stats for name, pool in self._pools.items()},
-            classifier=classifier,
-            rng=rng,
-        )
+        #: factories built over it (:mod:`router._engine`).
+        self.engine = executor.engine
         self._scope = self.engine.scope
-        self._telemetry = Telemetry(record_sql=config.record_sql)
-        self._background = Background()
-        self._state = "new"
+        self._pools = executor.pools
+        self._monitor = executor.monitor
+        self._telemetry = executor.telemetry
+        self._addresses = executor.addresses
+
+    @property
+    def _state(self) -> State:
+        return self._executor.state
 
     def __repr__(self) -> str:
         names = ", ".join(self._pools)
@@ -184,9 +94,9 @@ class AsyncRouter(Queries):
         *wait_for_primary*: then wait up to that many seconds for the primary to answer
         (:meth:`wait_ready`); if it does not, the router is closed again and
         :class:`PrimaryUnavailable` says each node's reason."""
-        if self._state == "open":
+        if self._state is State.OPEN:
             return self
-        if self._state == "closed":
+        if self._state is State.CLOSED:
             raise RuntimeError(f"a closed {type(self).__name__} cannot be opened again")
         topology = await self._monitor.check(patient=True)
         # A node that did not answer its check gets an empty pool: filling it now would wait
@@ -197,13 +107,13 @@ class AsyncRouter(Queries):
         for failed in await gather(opening, timeout=self.config.pool.connect_timeout + 5):
             if isinstance(failed, BaseException):
                 raise failed
-        await self._sync_roles(topology)
+        await self._executor.sync_roles(topology)
         self.engine.system_id = self.engine.identify(self._monitor.system_ids)
         if self.engine.own_classifier and topology.primary is not None:
             await self.refresh_catalog()
         self._monitor.start()
         Telemetry.watch(self)
-        self._state = "open"
+        self._executor.state = State.OPEN
         if topology.primary is None:
             logger.warning("no primary found at start-up: %s", describe(topology))
         else:
@@ -221,7 +131,7 @@ class AsyncRouter(Queries):
         *timeout* s; else raise :class:`PrimaryUnavailable` with each node's last failure (a
         wrong password, a refused connection, no answer). For start-up (``open(
         wait_for_primary=...)``) and readiness probes; reads and writes need not wait for it."""
-        if self._state != "open":
+        if self._state is not State.OPEN:
             raise RuntimeError(f"the {type(self).__name__} is not open")
         deadline = time.monotonic() + timeout
         asked = False
@@ -231,7 +141,7 @@ class AsyncRouter(Queries):
                 pool = self._pools[primary]
                 try:
                     conn = await pool.acquire()
-                except _NO_CONNECTION:
+                except NO_CONNECTION:
                     pass
                 else:
                     await pool.release(conn, settled=True)
@@ -256,33 +166,15 @@ class AsyncRouter(Queries):
         tables, views that write) from the primary again: STABLE and IMMUTABLE functions may
         run on replicas, VOLATILE ones may not. DDL that changes them through the router
         does this by itself once it has committed."""
-        primary = self.engine.write_decision().node
-        assert primary is not None
-        pool = self._pools[primary]
-        conn = await pool.acquire()
-        try:
-            self.engine.classifier.set_catalog(await driver.load_catalog(conn))
-        finally:
-            await pool.release(conn)
-
-    async def _catalog_changed(self) -> None:
-        """DDL that changes what the router knows from the catalog committed through it:
-        reload it before the next decision. The DDL is done whatever happens here; a failure
-        (logged) leaves the old catalog until :meth:`refresh_catalog` or the next such DDL."""
-        if not self.engine.own_classifier:
-            return
-        try:
-            await self.refresh_catalog()
-        except _CATALOG_LATER as exc:
-            logger.warning("could not reload the catalog after DDL (%s)", type(exc).__name__)
+        await self._executor.refresh_catalog()
 
     async def close(self) -> None:
         """Stop the monitor and close every pool (idempotent)."""
-        if self._state == "closed":
+        if self._state is State.CLOSED:
             return
-        self._state = "closed"
+        self._executor.state = State.CLOSED
         await self._monitor.close()
-        await self._background.close()
+        await self._executor.background.close()
         await gather([pool.close for pool in self._pools.values()], timeout=15)
 
     async def __aenter__(self) -> Self:
@@ -296,37 +188,12 @@ class AsyncRouter(Queries):
     ) -> None:
         await self.close()
 
-    def _topology_changed(self, old: Topology, new: Topology) -> None:
-        self.engine.topology_changed(old, new)
-        if self._state != "open":
-            return  # open() syncs the pools and reports the topology itself
-        if old.primary != new.primary or old.split_brain != new.split_brain:
-            logger.warning("topology changed: %s", describe(new))
-        else:
-            logger.info("topology changed: %s", describe(new))
-        self._background.spawn(partial(self._sync_roles, new), name="router-sync-roles")
-
-    async def _sync_roles(self, topology: Topology) -> None:
-        for node in topology.nodes:
-            if node.role is not Role.UNKNOWN:
-                await self._pools[node.name].set_read_only(node.role is Role.REPLICA)
-        if self.engine.system_id is None:
-            self.engine.system_id = self.engine.identify(self._monitor.system_ids)
-        engine = self.engine
-        if engine.own_classifier and engine.classifier.catalog is None and topology.primary:
-            # The primary was away at open(): user functions have been WRITE meanwhile (the
-            # safe side); now their volatility can be read.
-            try:
-                await self.refresh_catalog()
-            except _CATALOG_LATER:
-                logger.warning("could not load the function catalog yet; will try again")
-
     # -- queries outside a transaction ----------------------------------------------
 
     async def _query(
         self, method: str, query: str, args: tuple[Any, ...], kw: dict[str, Any]
     ) -> Any:
-        return await self._call(self._scope, method, query, args, kw)
+        return await self._executor.call(self._scope, method, query, args, kw)
 
     def transaction(
         self, *, readonly: bool = False, isolation: str | None = None
@@ -334,7 +201,7 @@ class AsyncRouter(Queries):
         """A transaction held on one node from start to end: a replica when *readonly*
         (a WRITE inside raises :class:`ReadOnlyViolation` before it is sent), else the
         primary."""
-        return AsyncTransaction(self, self._scope, readonly=readonly, isolation=isolation)
+        return AsyncTransaction(self._executor, self._scope, readonly=readonly, isolation=isolation)
 
     def session(self, *, consistency: str | None = None, after: str | None = None) -> AsyncSession:
         """A session: reads on replicas at or past its floor, writes on the primary, session
@@ -342,413 +209,12 @@ class AsyncRouter(Queries):
         ``read_your_writes`` it starts at or past every commit made through this router
         before it was opened. *after*: a token from :meth:`token` (of any
         router or process on this cluster) the session's reads must not be behind."""
-        return AsyncSession(self, self.engine.new_scope(consistency, after))
+        return AsyncSession(self._executor, self.engine.new_scope(consistency, after))
 
     def token(self) -> str | None:
         """An opaque string for the latest commit position seen by this router (any session),
         for ``session(after=...)`` here or in another process; ``None`` before any write."""
         return self.engine.token()
-
-    # -- the paths ---------------------------------------------------------------------
-
-    async def _call(
-        self, scope: Scope, method: str, query: str, args: tuple[Any, ...], kw: dict[str, Any]
-    ) -> Any:
-        """A statement outside any transaction and outside any pinned session."""
-        cls = self.engine.classify(query)
-        if self.engine.pooled:
-            refuse_session_state(cls)
-        if needs_session(cls):
-            raise SessionStateError(
-                f"{cls.reason}: outside a session this would be lost on a pooled connection"
-                " (use router.session() or router.transaction())"
-            )
-        return await self._route(scope, Call(method, query, args, kw, cls))
-
-    async def _route(self, scope: Scope, call: Call) -> Any:
-        """A statement outside any transaction block, to the node its classification asks."""
-        cls = call.cls
-        if cls.route == "write" or cls.hint is Hint.PRIMARY:
-            if cls.standby_refuses:
-                read = self._read_call(call.method, call.query, call.args, call.kw, cls)
-                return await self._primary_read(scope, read, cls.reason)
-            return await self._write(scope, call)
-        read = self._read_call(call.method, call.query, call.args, call.kw, cls)
-        return await self._read(scope, read)
-
-    def _read_call(
-        self, method: str, query: str, args: tuple[Any, ...], kw: dict[str, Any], cls: Any
-    ) -> Call:
-        """A read outside a transaction, with ``read_timeout`` as its driver timeout unless
-        it names one."""
-        if self._read_timeout is not None and kw.get("timeout", 0) is None:
-            kw = {**kw, "timeout": self._read_timeout}
-        return Call(method, query, args, kw, cls)
-
-    async def _primary_read(
-        self, scope: Scope, call: Call, why: str, reason: Reason = Reason.CLASSIFIER
-    ) -> Any:
-        """A read only the primary can serve (*why*): nothing to retry it on, no commit."""
-        decision = self.engine.primary_for(reason, why)
-        try:
-            return await self._run(scope, decision, call, write=False)
-        except _Retry as failed:
-            raise failed.cause from None
-
-    async def _write(self, scope: Scope, call: Call) -> Any:
-        decision = self.engine.decide_write(call.cls)
-        try:
-            return await self._run(scope, decision, call, write=True)
-        except _Retry as broken:
-            # The pooled connection was already broken (the server's goodbye read while it
-            # was idle): nothing was sent, so once more on a fresh decision and connection.
-            retried = self.engine.primary_for(Reason.RETRY, "resent: nothing was sent")
-            try:
-                return await self._run(scope, retried, call, write=True)
-            except _Retry:
-                raise _surfaced(broken.cause) from None
-        except driver.READ_ONLY_ERRORS:
-            # The node we believed primary is not (a failover happened): the statement wrote
-            # nothing, so rediscover and try once on the new primary.
-            assert decision.node is not None
-            await self._rediscover(decision.node)
-            retried = self.engine.primary_for(Reason.RETRY, "after 25006")
-            return await self._run(scope, retried, call, write=True)
-
-    async def _rediscover(self, suspect: str) -> None:
-        self._monitor.request_rediscovery(suspect)
-        topology = await self._monitor.check(patient=True)
-        # The retry must not take a connection the new primary's pool opened while it was a
-        # replica (default_transaction_read_only): sync the pools now, not in a later task.
-        await self._sync_roles(topology)
-
-    async def _settle(
-        self, scope: Scope, decision: Decision, exclude: Iterable[str] = (), *, retry: bool = False
-    ) -> Decision:
-        """*decision* would move a session's reads to another replica (monotonic reads: see
-        :class:`Scope`): raise its floor past its last read first, and decide again."""
-        lsn = await self._primary_position()
-        if lsn is None:
-            return decision
-        scope.settle_reads(lsn)
-        return self.engine.read_decision(scope, exclude, retry=retry)
-
-    async def _primary_position(self) -> Lsn | None:
-        """The primary's WAL position now, or ``None`` when it cannot be read (logged)."""
-        try:
-            node = self.engine.write_decision().node
-            assert node is not None
-            pool = self._pools[node]
-            conn = await pool.acquire()
-            try:
-                return await self._commit_position(conn)
-            finally:
-                await pool.release(conn, settled=True)
-        except _NO_POSITION as exc:
-            # Without it the next read may go to the primary or a replica that is merely
-            # at the floor; the read is served rather than refused.
-            logger.warning("could not read the primary's position (%s)", type(exc).__name__)
-            return None
-
-    async def _read(self, scope: Scope, call: Call) -> Any:
-        if scope.lost:
-            await self._regain_position(scope)
-        decision = self.engine.unconfirmed_floor(scope) or self.engine.read_decision(scope)
-        if scope.unsettled(decision.node, decision.primary):
-            decision = await self._settle(scope, decision)
-        try:
-            return await self._run(scope, decision, call, write=False)
-        except _Retry as failed:
-            return await self._read_retrying(scope, failed, call)
-        except driver.STANDBY_REFUSALS as exc:
-            ran = LAST_DECISION.get()
-            code = getattr(exc, "sqlstate", None)
-            if ran is None or ran.primary or not refused_by_standby(code, str(exc)):
-                raise  # the statement's own error (on the primary too), not the standby's
-            # It can never succeed on a standby (a view or function that writes, a relation
-            # the catalog did not know as unlogged); the replica wrote nothing. Remembered,
-            # so the next one goes to the primary at once.
-            assert ran.node is not None
-            why = f"{ran.node} refused it ({_first_line(exc)})"
-            self.engine.classifier.learn_refusal(call.query, why)
-            logger.info("a replica refused a read; it runs on the primary from now on: %s", why)
-            again = f"{why}; run again on the primary"
-            return await self._primary_read(scope, call, again, Reason.RETRY)
-
-    async def _read_retrying(self, scope: Scope, first: _Retry, call: Call) -> Any:
-        failed = {first.node}
-        retry = self.config.retry
-        if retry.attempts <= 1:
-            raise first.cause
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(retry.attempts - 1),
-            # Not wait_exponential_jitter: its `initial` is deprecated in tenacity 9.2 and its
-            # replacement `multiplier` is missing before 9.1; this is the same wait.
-            wait=wait_exponential(multiplier=retry.backoff_initial, max=retry.backoff_max)
-            + wait_random(0, retry.jitter),
-            retry=retry_if_exception_type(_Retry),
-            reraise=True,
-        )
-        try:
-            async for attempt in retrying:
-                with attempt:
-                    decision = self.engine.read_decision(scope, failed, retry=True)
-                    try:
-                        return await self._run(scope, decision, call, write=False)
-                    except _Retry as again:
-                        failed.add(again.node)
-                        raise
-        except _Retry as last:
-            raise _surfaced(last.cause) from None
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    async def _run(self, scope: Scope, decision: Decision, call: Call, *, write: bool) -> Any:
-        """Run one statement on the decided node (in autocommit), with telemetry."""
-        decision, emulate = self.engine.shadowed(decision)
-        node = decision.node
-        assert node is not None
-        pool = self._pools[node]
-        stats = pool.stats
-        self.engine.record(decision)
-        span = self._telemetry.start(
-            call.method,
-            self._addresses[node],
-            primary=decision.primary,
-            reason=decision.reason.value,
-            detail=decision.detail,
-            route=call.cls.route.value,
-            sql=call.query,
-        )
-        with guard():
-            stats.outstanding += 1
-        started = time.perf_counter()
-        try:
-            done, result = await self._on_node(
-                pool, decision, call, scope, write=write, read_only=emulate
-            )
-        except BaseException as exc:
-            stats.errors += 1
-            Telemetry.fail(span, exc)
-            raise
-        finally:
-            with guard():
-                stats.outstanding -= 1
-            span.end()
-        if not done:
-            # The replica did not catch up within ryw_wait: the primary serves instead.
-            fallback = self.engine.missed(node, decision)
-            return await self._run(scope, fallback, call, write=write)
-        stats.latency.update(time.perf_counter() - started)
-        if write:
-            stats.writes += 1
-            if call.cls.changes_catalog:
-                await self._catalog_changed()
-        else:
-            stats.reads += 1
-            if scope.parent is not None:
-                self.engine.read_served(scope, decision)
-        return result
-
-    async def _on_node(
-        self,
-        pool: NodePool,
-        decision: Decision,
-        call: Call,
-        scope: Scope,
-        *,
-        write: bool,
-        read_only: bool = False,
-    ) -> tuple[bool, Any]:
-        """``(True, result)``, or ``(False, None)`` when ``wait_for`` was not reached in time.
-        A read whose connection failed before any row came back raises :class:`_Retry`."""
-        node = pool.name
-        try:
-            conn = await pool.acquire()
-        except PoolTimeout as exc:
-            if write:
-                raise
-            raise _Retry(node, exc) from exc
-        except driver.CONNECT_ERRORS as exc:
-            self._monitor.report_failure(node, FailureKind.CONNECT_FAILED, type(exc).__name__)
-            if write:
-                raise
-            raise _Retry(node, exc) from exc
-        # The caller's own statement is under way (not one of the router's).
-        running = False
-        given_up = False
-        try:
-            if decision.wait_for is not None and not await self._wait_replayed(
-                conn, node, decision.wait_for, ask=decision.ask
-            ):
-                return False, None
-            running = True
-            result = await (self._read_only(conn, call) if read_only else driver.run(conn, call))
-            running = False
-            if write:
-                await self._after_commit(scope, conn, node)
-            elif decision.primary and self.engine.unverified(scope):
-                await self._settle_after_read(scope, conn, node)
-            return True, result
-        except BaseException as exc:
-            # A statement given up on (its timeout, or the task cancelled) says nothing about
-            # the node: the monitor judges that.
-            abandoned = driver.abandoned(exc)
-            # Only a failure of the connection itself says anything about the node; a closed
-            # connection alone does not (asyncpg closes it after some of its own errors).
-            lost = driver.lost(exc, conn) and not abandoned
-            if lost:
-                self._monitor.report_failure(
-                    node, FailureKind.BROKEN_CONNECTION, type(exc).__name__
-                )
-            # The driver's protocol state is broken: nothing was sent, the connection is done.
-            broken = isinstance(exc, driver.BROKEN_PROTOCOL)
-            if broken:
-                driver.terminate(conn)
-            elif abandoned and running:
-                # The caller's statement timed out: the driver has asked its server to cancel
-                # it, and the connection goes back once the server confirms (in the
-                # background). It is not run again elsewhere: a timeout is no lost connection.
-                given_up = True
-                raise
-            elif abandoned:
-                # The router's own statement (bounded by command_timeout): the link may be
-                # dead, and the driver would wait for a cancel's confirmation as long.
-                driver.terminate(conn)
-            if not write and isinstance(exc, Exception) and (lost or broken or driver.closed(conn)):
-                raise _Retry(node, exc) from exc
-            if write and broken:
-                self._monitor.report_failure(
-                    node, FailureKind.BROKEN_CONNECTION, type(exc).__name__
-                )
-                raise _Retry(node, exc) from exc
-            raise
-        finally:
-            if given_up:
-                pool.abandon(conn)
-            else:
-                # One statement outside any transaction block: nothing can be left open.
-                await pool.release(conn, settled=True)
-
-    async def _read_only(self, conn: driver.Connection, call: Call) -> Any:
-        """*call* inside a READ ONLY transaction (replica emulation on the primary)."""
-        await self._command(conn, "BEGIN READ ONLY")
-        try:
-            result = await driver.run(conn, call)
-        except BaseException as exc:
-            if not driver.abandoned(exc) and not driver.closed(conn):
-                await self._command(conn, "ROLLBACK")
-            raise
-        await self._command(conn, "COMMIT")
-        return result
-
-    async def _command(self, conn: driver.Connection, sql: str) -> None:
-        """A statement of the router's own (``BEGIN``, ``COMMIT``, ``ROLLBACK``) on *conn*,
-        bounded by ``pool.command_timeout``. Given up on (that timeout, or the task cancelled),
-        the connection is closed, not left waiting for the server to confirm the cancel: the
-        server rolls back what was open, and the caller must not hand *conn* back as usable."""
-        try:
-            await driver.execute(conn, sql, self._command_timeout)
-        except driver.BROKEN_PROTOCOL as exc:
-            driver.terminate(conn)
-            raise driver.connection_lost(exc) from exc
-        except BaseException as exc:
-            if driver.abandoned(exc):
-                driver.terminate(conn)
-            raise
-
-    async def _commit_position(self, conn: driver.Connection) -> Lsn:
-        """The primary's WAL insert position, read on *conn* after a commit (bounded as
-        :meth:`_command`, and *conn* closed likewise when given up on)."""
-        try:
-            return Lsn.parse(await driver.scalar(conn, POSITION_QUERY, self._command_timeout))
-        except driver.BROKEN_PROTOCOL as exc:
-            # The connection had already received the server's goodbye: nothing was sent.
-            driver.terminate(conn)
-            raise driver.connection_lost(exc) from exc
-        except BaseException as exc:
-            if driver.abandoned(exc):
-                driver.terminate(conn)
-            raise
-
-    async def _settle_after_read(self, scope: Scope, conn: driver.Connection, node: str) -> None:
-        """The primary's position after a read there, to settle *scope*'s unconfirmed floor
-        (:meth:`_settle_floor`); the read's result stands when it cannot be read."""
-        try:
-            position = await self._commit_position(conn)
-        except Exception:
-            return  # checked again at the next read on the primary
-        self.engine.settle_floor(scope, node, position)
-
-    async def _after_commit(self, scope: Scope, conn: driver.Connection, node: str) -> None:
-        """Raise *scope*'s floor past a commit just made on *conn* (of *node*).
-
-        The commit stands whatever happens here: when its position cannot be read (the
-        connection lost, the read timed out, the server refused it) the caller still gets the
-        statement's result, and the scope reads from the primary until a later position read
-        covers the commit (:meth:`_regain_position`). Only a cancellation of the caller's own
-        goes on up, the position marked lost all the same."""
-        if not scope.wants_position:
-            return
-        try:
-            self.engine.committed(scope, await self._commit_position(conn))
-        except Exception as exc:
-            first = not scope.lost
-            self.engine.position_lost(scope)
-            if driver.lost(exc, conn):
-                self._monitor.report_failure(
-                    node, FailureKind.BROKEN_CONNECTION, type(exc).__name__
-                )
-            # Said once per spell (each further one at DEBUG): it may go on for every write.
-            logger.log(
-                logging.WARNING if first else logging.DEBUG,
-                "%s: could not read the WAL position after a commit (%s); the commit stands,"
-                " and reads that must see it go to the primary until a position is read",
-                node,
-                type(exc).__name__,
-            )
-        except BaseException:
-            self.engine.position_lost(scope)
-            raise
-
-    async def _regain_position(self, scope: Scope) -> None:
-        """Read the primary's position for a scope that lost one (see :meth:`_after_commit`);
-        on failure its reads go on to the primary."""
-        losses = scope.losses()
-        try:
-            pool = self._pools[self.engine.write_decision().node or ""]
-            conn = await pool.acquire()
-        except _NO_CONNECTION:
-            return
-        try:
-            lsn = await self._commit_position(conn)
-        except Exception:
-            return
-        finally:
-            await pool.release(conn, settled=True)
-        scope.regain_position(lsn, losses)
-
-    async def _wait_replayed(
-        self, conn: driver.Connection, node: str, target: Lsn, *, ask: bool = False
-    ) -> bool:
-        """Wait, up to ``ryw_wait``, until *node* has replayed *target* (PostgreSQL before 19
-        has no ``WAIT FOR LSN``: poll with a short, growing pause). *ask*: *node* missed a
-        wait just now; wait only if its first answer shows it caught up with what it missed
-        (see :class:`WaitMisses`)."""
-        deadline = time.monotonic() + self._ryw_wait
-        pause = 0.0005
-        while True:
-            replayed = Lsn.parse(await driver.scalar(conn, REPLAY_QUERY, self._command_timeout))
-            if ask:
-                ask = False
-                if not self.engine.asked(node, replayed, target):
-                    return False
-            left = deadline - time.monotonic()
-            if self.engine.replayed(node, replayed, target, final=left <= 0):
-                return True
-            if left <= 0:
-                return False
-            await sleep(min(pause, left))
-            pause = min(pause * 2, 0.02)
 
     # -- introspection -----------------------------------------------------------------
 
@@ -778,18 +244,3 @@ class AsyncRouter(Queries):
 
     def gauge_pool_in_use(self) -> Iterable[tuple[str, int]]:
         return [(name, pool.usage()["in_use"]) for name, pool in self._pools.items()]
-
-
-def _first_line(exc: BaseException) -> str:
-    code = getattr(exc, "sqlstate", None)
-    text = str(exc).strip().split("\n", 1)[0]
-    return f"{code}: {text}" if code else text
-
-
-def _surfaced(exc: BaseException) -> BaseException:
-    """What the application sees for a failure the router gave up retrying: the driver's
-    documented connection error rather than its broken-protocol internals."""
-    return driver.connection_lost(exc) if isinstance(exc, driver.BROKEN_PROTOCOL) else exc
-
-
-from router._async._session import AsyncSession, AsyncTransaction  # noqa: E402

@@ -1,21 +1,20 @@
-"""Sessions and transactions of :class:`~router._async._router.AsyncRouter`."""
+"""Sessions and transactions of :class:`~router._async._router.AsyncRouter`: decisions from
+its routing engine, statements run through its executor (no import of the router itself)."""
 
 from __future__ import annotations
 
 import contextlib
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Self
 
 from router._async import _driver as driver
+from router._async._executor import Executor
 from router._async._pool import NodePool
 from router._async._queries import Queries
 from router._pooler import refuse_session_state
 from router._scope import LAST_DECISION, Call, Scope, begin_statement
 from router.core import Classification, Decision, Effect, FailureKind, Reason
 from router.errors import ReadOnlyViolation, SessionStateError
-
-if TYPE_CHECKING:
-    from router._async._router import AsyncRouter
 
 __all__ = ["AsyncSession", "AsyncTransaction"]
 
@@ -56,26 +55,24 @@ class _Held:
             self.dirty = True
 
 
-async def _hold(
-    router: AsyncRouter, scope: Scope, *, readonly: bool, isolation: str | None
-) -> _Held:
+async def _hold(router: Executor, scope: Scope, *, readonly: bool, isolation: str | None) -> _Held:
     """A connection for a transaction: a replica when read-only (it may run a standby's
     isolation levels), else the primary. Failing to *start* on a replica is retried on the
     next candidate: nothing has been sent yet."""
     on_replica = readonly and (isolation or "").lower() != "serializable"
     if on_replica and scope.lost:
-        await router._regain_position(scope)
+        await router.regain_position(scope)
     failed: set[str] = set()
     while True:
         if on_replica:
             decision = router.engine.read_decision(scope, failed, retry=bool(failed))
             if scope.unsettled(decision.node, decision.primary):
-                decision = await router._settle(scope, decision, failed, retry=bool(failed))
+                decision = await router.settle(scope, decision, failed, retry=bool(failed))
         else:
             decision = router.engine.write_decision()
         node = decision.node
         assert node is not None
-        pool = router._pools[node]
+        pool = router.pools[node]
         try:
             conn = await pool.acquire()
         except driver.CONNECT_ERRORS as exc:
@@ -85,7 +82,7 @@ async def _hold(
             router.engine.node_failed(node, FailureKind.CONNECT_FAILED, type(exc).__name__)
             continue
         try:
-            caught_up = decision.wait_for is None or await router._wait_replayed(
+            caught_up = decision.wait_for is None or await router.wait_replayed(
                 conn, node, decision.wait_for, ask=decision.ask
             )
         except BaseException as exc:
@@ -97,7 +94,7 @@ async def _hold(
             await pool.release(conn)
             decision = router.engine.missed(node, decision)
             assert decision.node is not None
-            pool = router._pools[decision.node]
+            pool = router.pools[decision.node]
             conn = await pool.acquire()
         router.engine.count(pool.name, decision.reason)
         return _Held(pool, conn, decision, readonly)
@@ -110,7 +107,7 @@ class AsyncTransaction(Queries):
 
     def __init__(
         self,
-        router: AsyncRouter,
+        router: Executor,
         scope: Scope,
         *,
         readonly: bool,
@@ -154,7 +151,7 @@ class AsyncTransaction(Queries):
             )
         held = self._held
         try:
-            await self._router._command(held.conn, begin_statement(self._isolation, self._readonly))
+            await self._router.command(held.conn, begin_statement(self._isolation, self._readonly))
         except BaseException:
             await self._release()
             raise
@@ -183,24 +180,24 @@ class AsyncTransaction(Queries):
                         self._held = None
                         held.pool.abandon(held.conn)
                         return
-                    await driver.settle(held.conn, router._command_timeout)
+                    await driver.settle(held.conn, router.command_timeout)
                 if not driver.closed(held.conn):
                     # Given up on, it closed the connection: the server rolls back, and the
                     # block's own error is the one to raise.
                     with contextlib.suppress(TimeoutError):
-                        await router._command(held.conn, "ROLLBACK")
+                        await router.command(held.conn, "ROLLBACK")
                 return
             # Given up on (pool.command_timeout), the COMMIT's outcome is unknown: its
             # TimeoutError goes to the caller, and the connection is closed.
-            await router._command(held.conn, "COMMIT")
+            await router.command(held.conn, "COMMIT")
             if held.wrote:
-                await router._after_commit(self._scope, held.conn, held.node)
+                await router.after_commit(self._scope, held.conn, held.node)
         finally:
             held.wrote = held.wrote or self._wrote_before
             changed, held.catalog = held.catalog and exc is None, False
             await self._release()
         if changed:
-            await router._catalog_changed()
+            await router.catalog_changed()
 
     async def _release(self) -> None:
         held, self._held = self._held, None
@@ -235,7 +232,7 @@ class AsyncSession(Queries):
     transaction: a replica for ``BEGIN READ ONLY``, else the primary.
     """
 
-    def __init__(self, router: AsyncRouter, scope: Scope) -> None:
+    def __init__(self, router: Executor, scope: Scope) -> None:
         self._router = router
         self._scope = scope
         self._pinned: _Held | None = None
@@ -300,14 +297,14 @@ class AsyncSession(Queries):
                     isolation=cls.isolation,
                 )
             else:
-                return await router._route(self._scope, Call(method, query, args, kw, cls))
+                return await router.route(self._scope, Call(method, query, args, kw, cls))
         return await self._on_held(held, Call(method, query, args, kw, cls))
 
     async def _pin(self, cls: Classification) -> _Held:
         router = self._router
         decision = router.engine.primary_for(Reason.PINNED, f"pinned: {cls.reason}")
         assert decision.node is not None
-        pool = router._pools[decision.node]
+        pool = router.pools[decision.node]
         conn = await pool.acquire()
         router.engine.count(pool.name, Reason.PINNED)
         return _Held(pool, conn, decision, readonly=False)
@@ -329,12 +326,12 @@ class AsyncSession(Queries):
         if held.catalog and (self._in_tx is None or Effect.TX_END in cls.effects):
             # Committed (or rolled back: then reloading changes nothing).
             held.catalog = False
-            await router._catalog_changed()
+            await router.catalog_changed()
         if Effect.TX_END in cls.effects and held is self._in_tx:
             self._in_tx = None
             try:
                 if held.wrote:
-                    await router._after_commit(self._scope, held.conn, held.node)
+                    await router.after_commit(self._scope, held.conn, held.node)
             finally:
                 held.wrote = False
                 if held is not self._pinned:
@@ -342,5 +339,5 @@ class AsyncSession(Queries):
         elif held is self._pinned and self._in_tx is None and held.wrote:
             # Autocommit on the pinned connection: each write commits at once.
             held.wrote = False
-            await router._after_commit(self._scope, held.conn, held.node)
+            await router.after_commit(self._scope, held.conn, held.node)
         return result
