@@ -102,11 +102,14 @@ class State(enum.StrEnum):
 
 
 class _Retry(Exception):
-    """A read's connection failed before any row came back: try another node."""
+    """The one signal to run a statement again elsewhere (nothing was sent, or nothing came
+    back): a connection that failed (*cause*), for the caller to decide the next node; or a
+    replica that missed its wait, with the next decision (*instead*: the primary)."""
 
-    def __init__(self, node: str, cause: BaseException) -> None:
+    def __init__(self, node: str, cause: BaseException, instead: Decision | None = None) -> None:
         self.node = node
         self.cause = cause
+        self.instead = instead
         super().__init__(node)
 
 
@@ -360,51 +363,56 @@ class Executor:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _run(self, scope: Scope, decision: Decision, call: Call, *, write: bool) -> Any:
-        """Run one statement on the decided node (in autocommit), with telemetry."""
-        decision, emulate = self.engine.shadowed(decision)
-        node = decision.node
-        assert node is not None
-        pool = self.pools[node]
-        stats = pool.stats
-        self.engine.record(decision)
-        span = self.telemetry.start(
-            call.method,
-            self.addresses[node],
-            primary=decision.primary,
-            reason=decision.reason.value,
-            detail=decision.detail,
-            route=call.cls.route.value,
-            sql=call.query,
-        )
-        with guard():
-            stats.outstanding += 1
-        started = time.perf_counter()
-        try:
-            done, result = self._on_node(
-                pool, decision, call, scope, write=write, read_only=emulate
+        """Run one statement on the decided node (in autocommit), with telemetry: one loop
+        over decisions. A :class:`_Retry` that brings the next decision (a replica that did not
+        replay the floor within ``ryw_wait``: the engine's fallback, the primary) is taken
+        here; any other goes to the caller, whose retry policy decides the next node."""
+        while True:
+            decision, emulate = self.engine.shadowed(decision)
+            node = decision.node
+            assert node is not None
+            pool = self.pools[node]
+            stats = pool.stats
+            self.engine.record(decision)
+            span = self.telemetry.start(
+                call.method,
+                self.addresses[node],
+                primary=decision.primary,
+                reason=decision.reason.value,
+                detail=decision.detail,
+                route=call.cls.route.value,
+                sql=call.query,
             )
-        except BaseException as exc:
-            stats.errors += 1
-            Telemetry.fail(span, exc)
-            raise
-        finally:
             with guard():
-                stats.outstanding -= 1
-            span.end()
-        if not done:
-            # The replica did not catch up within ryw_wait: the primary serves instead.
-            fallback = self.engine.missed(node, decision)
-            return self._run(scope, fallback, call, write=write)
-        stats.latency.update(time.perf_counter() - started)
-        if write:
-            stats.writes += 1
-            if call.cls.changes_catalog:
-                self.catalog_changed()
-        else:
-            stats.reads += 1
-            if scope.parent is not None:
-                self.engine.read_served(scope, decision)
-        return result
+                stats.outstanding += 1
+            started = time.perf_counter()
+            try:
+                result = self._on_node(pool, decision, call, scope, write=write, read_only=emulate)
+            except _Retry as again:
+                if again.instead is None:
+                    stats.errors += 1
+                    Telemetry.fail(span, again)
+                    raise
+                decision = again.instead  # nothing was sent: not an error of the node
+                continue
+            except BaseException as exc:
+                stats.errors += 1
+                Telemetry.fail(span, exc)
+                raise
+            finally:
+                with guard():
+                    stats.outstanding -= 1
+                span.end()
+            stats.latency.update(time.perf_counter() - started)
+            if write:
+                stats.writes += 1
+                if call.cls.changes_catalog:
+                    self.catalog_changed()
+            else:
+                stats.reads += 1
+                if scope.parent is not None:
+                    self.engine.read_served(scope, decision)
+            return result
 
     def _on_node(
         self,
@@ -415,9 +423,10 @@ class Executor:
         *,
         write: bool,
         read_only: bool = False,
-    ) -> tuple[bool, Any]:
-        """``(True, result)``, or ``(False, None)`` when ``wait_for`` was not reached in time.
-        A read whose connection failed before any row came back raises :class:`_Retry`."""
+    ) -> Any:
+        """The statement's result. Raises :class:`_Retry` when it is to run elsewhere: a read
+        whose connection failed before any row came back, or a read whose replica did not
+        reach ``wait_for`` in time (then with the engine's fallback decision)."""
         node = pool.name
         try:
             conn = pool.acquire()
@@ -434,18 +443,17 @@ class Executor:
         running = False
         given_up = False
         try:
-            if decision.wait_for is not None and not self.wait_replayed(
+            if decision.wait_for is None or self.wait_replayed(
                 conn, node, decision.wait_for, ask=decision.ask
             ):
-                return False, None
-            running = True
-            result = self._read_only(conn, call) if read_only else driver.run(conn, call)
-            running = False
-            if write:
-                self.after_commit(scope, conn, node)
-            elif decision.primary and self.engine.unverified(scope):
-                self._settle_after_read(scope, conn, node)
-            return True, result
+                running = True
+                result = self._read_only(conn, call) if read_only else driver.run(conn, call)
+                running = False
+                if write:
+                    self.after_commit(scope, conn, node)
+                elif decision.primary and self.engine.unverified(scope):
+                    self._settle_after_read(scope, conn, node)
+                return result
         except BaseException as exc:
             # A statement given up on (its timeout, or the task cancelled) says nothing about
             # the node: the monitor judges that.
@@ -481,6 +489,9 @@ class Executor:
             else:
                 # One statement outside any transaction block: nothing can be left open.
                 pool.release(conn, settled=True)
+        # The replica did not catch up within ryw_wait (nothing was sent): the primary serves.
+        missed = TimeoutError(f"{node} did not replay {decision.wait_for} in time")
+        raise _Retry(node, missed, instead=self.engine.missed(node, decision))
 
     def _read_only(self, conn: driver.Connection, call: Call) -> Any:
         """*call* inside a READ ONLY transaction (replica emulation on the primary)."""

@@ -22,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql import ClauseElement
 
 from router._engine import RoutingEngine
-from router._scope import LAST_DECISION, POSITION_QUERY, REPLAY_QUERY, Scope
+from router._scope import POSITION_QUERY, REPLAY_QUERY, Scope
 from router.config import PoolerMode
 from router.core import (
     CATALOG_QUERY,
@@ -68,12 +68,11 @@ class Routing:
         self.classify: Callable[[ClauseElement], Classification] = partial(
             classify_statement, self._texts, engine.classify
         )
-        self._decisions = engine.decisions
+        self._record = engine.record
         self.monitor = engine.monitor
         #: A new session's consistency and parent scope, unless it asks otherwise.
         self.consistency = Consistency(str(config.consistency))
         self.root_scope = engine.scope
-        self._shadow = config.shadow
         self._emulate = config.emulate_replicas
         #: Behind a transaction pooler: statements that leave session state are refused, and
         #: replicas' transactions are READ ONLY (their connections cannot start read-only).
@@ -177,10 +176,9 @@ class Routing:
         assert node is not None
         if decision.primary:
             return decision
-        if self._shadow or self._emulate:
-            primary = self.write()
-            return Decision(primary.node, True, Reason.SHADOW, f"would go to {node}: read")
-        engine.read_served(scope, decision)
+        decision, _ = engine.shadowed(decision)  # shadow mode / replica emulation
+        if not decision.primary:
+            engine.read_served(scope, decision)
         return decision
 
     def _confirm(self, decision: Decision, target: Lsn) -> Decision:
@@ -213,8 +211,7 @@ class Routing:
         replica emulation) gets connections whose transactions are READ ONLY."""
         node = decision.node
         assert node is not None
-        self._decisions[(node, decision.reason._value_)] += 1
-        LAST_DECISION.set(decision)
+        self._record(decision)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("statement to %s (%s: %s)", node, decision.reason.value, decision.detail)
         if decision.primary:
