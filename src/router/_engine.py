@@ -12,6 +12,8 @@ Asking:
 - :meth:`RoutingEngine.read_decision` -- where a read of a :class:`~router._scope.Scope` goes:
   a replica at or past its floor (possibly with ``wait_for``: confirm or wait there first),
   else the primary (``fallback``), else :class:`NoReplicaAvailable`;
+- :meth:`RoutingEngine.needs_settling` / :meth:`RoutingEngine.settled` -- a read that would
+  move a session to another node waits for the primary's position (monotonic reads);
 - :meth:`RoutingEngine.unconfirmed_floor` -- the primary, when the scope's floor may name WAL
   lost in a failover (read the position there after the statement: :meth:`settle_floor`);
 - :meth:`RoutingEngine.shadowed` -- shadow mode / replica emulation's redirect of a replica
@@ -341,6 +343,20 @@ class RoutingEngine:
         if retry:
             decision = replace(decision, reason=Reason.RETRY, detail=f"retry: {decision.detail}")
         return decision
+
+    def needs_settling(self, scope: Scope, decision: Decision) -> bool:
+        """Whether *decision* would move a session's reads to another node than its last
+        (monotonic reads: see :class:`Scope`): then read the primary's position first and
+        decide again with :meth:`settled`."""
+        return scope.unsettled(decision.node, decision.primary)
+
+    def settled(
+        self, scope: Scope, position: Lsn, exclude: Iterable[str] = (), *, retry: bool = False
+    ) -> Decision:
+        """The primary was at *position* after the session's last read: its floor rises past
+        that read, and its read is decided again (as :meth:`read_decision`)."""
+        scope.settle_reads(position)
+        return self.read_decision(scope, exclude, retry=retry)
 
     def unconfirmed_floor(self, scope: Scope) -> Decision | None:
         """The primary, when *scope*'s floor may name WAL lost in a failover (raised before

@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 
 import router
+import router.core
 import router.testing
 from router import ConfigurationError, RouterError
 
 
-@pytest.mark.parametrize("module", [router, router.testing])
+@pytest.mark.parametrize("module", [router, router.core, router.testing])
 def test_all_names_exist(module: object) -> None:
     names = module.__all__  # type: ignore[attr-defined]
     assert names == sorted(set(names), key=names.index)  # no duplicates

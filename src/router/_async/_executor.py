@@ -92,6 +92,9 @@ _NO_POSITION: tuple[type[BaseException], ...] = (
 )
 
 
+Clock = Callable[[], float]
+
+
 class State(enum.StrEnum):
     """A router's lifecycle: made (no I/O yet), open, closed (for good)."""
 
@@ -116,12 +119,7 @@ class Executor:
     """Pools, monitor and the routing engine of one router, and the statements run on them."""
 
     def __init__(
-        self,
-        config: RouterConfig,
-        *,
-        classifier: Classifier | None = None,
-        rng: Random | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        self, config: RouterConfig, classifier: Classifier | None, rng: Random | None, clock: Clock
     ) -> None:
         self.config = config
         self._ryw_wait = config.ryw_wait
@@ -289,8 +287,7 @@ class Executor:
         lsn = await self._primary_position()
         if lsn is None:
             return decision
-        scope.settle_reads(lsn)
-        return self.engine.read_decision(scope, exclude, retry=retry)
+        return self.engine.settled(scope, lsn, exclude, retry=retry)
 
     async def _primary_position(self) -> Lsn | None:
         """The primary's WAL position now, or ``None`` when it cannot be read (logged)."""
@@ -313,7 +310,7 @@ class Executor:
         if scope.lost:
             await self.regain_position(scope)
         decision = self.engine.unconfirmed_floor(scope) or self.engine.read_decision(scope)
-        if scope.unsettled(decision.node, decision.primary):
+        if self.engine.needs_settling(scope, decision):
             decision = await self.settle(scope, decision)
         try:
             return await self._run(scope, decision, call, write=False)
@@ -513,21 +510,21 @@ class Executor:
         bounded by ``pool.command_timeout``. Given up on (that timeout, or the task cancelled),
         the connection is closed, not left waiting for the server to confirm the cancel: the
         server rolls back what was open, and the caller must not hand *conn* back as usable."""
-        try:
-            await driver.execute(conn, sql, self.command_timeout)
-        except driver.BROKEN_PROTOCOL as exc:
-            driver.terminate(conn)
-            raise driver.connection_lost(exc) from exc
-        except BaseException as exc:
-            if driver.abandoned(exc):
-                driver.terminate(conn)
-            raise
+        await self._own(conn, sql, value=False)
 
     async def commit_position(self, conn: driver.Connection) -> Lsn:
         """The primary's WAL insert position, read on *conn* after a commit (bounded as
         :meth:`command`, and *conn* closed likewise when given up on)."""
+        return Lsn.parse(await self._own(conn, POSITION_QUERY, value=True))
+
+    async def _own(self, conn: driver.Connection, sql: str, *, value: bool) -> Any:
+        """*sql* of the router's own on *conn* (its first value when *value*), as
+        :meth:`command` says."""
         try:
-            return Lsn.parse(await driver.scalar(conn, POSITION_QUERY, self.command_timeout))
+            if value:
+                return await driver.scalar(conn, sql, self.command_timeout)
+            await driver.execute(conn, sql, self.command_timeout)
+            return None
         except driver.BROKEN_PROTOCOL as exc:
             # The connection had already received the server's goodbye: nothing was sent.
             driver.terminate(conn)

@@ -66,7 +66,7 @@ async def _hold(router: Executor, scope: Scope, *, readonly: bool, isolation: st
     while True:
         if on_replica:
             decision = router.engine.read_decision(scope, failed, retry=bool(failed))
-            if scope.unsettled(decision.node, decision.primary):
+            if router.engine.needs_settling(scope, decision):
                 decision = await router.settle(scope, decision, failed, retry=bool(failed))
         else:
             decision = router.engine.write_decision()

@@ -64,7 +64,7 @@ class Router(Queries):
                 f" got a {type(config).__name__}",
             )
         self.config = config
-        self._executor = executor = Executor(config, classifier=classifier, rng=rng, clock=clock)
+        self._executor = executor = Executor(config, classifier, rng, clock)
         #: The routing engine: every decision of this router, its sessions and the session
         #: factories built over it (:mod:`router._engine`).
         self.engine = executor.engine

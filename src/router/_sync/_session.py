@@ -67,7 +67,7 @@ def _hold(router: Executor, scope: Scope, *, readonly: bool, isolation: str | No
     while True:
         if on_replica:
             decision = router.engine.read_decision(scope, failed, retry=bool(failed))
-            if scope.unsettled(decision.node, decision.primary):
+            if router.engine.needs_settling(scope, decision):
                 decision = router.settle(scope, decision, failed, retry=bool(failed))
         else:
             decision = router.engine.write_decision()

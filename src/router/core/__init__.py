@@ -6,103 +6,91 @@
 - which replicas may serve a read: :func:`eligible`;
 - which of them does: the policies;
 - where a statement went and why: :class:`Decision`, :class:`Reason`.
+
+``__all__`` is what a user needs: classification, positions and tokens, the policies (to
+write one), decisions. The other names imported here (the health gate, topologies,
+eligibility, the catalog queries, ...) are the library's own: its layers take them from here
+rather than from the core's private modules (the ``privates`` import contract), and they may
+change without notice.
 """
 
 from __future__ import annotations
 
-from router.core._catalog import CATALOG_QUERY, RELATIONS_QUERY, FunctionCatalog, Volatility
+# `name as name`: the library's own (see above), re-exported by name, not in __all__.
+from router.core._catalog import CATALOG_QUERY as CATALOG_QUERY
+from router.core._catalog import RELATIONS_QUERY as RELATIONS_QUERY
+from router.core._catalog import FunctionCatalog
+from router.core._catalog import Volatility as Volatility
 from router.core._classify import Classifier, classify, default_classifier
-from router.core._eligibility import Cause, Consistency, Eligibility, Exclusion, Staleness, eligible
-from router.core._ha import HaMember, HaView, parse_cluster
-from router.core._health import GateParams, mark_failed, observe
+from router.core._eligibility import Cause as Cause
+from router.core._eligibility import Consistency
+from router.core._eligibility import Eligibility as Eligibility
+from router.core._eligibility import Exclusion as Exclusion
+from router.core._eligibility import Staleness as Staleness
+from router.core._eligibility import eligible as eligible
+from router.core._ha import HaMember as HaMember
+from router.core._ha import HaView as HaView
+from router.core._ha import parse_cluster as parse_cluster
+from router.core._health import GateParams as GateParams
+from router.core._health import mark_failed as mark_failed
+from router.core._health import observe as observe
 from router.core._lsn import Lsn
-from router.core._nodes import (
-    CheckFailure,
-    FailureKind,
-    Health,
-    NodeHealth,
-    NodeStatus,
-    Observation,
-    Role,
-    WalHistory,
-)
-from router.core._placeholders import normalize_placeholders
+from router.core._nodes import CheckFailure as CheckFailure
+from router.core._nodes import FailureKind as FailureKind
+from router.core._nodes import Health, Role
+from router.core._nodes import NodeHealth as NodeHealth
+from router.core._nodes import NodeStatus as NodeStatus
+from router.core._nodes import Observation as Observation
+from router.core._nodes import WalHistory as WalHistory
+from router.core._placeholders import normalize_placeholders as normalize_placeholders
 from router.core._policies import (
     POLICY_NAMES,
     Candidate,
-    Ewma,
     LatencyPolicy,
     LeastOutstandingPolicy,
     Policy,
     RandomPolicy,
     RoundRobinPolicy,
-    as_policy,
-    policy_from_name,
-    primary_only,
 )
-from router.core._refusals import refused_by_standby
+from router.core._policies import Ewma as Ewma
+from router.core._policies import as_policy as as_policy
+from router.core._policies import policy_from_name as policy_from_name
+from router.core._policies import primary_only as primary_only
+from router.core._refusals import refused_by_standby as refused_by_standby
 from router.core._route import Decision, Reason
-from router.core._token import TOKEN_PREFIX, Position
+from router.core._token import TOKEN_PREFIX as TOKEN_PREFIX
+from router.core._token import Position
 from router.core._token import decode as decode_token
 from router.core._token import encode as encode_token
-from router.core._topology import Topology, tick
-from router.core._types import UNPARSEABLE, Classification, Effect, Hint, Route
-from router.core._waits import WaitMisses
+from router.core._topology import Topology as Topology
+from router.core._topology import tick as tick
+from router.core._types import UNPARSEABLE as UNPARSEABLE
+from router.core._types import Classification, Effect, Hint, Route
+from router.core._waits import WaitMisses as WaitMisses
 
 __all__ = [
-    "CATALOG_QUERY",
-    "RELATIONS_QUERY",
     "POLICY_NAMES",
-    "TOKEN_PREFIX",
-    "UNPARSEABLE",
     "Candidate",
-    "Cause",
-    "CheckFailure",
     "Classification",
     "Classifier",
     "Consistency",
     "Decision",
     "Effect",
-    "Eligibility",
-    "Ewma",
-    "Exclusion",
-    "FailureKind",
     "FunctionCatalog",
-    "GateParams",
-    "HaMember",
-    "HaView",
     "Health",
     "Hint",
     "LatencyPolicy",
     "LeastOutstandingPolicy",
     "Lsn",
-    "NodeHealth",
-    "NodeStatus",
-    "Observation",
     "Policy",
     "Position",
-    "Reason",
     "RandomPolicy",
+    "Reason",
     "Role",
     "RoundRobinPolicy",
     "Route",
-    "Staleness",
-    "Topology",
-    "Volatility",
-    "WaitMisses",
-    "WalHistory",
-    "as_policy",
     "classify",
     "decode_token",
     "default_classifier",
-    "eligible",
     "encode_token",
-    "mark_failed",
-    "normalize_placeholders",
-    "observe",
-    "parse_cluster",
-    "policy_from_name",
-    "primary_only",
-    "refused_by_standby",
-    "tick",
 ]

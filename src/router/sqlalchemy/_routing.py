@@ -165,11 +165,10 @@ class Routing:
         rises past that read (the rules are :class:`~router._scope.Scope`'s)."""
         engine = self.engine
         decision = engine.read_decision(scope)
-        if scope.unsettled(decision.node, decision.primary):
+        if engine.needs_settling(scope, decision):
             lsn = self._position_or_none()
             if lsn is not None:
-                scope.settle_reads(lsn)
-                decision = engine.read_decision(scope)
+                decision = engine.settled(scope, lsn)
         if decision.wait_for is not None:
             decision = self._confirm(decision, decision.wait_for)
         node = decision.node
