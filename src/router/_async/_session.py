@@ -55,34 +55,36 @@ class _Held:
             self.dirty = True
 
 
-async def _hold(router: Executor, scope: Scope, *, readonly: bool, isolation: str | None) -> _Held:
+async def _hold(
+    executor: Executor, scope: Scope, *, readonly: bool, isolation: str | None
+) -> _Held:
     """A connection for a transaction: a replica when read-only (it may run a standby's
     isolation levels), else the primary. Failing to *start* on a replica is retried on the
     next candidate: nothing has been sent yet."""
     on_replica = readonly and (isolation or "").lower() != "serializable"
     if on_replica and scope.lost:
-        await router.regain_position(scope)
+        await executor.regain_position(scope)
     failed: set[str] = set()
     while True:
         if on_replica:
-            decision = router.engine.read_decision(scope, failed, retry=bool(failed))
-            if router.engine.needs_settling(scope, decision):
-                decision = await router.settle(scope, decision, failed, retry=bool(failed))
+            decision = executor.engine.read_decision(scope, failed, retry=bool(failed))
+            if executor.engine.needs_settling(scope, decision):
+                decision = await executor.settle(scope, decision, failed, retry=bool(failed))
         else:
-            decision = router.engine.write_decision()
+            decision = executor.engine.write_decision()
         node = decision.node
         assert node is not None
-        pool = router.pools[node]
+        pool = executor.pools[node]
         try:
             conn = await pool.acquire()
         except driver.CONNECT_ERRORS as exc:
             if decision.primary or not on_replica:
                 raise
             failed.add(node)
-            router.engine.node_failed(node, FailureKind.CONNECT_FAILED, type(exc).__name__)
+            executor.engine.node_failed(node, FailureKind.CONNECT_FAILED, type(exc).__name__)
             continue
         try:
-            caught_up = decision.wait_for is None or await router.wait_replayed(
+            caught_up = decision.wait_for is None or await executor.wait_replayed(
                 conn, node, decision.wait_for, ask=decision.ask
             )
         except BaseException as exc:
@@ -92,11 +94,11 @@ async def _hold(router: Executor, scope: Scope, *, readonly: bool, isolation: st
             raise
         if not caught_up:
             await pool.release(conn)
-            decision = router.engine.missed(node, decision)
+            decision = executor.engine.missed(node, decision)
             assert decision.node is not None
-            pool = router.pools[decision.node]
+            pool = executor.pools[decision.node]
             conn = await pool.acquire()
-        router.engine.count(pool.name, decision.reason)
+        executor.engine.count(pool.name, decision.reason)
         return _Held(pool, conn, decision, readonly)
 
 
@@ -107,14 +109,14 @@ class AsyncTransaction(Queries):
 
     def __init__(
         self,
-        router: Executor,
+        executor: Executor,
         scope: Scope,
         *,
         readonly: bool,
         isolation: str | None,
         session: AsyncSession | None = None,
     ) -> None:
-        self._router = router
+        self._executor = executor
         self._scope = scope
         self._readonly = readonly
         self._isolation = isolation
@@ -147,11 +149,13 @@ class AsyncTransaction(Queries):
             self._held, self._own = pinned, False
         else:
             self._held = await _hold(
-                self._router, self._scope, readonly=self._readonly, isolation=self._isolation
+                self._executor, self._scope, readonly=self._readonly, isolation=self._isolation
             )
         held = self._held
         try:
-            await self._router.command(held.conn, begin_statement(self._isolation, self._readonly))
+            await self._executor.command(
+                held.conn, begin_statement(self._isolation, self._readonly)
+            )
         except BaseException:
             await self._release()
             raise
@@ -166,7 +170,7 @@ class AsyncTransaction(Queries):
         tb: TracebackType | None,
     ) -> None:
         held = self._active()
-        router = self._router
+        executor = self._executor
         try:
             if exc is not None:
                 if driver.abandoned(exc):
@@ -180,24 +184,24 @@ class AsyncTransaction(Queries):
                         self._held = None
                         held.pool.abandon(held.conn)
                         return
-                    await driver.settle(held.conn, router.command_timeout)
+                    await driver.settle(held.conn, executor.command_timeout)
                 if not driver.closed(held.conn):
                     # Given up on, it closed the connection: the server rolls back, and the
                     # block's own error is the one to raise.
                     with contextlib.suppress(TimeoutError):
-                        await router.command(held.conn, "ROLLBACK")
+                        await executor.command(held.conn, "ROLLBACK")
                 return
             # Given up on (pool.command_timeout), the COMMIT's outcome is unknown: its
             # TimeoutError goes to the caller, and the connection is closed.
-            await router.command(held.conn, "COMMIT")
+            await executor.command(held.conn, "COMMIT")
             if held.wrote:
-                await router.after_commit(self._scope, held.conn, held.node)
+                await executor.after_commit(self._scope, held.conn, held.node)
         finally:
             held.wrote = held.wrote or self._wrote_before
             changed, held.catalog = held.catalog and exc is None, False
             await self._release()
         if changed:
-            await router.catalog_changed()
+            await executor.catalog_changed()
 
     async def _release(self) -> None:
         held, self._held = self._held, None
@@ -208,8 +212,8 @@ class AsyncTransaction(Queries):
         self, method: str, query: str, args: tuple[Any, ...], kw: dict[str, Any]
     ) -> Any:
         held = self._active()
-        cls = self._router.engine.classify(query)
-        if self._router.engine.pooled:
+        cls = self._executor.engine.classify(query)
+        if self._executor.engine.pooled:
             refuse_session_state(cls)
         if not cls.effects.isdisjoint(_TX_CONTROL):
             raise SessionStateError(
@@ -218,7 +222,7 @@ class AsyncTransaction(Queries):
         held.check(cls)
         LAST_DECISION.set(held.decision)
         result = await driver.run_held(held.conn, Call(method, query, args, kw, cls))
-        self._router.engine.read_served(self._scope, held.decision)
+        self._executor.engine.read_served(self._scope, held.decision)
         return result
 
 
@@ -232,8 +236,8 @@ class AsyncSession(Queries):
     transaction: a replica for ``BEGIN READ ONLY``, else the primary.
     """
 
-    def __init__(self, router: Executor, scope: Scope) -> None:
-        self._router = router
+    def __init__(self, executor: Executor, scope: Scope) -> None:
+        self._executor = executor
         self._scope = scope
         self._pinned: _Held | None = None
         self._in_tx: _Held | None = None
@@ -249,13 +253,13 @@ class AsyncSession(Queries):
 
     def token(self) -> str | None:
         """The latest commit position this session has seen, as a token (or ``None``)."""
-        return self._router.engine.token(self._scope)
+        return self._executor.engine.token(self._scope)
 
     def transaction(
         self, *, readonly: bool = False, isolation: str | None = None
     ) -> AsyncTransaction:
         return AsyncTransaction(
-            self._router, self._scope, readonly=readonly, isolation=isolation, session=self
+            self._executor, self._scope, readonly=readonly, isolation=isolation, session=self
         )
 
     async def __aenter__(self) -> Self:
@@ -281,9 +285,9 @@ class AsyncSession(Queries):
     async def _query(
         self, method: str, query: str, args: tuple[Any, ...], kw: dict[str, Any]
     ) -> Any:
-        router = self._router
-        cls = router.engine.classify(query)
-        if router.engine.pooled:
+        executor = self._executor
+        cls = executor.engine.classify(query)
+        if executor.engine.pooled:
             refuse_session_state(cls)
         held = self._in_tx or self._pinned
         if held is None:
@@ -291,26 +295,26 @@ class AsyncSession(Queries):
                 held = self._pinned = await self._pin(cls)
             elif Effect.TX_BEGIN in cls.effects:
                 held = self._in_tx = await _hold(
-                    router,
+                    executor,
                     self._scope,
                     readonly=bool(cls.readonly_begin),
                     isolation=cls.isolation,
                 )
             else:
-                return await router.route(self._scope, Call(method, query, args, kw, cls))
+                return await executor.route(self._scope, Call(method, query, args, kw, cls))
         return await self._on_held(held, Call(method, query, args, kw, cls))
 
     async def _pin(self, cls: Classification) -> _Held:
-        router = self._router
-        decision = router.engine.primary_for(Reason.PINNED, f"pinned: {cls.reason}")
+        executor = self._executor
+        decision = executor.engine.primary_for(Reason.PINNED, f"pinned: {cls.reason}")
         assert decision.node is not None
-        pool = router.pools[decision.node]
+        pool = executor.pools[decision.node]
         conn = await pool.acquire()
-        router.engine.count(pool.name, Reason.PINNED)
+        executor.engine.count(pool.name, Reason.PINNED)
         return _Held(pool, conn, decision, readonly=False)
 
     async def _on_held(self, held: _Held, call: Call) -> Any:
-        router = self._router
+        executor = self._executor
         cls = call.cls
         if Effect.PIN in cls.effects and held is not self._pinned:
             if held.readonly:
@@ -322,16 +326,16 @@ class AsyncSession(Queries):
         held.check(cls)
         LAST_DECISION.set(held.decision)
         result = await driver.run_held(held.conn, call)
-        router.engine.read_served(self._scope, held.decision)
+        executor.engine.read_served(self._scope, held.decision)
         if held.catalog and (self._in_tx is None or Effect.TX_END in cls.effects):
             # Committed (or rolled back: then reloading changes nothing).
             held.catalog = False
-            await router.catalog_changed()
+            await executor.catalog_changed()
         if Effect.TX_END in cls.effects and held is self._in_tx:
             self._in_tx = None
             try:
                 if held.wrote:
-                    await router.after_commit(self._scope, held.conn, held.node)
+                    await executor.after_commit(self._scope, held.conn, held.node)
             finally:
                 held.wrote = False
                 if held is not self._pinned:
@@ -339,5 +343,5 @@ class AsyncSession(Queries):
         elif held is self._pinned and self._in_tx is None and held.wrote:
             # Autocommit on the pinned connection: each write commits at once.
             held.wrote = False
-            await router.after_commit(self._scope, held.conn, held.node)
+            await executor.after_commit(self._scope, held.conn, held.node)
         return result
