@@ -533,7 +533,7 @@ class Executor:
 
     def _settle_after_read(self, scope: Scope, conn: driver.Connection, node: str) -> None:
         """The primary's position after a read there, to settle *scope*'s unconfirmed floor
-        (:meth:`_settle_floor`); the read's result stands when it cannot be read."""
+        (:meth:`RoutingEngine.settle_floor`); the read's result stands when it cannot be read."""
         try:
             position = self.commit_position(conn)
         except Exception:

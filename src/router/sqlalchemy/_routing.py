@@ -1,9 +1,10 @@
 """The routing state one session factory shares between its sessions (either flavour).
 
-It holds the router core, a sync :class:`~sqlalchemy.Engine` per node (for the async factory,
-each ``AsyncEngine``'s ``sync_engine``: the sessions' ``get_bind`` runs inside SQLAlchemy's
-greenlet, where the sync facade works), and makes the decisions the sessions ask for, from the
-core's topology, without I/O. Two things here do I/O, both on the sync facade and so in either
+It holds the router core's routing engine (:class:`router._engine.RoutingEngine`, which makes
+every decision), a sync :class:`~sqlalchemy.Engine` per node (for the async factory, each
+``AsyncEngine``'s ``sync_engine``: the sessions' ``get_bind`` runs inside SQLAlchemy's
+greenlet, where the sync facade works), and asks the engine the decisions the sessions need,
+without I/O. Two things here do I/O, both on the sync facade and so in either
 flavour: opening the core on first use (through the factory's *open_core*), and reading the
 primary's WAL position after a commit.
 """
