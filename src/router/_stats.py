@@ -1,12 +1,22 @@
-"""What both pool flavours share: their settings and the per-node counters."""
+"""What the shells share: the pools' settings and per-node counters, and lifecycle states."""
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 
 from router.core import Ewma
 
-__all__ = ["NodeStats", "PoolSettings"]
+__all__ = ["NodeStats", "PoolSettings", "State"]
+
+
+class State(enum.StrEnum):
+    """A router's (or session factory's) lifecycle: made (no I/O yet), open, closed for good.
+    A ``StrEnum``: its values read and compare as the strings they are."""
+
+    NEW = "new"
+    OPEN = "open"
+    CLOSED = "closed"
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,6 @@ The sync ``Executor`` is generated from this file by ``tools/unasync.py``: keep 
 
 from __future__ import annotations
 
-import enum
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -43,6 +42,7 @@ from router._scope import (
     Scope,
     needs_session,
 )
+from router._stats import State
 from router._telemetry import NodeAddress, Telemetry
 from router.config import RouterConfig
 from router.core import (
@@ -64,7 +64,7 @@ from router.errors import (
     TopologyError,
 )
 
-__all__ = ["NO_CONNECTION", "Executor", "State"]
+__all__ = ["NO_CONNECTION", "Executor"]
 
 logger = logging.getLogger("router")
 
@@ -93,14 +93,6 @@ _NO_POSITION: tuple[type[BaseException], ...] = (
 
 
 Clock = Callable[[], float]
-
-
-class State(enum.StrEnum):
-    """A router's lifecycle: made (no I/O yet), open, closed (for good)."""
-
-    NEW = "new"
-    OPEN = "open"
-    CLOSED = "closed"
 
 
 class _Retry(Exception):

@@ -16,12 +16,13 @@ from random import Random
 from types import TracebackType
 from typing import Any, Self
 
-from router._async._executor import NO_CONNECTION, Executor, State
+from router._async._executor import NO_CONNECTION, Executor
 from router._async._queries import Queries
 from router._async._runtime import gather, sleep
 from router._async._session import AsyncSession, AsyncTransaction
 from router._introspect import Explanation, describe, explain, last_errors, stats
 from router._scope import LAST_DECISION
+from router._stats import State
 from router._telemetry import Telemetry
 from router.config import RouterConfig
 from router.core import Classifier, Decision

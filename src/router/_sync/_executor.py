@@ -13,7 +13,6 @@ The sync ``Executor`` is generated from this file by ``tools/unasync.py``: keep 
 
 from __future__ import annotations
 
-import enum
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -40,6 +39,7 @@ from router._scope import (
     Scope,
     needs_session,
 )
+from router._stats import State
 from router._sync import _driver as driver
 from router._sync._monitor import Monitor
 from router._sync._pool import NodePool
@@ -65,7 +65,7 @@ from router.errors import (
     TopologyError,
 )
 
-__all__ = ["NO_CONNECTION", "Executor", "State"]
+__all__ = ["NO_CONNECTION", "Executor"]
 
 logger = logging.getLogger("router")
 
@@ -94,14 +94,6 @@ _NO_POSITION: tuple[type[BaseException], ...] = (
 
 
 Clock = Callable[[], float]
-
-
-class State(enum.StrEnum):
-    """A router's lifecycle: made (no I/O yet), open, closed (for good)."""
-
-    NEW = "new"
-    OPEN = "open"
-    CLOSED = "closed"
 
 
 class _Retry(Exception):

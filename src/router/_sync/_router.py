@@ -19,7 +19,8 @@ from typing import Any, Self
 
 from router._introspect import Explanation, describe, explain, last_errors, stats
 from router._scope import LAST_DECISION
-from router._sync._executor import NO_CONNECTION, Executor, State
+from router._stats import State
+from router._sync._executor import NO_CONNECTION, Executor
 from router._sync._queries import Queries
 from router._sync._runtime import gather, sleep
 from router._sync._session import Session, Transaction

@@ -24,6 +24,7 @@ from sqlalchemy.sql import ClauseElement
 
 from router._engine import RoutingEngine
 from router._scope import POSITION_QUERY, REPLAY_QUERY, Scope
+from router._stats import State
 from router.config import PoolerMode
 from router.core import (
     CATALOG_QUERY,
@@ -84,18 +85,18 @@ class Routing:
         self._read_only_binds: dict[str, Engine] = {}
         self._variants: dict[tuple[str, str], Decision] = {}
         self._lock = threading.Lock()
-        self.state = "new"
+        self.state = State.NEW
 
     # -- lifecycle ---------------------------------------------------------------------
 
     def refresh(self) -> None:
         """Open the core on first use, and follow role changes. Sessions call it when the
         core's topology is not :attr:`seen` (an identity check on every ``get_bind``)."""
-        if self.state == "closed":
+        if self.state is State.CLOSED:
             raise RuntimeError(_CLOSED)
-        if self.state == "new":
+        if self.state is State.NEW:
             self._open_core()
-            self.state = "open"
+            self.state = State.OPEN
         topology = self.monitor.topology
         changed = []
         with self._lock:
@@ -119,7 +120,7 @@ class Routing:
                 ro.dispose()
 
     def close(self) -> None:
-        self.state = "closed"
+        self.state = State.CLOSED
         self.seen = None
 
     def role_of(self, node: str) -> Role:
