@@ -82,3 +82,23 @@ def test_last_decision_returns_public_types() -> None:
     assert router.Decision.__doc__
     assert "last_decision" in router.Decision.__doc__
     assert router.Reason("lag-gate") is router.Reason.LAG_GATE
+
+
+def _cycles(package: str) -> list[tuple[str, ...]]:
+    """Pairs of modules of *package* that import each other, directly or through others
+    (grimp's graph: what import-linter reads, ``TYPE_CHECKING`` imports included)."""
+    import grimp
+
+    graph = grimp.build_graph(package)
+    found: set[tuple[str, ...]] = set()
+    for module in graph.modules:
+        for imported in graph.find_modules_directly_imported_by(module):
+            if imported != module and graph.chain_exists(importer=imported, imported=module):
+                found.add(tuple(sorted((module, imported))))
+    return sorted(found)
+
+
+def test_no_import_cycles() -> None:
+    # The routers import their sessions, and the sessions run through the executor (they
+    # import no router): the cycle _router <-> _session of each flavour is gone.
+    assert _cycles("router") == []
