@@ -230,7 +230,8 @@ def test_routers_sessions_pools_explain_stats_and_spans_show_no_password(
     for name, pool in r._pools.items():
         seen[f"pool {name}"] = repr(pool) + repr(pool._pool) + repr(pool.usage())
     seen["monitor"] = repr(r._monitor) + repr(r._monitor.topology)
-    seen["classifier"] = repr(r._classifier)
+    seen["classifier"] = repr(r.engine.classifier)
+    seen["engine"] = repr(r.engine)
     for label, text in seen.items():
         _hidden(label, text)
     finished = spans.get_finished_spans()

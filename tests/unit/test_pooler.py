@@ -120,7 +120,7 @@ def test_each_router_takes_the_resolved_deadline() -> None:
     plain = RouterConfig(primary=DSN)
     pooled = plain.replace(pooler_mode="transaction")
     for flavour in (AsyncRouter, Router):
-        assert flavour(plain)._read_timeout is None
-        assert flavour(pooled)._read_timeout == DEFAULT_POOLED_READ_TIMEOUT
-        assert flavour(pooled.replace(read_timeout=None))._read_timeout is None
-        assert flavour(plain.replace(read_timeout=4))._read_timeout == 4.0
+        assert flavour(plain)._executor._read_timeout is None
+        assert flavour(pooled)._executor._read_timeout == DEFAULT_POOLED_READ_TIMEOUT
+        assert flavour(pooled.replace(read_timeout=None))._executor._read_timeout is None
+        assert flavour(plain.replace(read_timeout=4))._executor._read_timeout == 4.0
