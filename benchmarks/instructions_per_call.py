@@ -1,0 +1,110 @@
+"""Instructions per call of the router's own work, without I/O, for a before/after comparison
+that machine load does not blur (callgrind counts instructions, not time).
+
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null \\
+        .venv/bin/python benchmarks/instructions_per_call.py OP N
+
+prints nothing; callgrind's ``Collected`` line (stderr) is the count. Run it with two N (say
+1000 and 3000) and divide the difference by the difference of N. *OP*: ``read``
+(``AsyncRouter.fetchrow`` to a replica), ``write`` (``execute`` and its commit position),
+``session-read`` (``AsyncSession.fetchrow``), or ``sqlalchemy`` (a new routed SQLAlchemy
+session, ``begin``, two ``get_bind`` for a select, one for an insert, ``close``: the unit
+tests' ``Harness``, run from the repository root). The router is never opened: its topology
+is set, and its pools are stubs whose connection answers at once. To measure another tree,
+put its ``src`` first on ``PYTHONPATH`` (and run from its root for ``sqlalchemy``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Any
+
+import router
+from router.core import GateParams, Lsn, NodeStatus, Topology, tick
+
+QUERY = "SELECT * FROM items WHERE id = $1"
+WARMUP = 500
+
+
+class _Conn:
+    async def fetchrow(self, *args: Any, **kw: Any) -> Any:
+        return (1,)
+
+    async def execute(self, *args: Any, **kw: Any) -> str:
+        return "UPDATE 1"
+
+    async def fetchval(self, *args: Any, **kw: Any) -> str:
+        return "0/1000000"
+
+    def is_closed(self) -> bool:
+        return False
+
+
+class _Pool:
+    def __init__(self, real: Any) -> None:
+        self.name, self.stats, self._conn = real.name, real.stats, _Conn()
+
+    async def acquire(self) -> _Conn:
+        return self._conn
+
+    async def release(self, conn: _Conn, *, dirty: bool = False, settled: bool = False) -> None:
+        return None
+
+
+async def _router_ops(op: str, n: int) -> None:
+    config = router.RouterConfig(
+        primary=router.NodeConfig(dsn="postgresql://app@p.invalid/app", name="primary"),
+        replicas=[router.NodeConfig(dsn="postgresql://app@r.invalid/app", name="replica1")],
+    )
+    r = router.AsyncRouter(config)
+    seen = {
+        "primary": NodeStatus(in_recovery=False, wal_lsn=Lsn(100)),
+        "replica1": NodeStatus(in_recovery=True, replay_lsn=Lsn(2**40)),
+    }
+    gate = GateParams(max_lag_bytes=10**15, max_lag_seconds=None)
+    r._monitor.topology = tick(Topology.initial(["primary", "replica1"]), seen, 0.0, gate)
+    if hasattr(r, "engine"):
+        r.engine.system_id = 7
+    else:  # before the routing engine (issue 13)
+        r._system_id = 7  # type: ignore[attr-defined]
+    for name in list(r._pools):
+        r._pools[name] = _Pool(r._pools[name])  # type: ignore[assignment]
+    session = r.session()
+    calls = {
+        "read": lambda: r.fetchrow(QUERY, 1),
+        "write": lambda: r.execute("UPDATE items SET x = 1 WHERE id = $1", 1),
+        "session-read": lambda: session.fetchrow(QUERY, 1),
+    }
+    call = calls[op]
+    for _ in range(WARMUP + n):
+        await call()
+
+
+def _sqlalchemy_ops(n: int) -> None:
+    sys.path.insert(0, ".")
+    from sqlalchemy import insert
+    from tests.unit.test_sqlalchemy_routing import READ, Harness, User
+
+    harness = Harness()
+    write = insert(User).values(name="x")
+    for _ in range(WARMUP + n):
+        session = harness.Session()
+        session.begin()
+        session.get_bind(clause=READ)
+        session.get_bind(clause=READ)
+        session.get_bind(clause=write)
+        session.close()
+    harness.close()
+
+
+def main() -> None:
+    op, n = sys.argv[1], int(sys.argv[2])
+    if op == "sqlalchemy":
+        _sqlalchemy_ops(n)
+    else:
+        asyncio.run(_router_ops(op, n))
+
+
+if __name__ == "__main__":
+    main()
