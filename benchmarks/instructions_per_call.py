@@ -82,9 +82,10 @@ async def _router_ops(op: str, n: int) -> None:
 
 
 def _sqlalchemy_ops(n: int) -> None:
+    # The harness is the tree's own unit-test module: importable once its root is on the path.
     sys.path.insert(0, ".")
-    from sqlalchemy import insert
-    from tests.unit.test_sqlalchemy_routing import READ, Harness, User
+    from sqlalchemy import insert  # noqa: PLC0415
+    from tests.unit.test_sqlalchemy_routing import READ, Harness, User  # noqa: PLC0415
 
     harness = Harness()
     write = insert(User).values(name="x")
