@@ -243,6 +243,12 @@ class RoutingEngine:
         """A replica refused *query* as a standby: it goes to the primary from now on."""
         self.classifier.learn_refusal(query, why)
 
+    @staticmethod
+    def to_primary(classification: Classification) -> bool:
+        """Whether a statement classified *classification* goes to the primary: a WRITE, or
+        a ``/* router:primary */`` hint (a read that must see the primary)."""
+        return classification.route == "write" or classification.hint is Hint.PRIMARY
+
     def write_decision(self) -> Decision:
         """The primary, or :class:`PrimaryUnavailable` (:class:`TopologyError` in a split
         brain) saying why there is none."""

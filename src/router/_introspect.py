@@ -10,7 +10,7 @@ from typing import Any, Protocol
 from router._scope import Scope, needs_session
 from router._stats import NodeStats
 from router.config import redact
-from router.core import Classification, Decision, HaView, Hint, Role, Topology, eligible
+from router.core import Classification, Decision, HaView, Role, Topology, eligible
 from router.errors import NoReplicaAvailable, PrimaryUnavailable, TopologyError
 
 __all__ = ["Explanation", "describe", "explain", "last_errors", "stats"]
@@ -24,6 +24,7 @@ class _Routing(Protocol):
     @property
     def topology(self) -> Topology: ...
     def classify(self, query: str) -> Classification: ...
+    def to_primary(self, classification: Classification) -> bool: ...
     def write_decision(self) -> Decision: ...
     def read_decision(self, scope: Scope) -> Decision: ...
 
@@ -57,7 +58,7 @@ def explain(engine: _Routing, sql: str) -> Explanation:
         detail = f"{cls.reason}: only inside a session"
         return Explanation(sql, cls, None, None, "session-state", detail, (), ())
     try:
-        if cls.route == "write" or cls.hint is Hint.PRIMARY:
+        if engine.to_primary(cls):
             decision = engine.write_decision()
         else:
             decision = engine.read_decision(scope)

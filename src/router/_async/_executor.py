@@ -49,7 +49,6 @@ from router.core import (
     Classifier,
     Decision,
     FailureKind,
-    Hint,
     Lsn,
     Reason,
     Role,
@@ -217,7 +216,7 @@ class Executor:
     async def route(self, scope: Scope, call: Call) -> Any:
         """A statement outside any transaction block, to the node its classification asks."""
         cls = call.cls
-        if cls.route == "write" or cls.hint is Hint.PRIMARY:
+        if self.engine.to_primary(cls):
             if cls.standby_refuses:
                 read = self._read_call(call.method, call.query, call.args, call.kw, cls)
                 return await self._primary_read(scope, read, cls.reason)
