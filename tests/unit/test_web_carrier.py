@@ -334,17 +334,12 @@ def test_a_commit_after_the_response_started_is_warned_about(
     assert "/late" in record.getMessage()
 
 
-class _Monitor:
-    def __init__(self, topology: Topology) -> None:
-        self.topology = topology
-
-
 class _Core:
-    """What router._context.attach reads of a router core."""
+    """What router._context.attach reads of a routing engine."""
 
     def __init__(self) -> None:
-        self._system_id = SYSTEM
-        self._monitor = _Monitor(topology(2000, 2000))
+        self.system_id = SYSTEM
+        self.topology = topology(2000, 2000)
 
 
 def test_a_commit_of_the_unit_whose_position_was_lost_holds_its_next_sessions() -> None:
