@@ -24,7 +24,7 @@ from functools import partial
 from typing import Any, Final
 from urllib.parse import quote
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import router
@@ -152,17 +152,27 @@ def test_any_text_classifies_without_error_or_hang(sql: str) -> None:
 
 @FUZZ
 @given(st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=200))
+@example("ROUTER:PRIMARY")
+@example("router:replica, router:primary */")
 def test_what_a_literal_or_comment_holds_never_makes_a_read_a_write(text: str) -> None:
     # Inside a dollar quote whose tag the text does not hold, and inside a line comment that
     # the text cannot end, anything is just text.
+    # A comment is where hints live: one that holds the word router:primary is one (hypothesis
+    # found "SELECT 1 -- ROUTER:PRIMARY"), and must make the read go to the primary.
     tag = "q" * (max((len(run) for run in text.split("$")), default=0) + 1)
+    comment = text.replace("\n", " ").replace("\r", " ")
+    hinted = "router:primary" in comment.lower().replace(",", " ").replace("*", " ").split()
     for sql in (
         f"SELECT ${tag}${text}${tag}$",
-        "SELECT 1 -- " + text.replace("\n", " ").replace("\r", " "),
+        "SELECT 1 -- " + comment,
         "SELECT '" + text.replace("'", "''") + "'",
     ):
         result = router.classify(sql)
-        assert result.route is Route.READ, (sql, result)
+        if hinted and sql.startswith("SELECT 1 -- "):
+            assert result.route is Route.WRITE, (sql, result)
+            assert result.reason == "router:primary hint", (sql, result)
+        else:
+            assert result.route is Route.READ, (sql, result)
 
 
 #: Statements whose route the classifier knows; ``{}`` takes a literal or a placeholder.
