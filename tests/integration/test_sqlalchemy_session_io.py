@@ -117,6 +117,43 @@ def test_resets_keep_the_drivers_prepared_statements_in_step(
         assert s.execute(text("SELECT v FROM kv WHERE k = 1")).scalar_one() == 20
 
 
+DO_LEAVES = [
+    "DO $$ BEGIN PERFORM set_config('work_mem', '3MB', false); END $$",
+    "DO $$ BEGIN CREATE TEMP TABLE do_scratch (v int); END $$",
+]
+LEFT_BY_DO = text(
+    "/* router:primary */ SELECT current_setting('work_mem'),"
+    " to_regclass('pg_temp.do_scratch') IS NULL"
+)
+
+
+def test_state_a_do_block_leaves_does_not_reach_the_next_session(
+    factory: RoutedSessionmaker,
+) -> None:
+    """A DO block runs code the router cannot see into: what it leaves (a setting, a
+    temporary table) is discarded before the connection serves the next session."""
+    with factory() as s:
+        for sql in DO_LEAVES:
+            s.execute(text(sql))
+        s.commit()
+    with factory() as s:
+        assert tuple(s.execute(LEFT_BY_DO).one()) == ("4MB", True)
+        s.commit()
+
+
+@pytest.mark.asyncio
+async def test_async_state_a_do_block_leaves_does_not_reach_the_next_session(
+    afactory: RoutedAsyncSessionmaker,
+) -> None:
+    async with afactory() as s:
+        for sql in DO_LEAVES:
+            await s.execute(text(sql))
+        await s.commit()
+    async with afactory() as s:
+        assert tuple((await s.execute(LEFT_BY_DO)).one()) == ("4MB", True)
+        await s.commit()
+
+
 @pytest.mark.asyncio
 async def test_async_the_next_session_finds_nothing_of_the_last_ones_state(
     afactory: RoutedAsyncSessionmaker, db: ClusterDatabase

@@ -128,6 +128,32 @@ def test_only_a_connection_that_carried_session_state_is_reset(
     assert last_statement(pid) == "DISCARD ALL"
 
 
+DO_SETS = "DO $$ BEGIN PERFORM set_config('work_mem', '3MB', false); END $$"
+DO_TEMP = "DO $$ BEGIN CREATE TEMP TABLE do_scratch (v int); END $$"
+LEFT_BY_DO = (
+    ON_PRIMARY + "SELECT current_setting('work_mem'), to_regclass('pg_temp.do_scratch') IS NULL"
+)
+
+
+def test_state_a_do_block_leaves_does_not_reach_the_next_user(
+    one: router.Router,
+) -> None:
+    """A DO block (or CALL) runs code the router cannot see into: a setting or a temporary
+    table it leaves goes with a reset before the connection serves anyone else, outside a
+    session and inside one (found by a new-user tryout: the next statement saw 3MB)."""
+    pid = one.fetchval(ON_PRIMARY + "SELECT pg_backend_pid()")
+    one.execute(DO_SETS)
+    one.execute(DO_TEMP)
+    assert one.fetchval(ON_PRIMARY + "SELECT pg_backend_pid()") == pid
+    assert tuple(one.fetchrow(LEFT_BY_DO)) == ("4MB", True)
+    with one.session() as s:
+        s.execute(DO_SETS)
+        s.execute(DO_TEMP)
+    assert tuple(one.fetchrow(LEFT_BY_DO)) == ("4MB", True)
+    # The same temporary table again: nothing of the last one is left.
+    one.execute(DO_TEMP)
+
+
 # -- item 2: a committed write is acknowledged, whatever befalls the bookkeeping after it ------
 
 APP_ROLE = "router_session_io_app"

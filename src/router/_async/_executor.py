@@ -478,8 +478,11 @@ class Executor:
             if given_up:
                 pool.abandon(conn)
             else:
-                # One statement outside any transaction block: nothing can be left open.
-                await pool.release(conn, settled=True)
+                # One statement outside any transaction block: nothing can be left open; a
+                # DO or CALL may have left session state, which goes with a reset (not behind
+                # a transaction pooler: its server connection is no longer this one's).
+                dirty = call.cls.opaque and not self.engine.pooled
+                await pool.release(conn, dirty=dirty, settled=True)
         # The replica did not catch up within ryw_wait (nothing was sent): the primary serves.
         missed = TimeoutError(f"{node} did not replay {decision.wait_for} in time")
         raise _Retry(node, missed, instead=self.engine.missed(node, decision))

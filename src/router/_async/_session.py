@@ -42,8 +42,10 @@ class _Held:
     def node(self) -> str:
         return self.pool.name
 
-    def check(self, cls: Classification) -> None:
-        """Refuse, before sending, what cannot run on this connection."""
+    def check(self, cls: Classification, *, pooled: bool) -> None:
+        """Refuse, before sending, what cannot run on this connection; note what will need a
+        reset when it goes back (not behind a transaction pooler, *pooled*: its server
+        connection is shared)."""
         if cls.route == "write" and self.readonly:
             raise ReadOnlyViolation(
                 f"{cls.reason}: not allowed in a read-only transaction on {self.node}"
@@ -51,8 +53,8 @@ class _Held:
         if cls.route == "write":
             self.wrote = True
             self.catalog = self.catalog or cls.changes_catalog
-        if Effect.PIN in cls.effects:
-            self.dirty = True
+        if Effect.PIN in cls.effects or (cls.opaque and not pooled):
+            self.dirty = True  # a DO or CALL may leave session state too
 
 
 async def _hold(
@@ -219,7 +221,7 @@ class AsyncTransaction(Queries):
             raise SessionStateError(
                 f"{cls.reason}: the transaction is ended by its `async with` block"
             )
-        held.check(cls)
+        held.check(cls, pooled=self._executor.engine.pooled)
         LAST_DECISION.set(held.decision)
         result = await driver.run_held(held.conn, Call(method, query, args, kw, cls))
         self._executor.engine.read_served(self._scope, held.decision)
@@ -323,7 +325,7 @@ class AsyncSession(Queries):
                     " on a replica (use SET LOCAL, or set it before the transaction)"
                 )
             self._pinned = held  # the primary connection of this transaction stays ours
-        held.check(cls)
+        held.check(cls, pooled=executor.engine.pooled)
         LAST_DECISION.set(held.decision)
         result = await driver.run_held(held.conn, call)
         executor.engine.read_served(self._scope, held.decision)

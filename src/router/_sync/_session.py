@@ -43,8 +43,10 @@ class _Held:
     def node(self) -> str:
         return self.pool.name
 
-    def check(self, cls: Classification) -> None:
-        """Refuse, before sending, what cannot run on this connection."""
+    def check(self, cls: Classification, *, pooled: bool) -> None:
+        """Refuse, before sending, what cannot run on this connection; note what will need a
+        reset when it goes back (not behind a transaction pooler, *pooled*: its server
+        connection is shared)."""
         if cls.route == "write" and self.readonly:
             raise ReadOnlyViolation(
                 f"{cls.reason}: not allowed in a read-only transaction on {self.node}"
@@ -52,8 +54,8 @@ class _Held:
         if cls.route == "write":
             self.wrote = True
             self.catalog = self.catalog or cls.changes_catalog
-        if Effect.PIN in cls.effects:
-            self.dirty = True
+        if Effect.PIN in cls.effects or (cls.opaque and not pooled):
+            self.dirty = True  # a DO or CALL may leave session state too
 
 
 def _hold(executor: Executor, scope: Scope, *, readonly: bool, isolation: str | None) -> _Held:
@@ -212,7 +214,7 @@ class Transaction(Queries):
             refuse_session_state(cls)
         if not cls.effects.isdisjoint(_TX_CONTROL):
             raise SessionStateError(f"{cls.reason}: the transaction is ended by its `with` block")
-        held.check(cls)
+        held.check(cls, pooled=self._executor.engine.pooled)
         LAST_DECISION.set(held.decision)
         result = driver.run_held(held.conn, Call(method, query, args, kw, cls))
         self._executor.engine.read_served(self._scope, held.decision)
@@ -312,7 +314,7 @@ class Session(Queries):
                     " on a replica (use SET LOCAL, or set it before the transaction)"
                 )
             self._pinned = held  # the primary connection of this transaction stays ours
-        held.check(cls)
+        held.check(cls, pooled=executor.engine.pooled)
         LAST_DECISION.set(held.decision)
         result = driver.run_held(held.conn, call)
         executor.engine.read_served(self._scope, held.decision)

@@ -229,6 +229,7 @@ def _combine(results: list[StatementResult]) -> Classification:
             None,
             1,
             only.changes_catalog,
+            opaque=only.opaque,
         )
     effects: set[Effect] = set()
     functions: set[str] = set()
@@ -236,9 +237,10 @@ def _combine(results: list[StatementResult]) -> Classification:
     readonly: bool | None = None
     isolation: str | None = None
     first_write: StatementResult | None = None
-    changes_catalog = False
+    changes_catalog = opaque = False
     for result in results:
         changes_catalog = changes_catalog or result.changes_catalog
+        opaque = opaque or result.opaque
         if result.route is Route.WRITE and first_write is None:
             first_write = result
         if result.tx_end:
@@ -274,6 +276,7 @@ def _combine(results: list[StatementResult]) -> Classification:
         None,
         len(results),
         changes_catalog,
+        opaque=opaque,
     )
 
 
@@ -299,6 +302,7 @@ def _with_hint(result: Classification, hint: Hint | None) -> Classification:
         result.statements,
         result.changes_catalog,
         result.standby_refuses,
+        result.opaque,
     )
 
 

@@ -75,6 +75,8 @@ class StatementResult:
     readonly: bool | None = None
     isolation: str | None = None
     changes_catalog: bool = False
+    #: Code the router cannot see into (DO, CALL): it may leave session state.
+    opaque: bool = False
 
 
 def _read(reason: str, *effects: Effect) -> StatementResult:
@@ -346,7 +348,13 @@ def statement_result(stmt: Any, resolve: Resolver) -> StatementResult:
             return _write("COPY of a temporary table of the session")
         return _read("COPY ... TO STDOUT")
     if kind == "CallStmt":
-        return _with_calls(_write("CALL runs a procedure"), node, resolve)
+        result = _with_calls(_write("CALL runs a procedure"), node, resolve)
+        result.opaque = True
+        return result
+    if kind == "DoStmt":
+        result = _write("DO runs a code block")
+        result.opaque = True
+        return result
     if kind == "PrepareStmt":
         return _write("PREPARE keeps a statement in the session", Effect.PIN)
     if kind == "ExecuteStmt":

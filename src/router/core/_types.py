@@ -85,6 +85,10 @@ class Classification:
         A read that only the primary can serve (it reads an unlogged relation, or a view that
         writes, or a standby refused it before): ``route`` is ``WRITE``, yet it writes nothing
         the router must wait for.
+    ``opaque``
+        It runs code the router cannot see into (``DO``, ``CALL``), which may leave session
+        state (``set_config(..., false)``, a temporary table): its connection is reset before
+        it is used again, as after a statement with ``PIN``, without pinning anything.
     """
 
     route: Route
@@ -97,6 +101,7 @@ class Classification:
     statements: int = 0
     changes_catalog: bool = False
     standby_refuses: bool = False
+    opaque: bool = False
 
     @property
     def is_read(self) -> bool:

@@ -285,7 +285,8 @@ def discard_session_state(engine: Engine, routing: RoutingEngine, *, asyncpg: bo
 
     def before_cursor_execute(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
         try:
-            leaves_state = Effect.PIN in classify(statement).effects
+            found = classify(statement)
+            leaves_state = Effect.PIN in found.effects or found.opaque
         except (RouterError, TypeError):
             leaves_state = True  # the server will refuse it; nothing is lost by a reset
         if leaves_state:
