@@ -45,7 +45,17 @@ from sqlalchemy.orm import (
 import router
 import router.sqlalchemy
 from router._async._router import AsyncRouter
-from router.core import GateParams, Lsn, NodeStatus, Route, Topology, encode_token, tick
+from router.core import (
+    Classifier,
+    FunctionCatalog,
+    GateParams,
+    Lsn,
+    NodeStatus,
+    Route,
+    Topology,
+    encode_token,
+    tick,
+)
 from router.core._route import Reason
 from router.core._token import Position
 from router.sqlalchemy._routing import Routing
@@ -181,6 +191,26 @@ def test_the_text_cache_is_bounded() -> None:
     unbounded = StatementText(DIALECTS[0], 0)
     unbounded.of(select(User))
     assert len(unbounded) == 0
+
+
+def test_a_remembered_classification_follows_the_classifiers_catalog() -> None:
+    """The classification of a compiled shape is kept, and used again only while the
+    classifier has not changed (a catalog set, a refusal learnt)."""
+    classifier = Classifier()
+    texts = StatementText(DIALECTS[0], 100, classifier)
+    read = select(func.app_lookup(User.id))  # an unknown function: a write
+    again = select(func.app_lookup(User.id))  # the same shape, another object
+    assert classify_statement(texts, classifier.classify, read).route is Route.WRITE
+    classifier.set_catalog(FunctionCatalog.from_rows([("public", "app_lookup", "s")]))
+    assert classify_statement(texts, classifier.classify, again).route is Route.READ
+    first = classify_statement(texts, classifier.classify, select(User).where(User.id == 1))
+    assert first.route is Route.READ
+    text = texts.of(select(User).where(User.id == 2))
+    assert text is not None
+    classifier.learn_refusal(text, "unlogged")
+    after = classify_statement(texts, classifier.classify, select(User).where(User.id == 3))
+    assert after.route is Route.WRITE
+    assert after.standby_refuses
 
 
 def test_a_statement_that_does_not_compile_goes_to_the_primary() -> None:

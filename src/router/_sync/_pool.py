@@ -82,12 +82,14 @@ class NodePool:
         self._pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]] | None = None
         self._read_only = False
         self._lock = threading.Lock()
+        # Two counters kept as list lengths: append() and pop() are each one atomic step,
+        # where `n += 1` under a lock is three lock operations per call on the hot path.
         # Acquires begun and not yet released (waiters included): more than max_size waits.
-        self._in_use = 0
+        self._in_use: list[None] = []
         # Connections handed out and not yet given back. psycopg_pool's own size counts the
         # slot of a connection being (re)opened too, which may retry for minutes while its
         # node is down: size minus idle is not what is in use.
-        self._lent = 0
+        self._lent: list[None] = []
         # Failed attempts to open a connection (any thread), and the latest failure.
         self._connect_failures = 0
         self._connect_error: BaseException | None = None
@@ -119,8 +121,9 @@ class NodePool:
 
     def _connect_failed(self, exc: BaseException) -> None:
         with self._lock:
-            self._connect_failures += 1
+            # The error first: a client that sees the count change reads it (_getconn).
             self._connect_error = exc
+            self._connect_failures += 1
 
     def open(self, *, fill: bool = True) -> None:
         """Open the pool: its workers start opening ``min_size`` connections when *fill* (a
@@ -170,30 +173,43 @@ class NodePool:
         pool = self._pool
         if pool is None:
             raise RuntimeError(f"the pool of {self.name} is not open")
-        stats = self.stats
-        with self._lock:
-            self._in_use += 1
-            waits = self._in_use > self._settings.max_size
-            if waits:
-                stats.waiting += 1
-        started = time.perf_counter() if waits else 0.0
+        in_use = self._in_use
+        in_use.append(None)
+        if len(in_use) > self._settings.max_size:
+            return self._acquire_waiting(pool)
         try:
             conn = self._getconn(pool)
         except psycopg_pool.PoolTimeout:
-            with self._lock:
-                self._in_use -= 1
+            in_use.pop()
             raise PoolTimeout(self.name, self._settings.acquire_timeout) from None
         except BaseException:
-            with self._lock:
-                self._in_use -= 1
+            in_use.pop()
+            raise
+        self._lent.append(None)
+        self.stats.acquired += 1
+        return conn
+
+    def _acquire_waiting(
+        self, pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]]
+    ) -> psycopg.Connection[Any]:
+        """:meth:`acquire` with every connection taken: counted as waiting while it waits."""
+        stats = self.stats
+        with self._lock:
+            stats.waiting += 1
+        started = time.perf_counter()
+        try:
+            conn = self._getconn(pool)
+        except psycopg_pool.PoolTimeout:
+            self._in_use.pop()
+            raise PoolTimeout(self.name, self._settings.acquire_timeout) from None
+        except BaseException:
+            self._in_use.pop()
             raise
         finally:
-            if waits:
-                with self._lock:
-                    stats.waiting -= 1
-                    stats.acquire_wait += time.perf_counter() - started
-        with self._lock:
-            self._lent += 1
+            with self._lock:
+                stats.waiting -= 1
+                stats.acquire_wait += time.perf_counter() - started
+        self._lent.append(None)
         stats.acquired += 1
         return conn
 
@@ -205,28 +221,61 @@ class NodePool:
         that ended before it was sent. While it waits for a connection to be opened, a failure
         to open one is raised (``psycopg.OperationalError``), as asyncpg's ``acquire()``
         raises it; waiting for a release from a full pool ends in ``PoolTimeout``."""
-        deadline = time.monotonic() + self._settings.acquire_timeout
+        timeout = self._settings.acquire_timeout
         failures = self._connect_failures
+        # With room to grow, the wait may be for a connection being opened: look for a
+        # failure every few ms. A full pool waits for a release, first come first served.
+        first = (
+            min(timeout, _FAILURE_POLL) if len(self._lent) < self._settings.max_size else timeout
+        )
+        try:
+            conn = pool.getconn(timeout=first)
+        except psycopg_pool.PoolTimeout:
+            # The deadline counts from the first attempt, which waited `first` seconds.
+            return self._getconn_polling(pool, failures, time.monotonic() + timeout - first)
+        # _fresh(), inline for the common case: a connection given back a moment ago.
+        if time.monotonic() - self._returned.pop(id(conn), 0.0) < _FRESH:
+            return conn
+        if not connection_closed(conn):
+            return conn
+        pool.putconn(conn)
+        return self._getconn_polling(pool, failures, time.monotonic() + timeout)
+
+    def _getconn_polling(
+        self,
+        pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]],
+        failures: int,
+        deadline: float,
+    ) -> psycopg.Connection[Any]:
         while True:
+            error = self._connect_error
+            if self._connect_failures != failures and error is not None:
+                raise psycopg.OperationalError(f"{self.name}: {error}") from error
             left = deadline - time.monotonic()
-            # With room to grow, the wait may be for a connection being opened: look for a
-            # failure every few ms. A full pool waits for a release, first come first served.
-            opening = self._lent < self._settings.max_size
+            if left <= 0:
+                raise psycopg_pool.PoolTimeout(f"no connection of {self.name} in time")
+            opening = len(self._lent) < self._settings.max_size
             try:
-                conn = pool.getconn(timeout=max(0.0, min(left, _FAILURE_POLL) if opening else left))
+                conn = pool.getconn(timeout=min(left, _FAILURE_POLL) if opening else left)
             except psycopg_pool.PoolTimeout:
-                error = self._connect_error
-                if self._connect_failures != failures and error is not None:
-                    raise psycopg.OperationalError(f"{self.name}: {error}") from error
-                if deadline - time.monotonic() <= 0:
-                    raise
                 continue
-            # Looking costs a system call, which hands the GIL to the other threads: only a
-            # connection idle for a while is looked at (a busy one was fine a moment ago).
-            returned = self._returned.pop(id(conn), 0.0)
-            if time.monotonic() - returned < _FRESH or not connection_closed(conn):
-                return conn
-            pool.putconn(conn)  # closed: the pool opens a replacement
+            found = self._fresh(pool, conn)
+            if found is not None:
+                return found
+
+    def _fresh(
+        self,
+        pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]],
+        conn: psycopg.Connection[Any],
+    ) -> psycopg.Connection[Any] | None:
+        """*conn*, or ``None`` when the server hung up on it (given back: the pool opens a
+        replacement). Looking costs a system call, which hands the GIL to the other threads:
+        only a connection idle for a while is looked at (a busy one was fine a moment ago)."""
+        returned = self._returned.pop(id(conn), 0.0)
+        if time.monotonic() - returned < _FRESH or not connection_closed(conn):
+            return conn
+        pool.putconn(conn)
+        return None
 
     def release(
         self, conn: psycopg.Connection[Any], *, dirty: bool = False, settled: bool = False
@@ -235,11 +284,15 @@ class NodePool:
         left inside a transaction (not possible when *settled*). A connection that cannot be
         reset is closed instead (the pool replaces it)."""
         try:
-            self._release(conn, dirty, settled)
+            pool = self._pool
+            if settled and not dirty and pool is not None:
+                self._returned[id(conn)] = time.monotonic()
+                pool.putconn(conn)
+            else:
+                self._release(conn, dirty, settled)
         finally:
-            with self._lock:
-                self._in_use -= 1
-                self._lent -= 1
+            self._in_use.pop()
+            self._lent.pop()
 
     def abandon(self, conn: psycopg.Connection[Any]) -> None:
         """Give back *conn*, whose statement was given up on while under way (the async twin
@@ -273,7 +326,7 @@ class NodePool:
         if pool is None:
             return {"size": 0, "idle": 0, "in_use": 0, "waiting": waiting}
         idle = pool.get_stats().get("pool_available", 0)
-        lent = self._lent
+        lent = len(self._lent)
         return {"size": idle + lent, "idle": idle, "in_use": lent, "waiting": waiting}
 
 

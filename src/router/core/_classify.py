@@ -334,6 +334,7 @@ class Classifier:
         "_read",
         "_refused",
         "_write",
+        "generation",
     )
 
     def __init__(
@@ -361,6 +362,9 @@ class Classifier:
         self._refused: dict[str, Classification] = {}
         self._engine: _Engine
         self._cached: Callable[[str], Classification]
+        #: Rises whenever a string's classification may change (a catalog set, a refusal
+        #: learnt): a cache of classifications outside this one is good while it is the same.
+        self.generation = 0
         self.set_catalog(catalog)
 
     @property
@@ -374,6 +378,7 @@ class Classifier:
         if self._cache_size:
             cached = functools.lru_cache(maxsize=self._cache_size)(engine.classify)
         self._engine, self._cached = engine, cached
+        self.generation += 1
 
     def classify(self, sql: str) -> Classification:
         """Classify ``sql``; never raises. A repeated string costs one cache lookup."""
@@ -398,6 +403,7 @@ class Classifier:
         if len(self._refused) >= _REFUSED_LIMIT:
             del self._refused[next(iter(self._refused))]
         self._refused[sql] = found
+        self.generation += 1
         return found
 
     def cache_info(self) -> Any:

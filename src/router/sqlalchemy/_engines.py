@@ -44,7 +44,6 @@ from router._sync import _driver as psycopg_driver
 from router._sync._deadline import Deadline
 from router.config import NodeConfig, PoolerMode, RouterConfig
 from router.core import Effect, FailureKind, Role, refused_by_standby
-from router.errors import RouterError
 
 try:  # SQLAlchemy >= 2.1; the old name is deprecated there
     from sqlalchemy.util import await_
@@ -281,16 +280,23 @@ def discard_session_state(engine: Engine, routing: RoutingEngine, *, asyncpg: bo
     drop what the pooler keeps for its other clients (their prepared statements)."""
     if routing.config.pooler_mode is PoolerMode.TRANSACTION:
         return
-    classify = routing.classify
+    classifier = routing.classifier
+    pin = Effect.PIN
 
-    def before_cursor_execute(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
-        try:
-            found = classify(statement)
-            leaves_state = Effect.PIN in found.effects or found.opaque
-        except (RouterError, TypeError):
-            leaves_state = True  # the server will refuse it; nothing is lost by a reset
-        if leaves_state:
-            conn.info[_STATE_LEFT] = True
+    # The dialect's execute events, not the connection's before_cursor_execute: a connection
+    # event makes SQLAlchemy take its event path for every connection, begin, execute and
+    # commit of the engine (a joined dispatcher per connection); the dialect's events are
+    # dispatched at the cursor alone. Each returns None: SQLAlchemy executes as usual. The
+    # text SQLAlchemy sends is a str (the classifier's cached path; it never raises).
+    def do_execute(cursor: Any, statement: str, parameters: Any, context: Any) -> None:
+        found = classifier.classify(statement)
+        if found.opaque or (found.effects and pin in found.effects):
+            context.root_connection.info[_STATE_LEFT] = True
+
+    def do_execute_no_params(cursor: Any, statement: str, context: Any) -> None:
+        found = classifier.classify(statement)
+        if found.opaque or (found.effects and pin in found.effects):
+            context.root_connection.info[_STATE_LEFT] = True
 
     def reset(dbapi_connection: Any, record: Any, state: PoolResetState) -> None:
         if record is None or not record.info.pop(_STATE_LEFT, False):
@@ -310,7 +316,9 @@ def discard_session_state(engine: Engine, routing: RoutingEngine, *, asyncpg: bo
             finally:
                 dbapi_connection.autocommit = autocommit
 
-    event.listen(engine, "before_cursor_execute", before_cursor_execute)
+    event.listen(engine, "do_execute", do_execute)
+    event.listen(engine, "do_executemany", do_execute)
+    event.listen(engine, "do_execute_no_params", do_execute_no_params)
     event.listen(engine, "reset", reset)
 
 

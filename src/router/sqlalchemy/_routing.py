@@ -65,7 +65,7 @@ class Routing:
         self._open_core = open_core
         first = next(iter(self.binds.values()))
         config = engine.config
-        self._texts = StatementText(first.dialect, config.classifier_cache_size)
+        self._texts = StatementText(first.dialect, config.classifier_cache_size, engine.classifier)
         #: Where a statement may run (see :func:`classify_statement`).
         self.classify: Callable[[ClauseElement], Classification] = partial(
             classify_statement, self._texts, engine.classify

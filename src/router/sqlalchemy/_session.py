@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, cast
 from sqlalchemy import event
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
+from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.ddl import ExecutableDDLElement
 from sqlalchemy.sql.dml import UpdateBase
@@ -119,7 +119,7 @@ class RoutedSession(Session):
     _router_last: Decision | None = None
     # The primary, once a statement of the current transaction ran there.
     _router_on_primary: str | None = None
-    # The statement being executed (from do_orm_execute), and the transaction-local
+    # The statement being executed (from execute/scalar/scalars), and the transaction-local
     # settings this transaction ran on its replica, with how many the primary has had.
     _router_executing: tuple[Any, Any] | None = None
     _router_locals: list[tuple[Any, Any]] | None = None
@@ -208,7 +208,7 @@ class RoutedSession(Session):
         primary = self._router_primary or router_primary
         if clause is not None:
             options = getattr(clause, "_execution_options", None)
-            if options:
+            if options and not _OPTIONS.isdisjoint(options):
                 readonly = readonly or bool(options.get(READONLY_OPTION))
                 primary = primary or bool(options.get(PRIMARY_OPTION))
         write = self._router_write
@@ -274,7 +274,7 @@ class RoutedSession(Session):
                 self._router_on_primary = decision.node
             if self._router_locals is not None:
                 self._router_replay(engine)
-        elif cls is not None and Effect.SET_LOCAL in cls.effects:
+        elif cls is not None and cls.effects and Effect.SET_LOCAL in cls.effects:
             self._router_keep_local(clause)
         return engine
 
@@ -333,12 +333,17 @@ class RoutedSession(Session):
         return True
 
     # SQLAlchemy hands ``get_bind`` the bind arguments, not the execution options: copy the
-    # routing options across. Hidden from type checkers, which keep Session's overloads.
+    # routing options across; and keep the statement with its parameters, for
+    # _router_keep_local (here rather than in a do_orm_execute listener, with which SQLAlchemy
+    # builds an ORMExecuteState for every statement). Every ORM statement comes through
+    # these (Session.get, Query and lazy loads call Session.execute). Hidden from type
+    # checkers, which keep Session's overloads.
     if not TYPE_CHECKING:
 
         def execute(
             self, statement, params=None, *, execution_options=EMPTY_DICT, bind_arguments=None, **kw
         ):
+            self._router_executing = (statement, params)
             if execution_options and not _OPTIONS.isdisjoint(execution_options):
                 bind_arguments = _route_options(execution_options, bind_arguments)
             return super().execute(
@@ -352,6 +357,7 @@ class RoutedSession(Session):
         def scalar(
             self, statement, params=None, *, execution_options=EMPTY_DICT, bind_arguments=None, **kw
         ):
+            self._router_executing = (statement, params)
             if execution_options and not _OPTIONS.isdisjoint(execution_options):
                 bind_arguments = _route_options(execution_options, bind_arguments)
             return super().scalar(
@@ -365,6 +371,7 @@ class RoutedSession(Session):
         def scalars(
             self, statement, params=None, *, execution_options=EMPTY_DICT, bind_arguments=None, **kw
         ):
+            self._router_executing = (statement, params)
             if execution_options and not _OPTIONS.isdisjoint(execution_options):
                 bind_arguments = _route_options(execution_options, bind_arguments)
             return super().scalars(
@@ -406,13 +413,6 @@ def _after_transaction_end(session: Session, transaction: SessionTransaction) ->
             session._router_routing.catalog_changed()
 
 
-def _on_execute(state: ORMExecuteState) -> None:
-    session = state.session
-    if isinstance(session, RoutedSession):
-        session._router_executing = (state.statement, state.parameters)
-
-
-event.listen(RoutedSession, "do_orm_execute", _on_execute)
 event.listen(RoutedSession, "after_commit", _after_commit)
 event.listen(RoutedSession, "after_transaction_end", _after_transaction_end)
 

@@ -13,8 +13,9 @@ compiling costs more than the whole routed call may add, so:
   ``column_property``, a data-modifying CTE, a ``/* router:primary */`` prefix) is in the
   compiled text, so the classifier sees it.
 
-Only the SQL text is cached here; the classification is asked for each time from the core's
-classifier (itself cached per text), so a reloaded function catalog takes effect at once.
+The text is cached with its classification, which is used while the classifier's
+``generation`` is the one it was made in: a reloaded function catalog or a refusal learnt
+takes effect at once.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from sqlalchemy.sql.elements import TextClause
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.sql.lambdas import StatementLambdaElement
 
-from router.core import Classification, Route
+from router.core import Classification, Classifier, Route
 
 __all__ = ["DML", "FLUSH", "NO_STATEMENT", "StatementText", "classify_statement"]
 
@@ -46,17 +47,20 @@ _COMPILE_ERRORS: Final = (SQLAlchemyError, NotImplementedError, TypeError, Value
 
 
 class StatementText:
-    """The SQL text of statements as *dialect* compiles them, remembered per cache key.
+    """The SQL text of statements as *dialect* compiles them, remembered per cache key, with
+    its classification by *classifier* while the classifier's ``generation`` holds.
 
     At most *size* texts are kept (0: none); the oldest goes first. Thread-safe.
     """
 
-    __slots__ = ("_dialect", "_lock", "_size", "_texts")
+    __slots__ = ("_classifier", "_dialect", "_lock", "_size", "_texts")
 
-    def __init__(self, dialect: Dialect, size: int) -> None:
+    def __init__(self, dialect: Dialect, size: int, classifier: Classifier | None = None) -> None:
         self._dialect = dialect
         self._size = size
-        self._texts: dict[Any, str] = {}
+        self._classifier = classifier
+        # cache key -> (text, its classification or None, the classifier's generation then)
+        self._texts: dict[Any, tuple[str, Classification | None, int]] = {}
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -65,23 +69,44 @@ class StatementText:
     def of(self, clause: ClauseElement) -> str | None:
         """The SQL of *clause*; ``None`` when it does not compile (SQLAlchemy will say why
         when it runs it)."""
-        keyed: ClauseElement = clause
-        if isinstance(clause, StatementLambdaElement):
-            # A lambda statement's own key is what SQLAlchemy computes (and memoizes); the
-            # statement it stands for is compiled only on a miss.
-            clause = clause._resolved
-        elif isinstance(clause, FunctionElement):
-            # Executed as SELECT fn(...); on its own it compiles to a bare call.
-            keyed = clause = clause.select()
-        key = keyed._generate_cache_key()
+        key, clause = _keyed(clause)
         if key is None:  # a construct SQLAlchemy itself cannot cache: compile each time
             return self._compile(clause)
-        text = self._texts.get(key.key)
-        if text is None:
-            text = self._compile(clause)
-            if text is not None and self._size:
-                self._remember(key.key, text)
+        found = self._texts.get(key)
+        if found is not None:
+            return found[0]
+        text = self._compile(clause)
+        if text is not None and self._size:
+            self._remember(key, (text, None, 0))
         return text
+
+    def classify(
+        self, clause: ClauseElement, classify: Callable[[str], Classification]
+    ) -> Classification:
+        """*clause*'s classification by *classify* (the classifier's, or one that checks
+        the text first): a repeated shape costs a dict lookup while the classifier's
+        generation is the one it was classified in."""
+        classifier = self._classifier
+        key, clause = _keyed(clause)
+        if key is None or classifier is None:
+            text = self.of(clause) if key is not None else self._compile(clause)
+            return _UNCOMPILABLE if text is None else classify(text)
+        found = self._texts.get(key)
+        # Read before classifying: a catalog set meanwhile leaves the entry stale, not wrong.
+        generation = classifier.generation
+        if found is not None:
+            text, cls, seen = found
+            if cls is not None and seen == generation:
+                return cls
+        else:
+            compiled = self._compile(clause)
+            if compiled is None:
+                return _UNCOMPILABLE
+            text = compiled
+        cls = classify(text)
+        if self._size:
+            self._remember(key, (text, cls, generation))
+        return cls
 
     def _compile(self, clause: ClauseElement) -> str | None:
         try:
@@ -89,12 +114,29 @@ class StatementText:
         except _COMPILE_ERRORS:
             return None
 
-    def _remember(self, key: Any, text: str) -> None:
+    def _remember(self, key: Any, entry: tuple[str, Classification | None, int]) -> None:
         with self._lock:
             texts = self._texts
-            if len(texts) >= self._size:
+            if key not in texts and len(texts) >= self._size:
                 del texts[next(iter(texts))]
-            texts[key] = text
+            texts[key] = entry
+
+
+def _keyed(clause: ClauseElement) -> tuple[Any, ClauseElement]:
+    """SQLAlchemy's cache key of *clause* (``None``: it has none) and the clause to compile."""
+    kind = _KINDS.get(type(clause))
+    if kind is None:
+        kind = _KINDS[type(clause)] = _kind(clause)
+    keyed: ClauseElement = clause
+    if kind is _LAMBDA:
+        # A lambda statement's own key is what SQLAlchemy computes (and memoizes); the
+        # statement it stands for is compiled only on a miss.
+        clause = clause._resolved  # type: ignore[attr-defined]
+    elif kind is _FUNCTION:
+        # Executed as SELECT fn(...); on its own it compiles to a bare call.
+        keyed = clause = clause.select()  # type: ignore[attr-defined]
+    key = keyed._generate_cache_key()
+    return (None if key is None else key.key), clause
 
 
 _UNCOMPILABLE: Final = Classification(
@@ -109,9 +151,34 @@ def classify_statement(
 ) -> Classification:
     """Where *clause* may run: DML is a write, ``text()`` is classified by its text, any
     other statement by its compiled SQL (see the module docstring)."""
-    if isinstance(clause, TextClause):
-        return classify(clause.text)
-    if isinstance(clause, UpdateBase):
+    # One dict lookup by the statement's class rather than a chain of isinstance() calls:
+    # this runs for every statement a routed session executes.
+    kind = _KINDS.get(type(clause))
+    if kind is None:
+        kind = _KINDS[type(clause)] = _kind(clause)
+    if kind is _TEXT:
+        return classify(clause.text)  # type: ignore[attr-defined]
+    if kind is _DML:
         return DML
-    text = texts.of(clause)
-    return _UNCOMPILABLE if text is None else classify(text)
+    return texts.classify(clause, classify)
+
+
+_TEXT: Final = "text"
+_DML: Final = "dml"
+_LAMBDA: Final = "lambda"
+_FUNCTION: Final = "function"
+_OTHER: Final = "other"
+#: Statement class -> how it is classified (classes are few and live as long as the process).
+_KINDS: dict[type, str] = {}
+
+
+def _kind(clause: ClauseElement) -> str:
+    if isinstance(clause, TextClause):
+        return _TEXT
+    if isinstance(clause, UpdateBase):
+        return _DML
+    if isinstance(clause, StatementLambdaElement):
+        return _LAMBDA
+    if isinstance(clause, FunctionElement):
+        return _FUNCTION
+    return _OTHER
