@@ -291,8 +291,11 @@ class NodePool:
             else:
                 self._release(conn, dirty, settled)
         finally:
-            self._in_use.pop()
-            self._lent.pop()
+            try:
+                self._in_use.pop()
+                self._lent.pop()
+            except IndexError:  # pragma: no cover - a release without an acquire
+                logger.warning("%s: a connection was given back twice", self.name)
 
     def abandon(self, conn: psycopg.Connection[Any]) -> None:
         """Give back *conn*, whose statement was given up on while under way (the async twin
