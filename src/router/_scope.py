@@ -322,7 +322,7 @@ class Scope:
 class Call:
     """One statement on its way: the driver method, its arguments, and its classification."""
 
-    __slots__ = ("args", "cls", "kw", "method", "query")
+    __slots__ = ("args", "classification", "kw", "method", "query")
 
     def __init__(
         self,
@@ -330,10 +330,10 @@ class Call:
         query: str,
         args: tuple[Any, ...],
         kw: dict[str, Any],
-        cls: Classification,
+        classification: Classification,
     ) -> None:
         self.method = method
         self.query = query
         self.args = args
         self.kw = kw
-        self.cls = cls
+        self.classification = classification

@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 
 import router
-from router._catalog import load_catalog
+from router._catalog_load import load_catalog
 from router.core import Route
 from tests.unit.classify_cases import CASES, Case
 

@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from router._catalog import load_catalog
+from router._catalog_load import load_catalog
 from router.core import Classifier, FunctionCatalog, Route, normalize_placeholders
 from tests.unit.classify_cases import CASE_CATALOG_ROWS, FIXTURE_SCHEMA_SQL, READ_CASES, Case
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from router import ConfigurationError
-from router._catalog import load_catalog, load_catalog_async
+from router._catalog_load import load_catalog, load_catalog_async
 from router.core import (
     CATALOG_QUERY,
     RELATIONS_QUERY,

@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 
 from router._async._dsn import asyncpg_dsn
-from router._catalog import load_catalog_async
+from router._catalog_load import load_catalog_async
 from router._pooler import note_pooler_mismatch
 from router._scope import Call
 from router.core import FunctionCatalog

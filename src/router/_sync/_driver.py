@@ -13,7 +13,7 @@ import psycopg.errors as e
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.pq import TransactionStatus
 
-from router._catalog import load_catalog as _load_catalog
+from router._catalog_load import load_catalog as _load_catalog
 from router._pooler import note_pooler_mismatch
 from router._scope import Call
 from router._sync._deadline import Deadline

@@ -216,7 +216,7 @@ class Executor:
 
     def route(self, scope: Scope, call: Call) -> Any:
         """A statement outside any transaction block, to the node its classification asks."""
-        cls = call.cls
+        cls = call.classification
         if self.engine.to_primary(cls):
             if cls.standby_refuses:
                 read = self._read_call(call.method, call.query, call.args, call.kw, cls)
@@ -245,7 +245,7 @@ class Executor:
             raise failed.cause from None
 
     def _write(self, scope: Scope, call: Call) -> Any:
-        decision = self.engine.decide_write(call.cls)
+        decision = self.engine.decide_write(call.classification)
         try:
             return self._run(scope, decision, call, write=True)
         except _Retry as broken:
@@ -368,7 +368,7 @@ class Executor:
                 primary=decision.primary,
                 reason=decision.reason.value,
                 detail=decision.detail,
-                route=call.cls.route.value,
+                route=call.classification.route.value,
                 sql=call.query,
             )
             with guard():
@@ -394,7 +394,7 @@ class Executor:
             stats.latency.update(time.perf_counter() - started)
             if write:
                 stats.writes += 1
-                if call.cls.changes_catalog:
+                if call.classification.changes_catalog:
                     self.catalog_changed()
             else:
                 stats.reads += 1
@@ -478,7 +478,7 @@ class Executor:
                 # One statement outside any transaction block: nothing can be left open; a
                 # DO or CALL may have left session state, which goes with a reset (not behind
                 # a transaction pooler: its server connection is no longer this one's).
-                dirty = call.cls.opaque and not self.engine.pooled
+                dirty = call.classification.opaque and not self.engine.pooled
                 pool.release(conn, dirty=dirty, settled=True)
         # The replica did not catch up within ryw_wait (nothing was sent): the primary serves.
         missed = TimeoutError(f"{node} did not replay {decision.wait_for} in time")

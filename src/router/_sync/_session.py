@@ -306,7 +306,7 @@ class Session(Queries):
 
     def _on_held(self, held: _Held, call: Call) -> Any:
         executor = self._executor
-        cls = call.cls
+        cls = call.classification
         if Effect.PIN in cls.effects and held is not self._pinned:
             if held.readonly:
                 raise SessionStateError(

@@ -1,6 +1,6 @@
 """``FunctionCatalog``: function volatility as read from the primary's ``pg_proc``.
 
-A pure value; the I/O that fills it lives in ``router._catalog``.
+A pure value; the I/O that fills it lives in ``router._catalog_load``.
 """
 
 from __future__ import annotations
