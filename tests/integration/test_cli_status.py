@@ -179,6 +179,17 @@ def test_watch_refreshes(cluster: LocalCluster) -> None:
         check_schema(document)
 
 
+def test_watch_before_the_url_takes_the_default_interval(cluster: LocalCluster) -> None:
+    """``router status --watch URL``: the URL is a URL, not the seconds (found by the
+    new-user tryout); a value that is neither is bad usage."""
+    done = status("--watch", cluster_url(cluster), "--count", "2")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("consistency ") == 2
+    bad = status("--watch", "soon", cluster_url(cluster))
+    assert bad.returncode == 2
+    assert "not a number of seconds" in bad.stderr
+
+
 def test_watch_refreshes_in_place_on_a_terminal(cluster: LocalCluster) -> None:
     primary, terminal = pty.openpty()
     clean = {k: v for k, v in os.environ.items() if not k.startswith("ROUTER_")}

@@ -137,7 +137,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON (schema router.status/1)")
     parser.add_argument(
         "--watch",
-        type=float,
+        type=_seconds_or_url,
         nargs="?",
         const=2.0,
         metavar="SECONDS",
@@ -145,6 +145,17 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--count", type=int, help=argparse.SUPPRESS)  # --watch: stop after N
     parser.set_defaults(func=_main)
+
+
+def _seconds_or_url(text: str) -> float | str:
+    """``--watch``'s optional value: seconds, or (``router status --watch URL``) the first
+    URL, which argparse would otherwise take for the seconds."""
+    try:
+        return float(text)
+    except ValueError:
+        if "://" in text or "=" in text:
+            return text
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
 
 
 def _with(node: NodeConfig, password: str) -> NodeConfig:
@@ -336,6 +347,9 @@ def render(report: StatusReport) -> str:
 
 
 def _main(args: argparse.Namespace) -> int:
+    if isinstance(args.watch, str):  # `--watch URL`: a URL, and the default interval
+        args.urls = [args.watch, *args.urls]
+        args.watch = 2.0
     try:
         config = _config(args)
     except ConfigurationError as exc:
