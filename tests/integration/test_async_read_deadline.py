@@ -250,6 +250,7 @@ async def test_a_read_queued_in_pgbouncer_is_given_up_at_its_deadline(
         monitor_timeout=30.0,
         pool=PoolConfig(max_size=1),
     )
+    log_from = replica.log_path.stat().st_size
     async with AsyncRouter(config) as r:
         assert await r.fetchval("SELECT inet_server_port()") == replica.port
         with Watch(db, tag) as watch:
@@ -265,7 +266,11 @@ async def test_a_read_queued_in_pgbouncer_is_given_up_at_its_deadline(
                 assert r.last_decision is not None
                 assert r.last_decision.node == replica.name
             finally:
-                blocker.close()  # ends its transaction: PgBouncer's server connection is free
+                # Its transaction ends at once, with no new server login in between:
+                # PgBouncer hands the server connection to the next client in its queue
+                # right away (the given-up read, were its cancel still on the way).
+                blocker.commit()
+                blocker.close()
             # The server connection is free again: the given-up read must not run now.
             ports = [await r.fetchval("SELECT inet_server_port()") for _ in range(3)]
             assert ports == [replica.port] * 3
@@ -275,6 +280,11 @@ async def test_a_read_queued_in_pgbouncer_is_given_up_at_its_deadline(
             )
             assert waiting
         assert watch.ran_on == set(), watch.ran_on
+    # Nor did it start and get cancelled too soon for pg_stat_activity to show it: the server
+    # logs a cancelled statement's text (log_min_error_statement = error).
+    with replica.log_path.open(errors="replace") as log:
+        log.seek(log_from)
+        assert tag not in log.read()
 
 
 def _hold_server(dsn: str) -> psycopg.Connection[Any]:

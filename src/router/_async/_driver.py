@@ -235,6 +235,22 @@ async def settle(conn: asyncpg.Connection, timeout: float | None) -> bool:
     return not closed(conn)
 
 
+async def give_up_queued(conn: asyncpg.Connection, timeout: float) -> None:
+    """Behind a transaction pooler: let the cancel asyncpg sent for *conn*'s statement given up
+    on be acted on (up to *timeout* s), then close *conn*. A pooler may hold the statement in
+    its queue for a server connection, and PgBouncer drops a cancel for a client still waiting
+    in that queue ("cancel request for idle client"): the statement would run as soon as a
+    server connection frees up, after its caller was told it timed out. Closing the client
+    connection takes it out of the queue; a statement already on a server was cancelled
+    there by then."""
+    if closed(conn):
+        return
+    pending = set(conn._cancellations)  # asyncpg's tasks sending and awaiting the cancel
+    if pending:
+        await asyncio.wait(pending, timeout=timeout)
+    terminate(conn)
+
+
 def terminate(conn: asyncpg.Connection) -> None:
     """Close *conn* now, without a goodbye to the server (safe from anywhere)."""
     if not closed(conn):

@@ -278,6 +278,12 @@ def settle(conn: Connection, timeout: float | None) -> bool:
     return not conn.closed
 
 
+def give_up_queued(conn: Connection, timeout: float) -> None:
+    """Nothing left to do: the deadline's watchdog has had the cancel answered, or cut the
+    link after :data:`~router._sync._deadline.CANCEL_GRACE` (a statement queued in a pooler
+    leaves the queue with its client), before the statement's call returned."""
+
+
 def terminate(conn: Connection) -> None:
     """Close *conn* now (from the thread using it)."""
     if not conn.closed:

@@ -90,7 +90,9 @@ _NO_POSITION: tuple[type[BaseException], ...] = (
     *driver.CONNECT_ERRORS,
     *driver.DATABASE_ERRORS,
 )
-
+#: Behind a transaction pooler, how long a read given up at its timeout waits for its cancel
+#: to be acted on before its connection is closed and the caller hears of it.
+CANCEL_DELIVERY_WAIT = 1.0
 
 Clock = Callable[[], float]
 
@@ -460,6 +462,10 @@ class Executor:
                 # it, and the connection goes back once the server confirms (in the
                 # background). It is not run again elsewhere: a timeout is no lost connection.
                 given_up = True
+                if isinstance(exc, TimeoutError) and self.config.pooler_mode == "transaction":
+                    # A read queued in the pooler must not start after its caller heard
+                    # "timed out": see driver.give_up_queued.
+                    driver.give_up_queued(conn, CANCEL_DELIVERY_WAIT)
                 raise
             elif abandoned:
                 # The router's own statement (bounded by command_timeout): the link may be
