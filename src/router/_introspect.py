@@ -97,6 +97,8 @@ def stats(
             "lag_bytes": health.lag_bytes,
             "lag_seconds": health.lag_seconds,
             "replay_lsn": None if health.replay_lsn is None else str(health.replay_lsn),
+            "timeline": health.timeline,
+            "off_timeline": topology.off_timeline(health),
             "pool": pool.usage(),
             "acquired": s.acquired,
             "acquire_wait_seconds": round(s.acquire_wait, 6),

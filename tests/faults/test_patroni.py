@@ -629,21 +629,15 @@ async def test_no_failed_read_outside_transactions(run: Run) -> None:
 
 
 #: Scenarios whose stale-read invariant is known broken, with why: an expected failure of exactly
-#: that pair, never a loosened assertion. Empty: crash-restart and member-lost read stale after
-#: the issue 12 merge because a session opened after a commit whose position could not be read
-#: (the leader died between the commit and its position read) did not inherit the loss, and
-#: read on a replica behind that commit (fixed in router._scope.Scope.session; regression
-#: tests in tests/integration/test_*_session_io.py and tests/unit/test_scope.py).
-#: Still open: member-lost read stale once more in a fresh-clone CI run (1 of 3 runs today) after
-#: that fix, on the *old leader* once it rejoined as a replica ('user 12 range [recovery] on pg0
-#: (classifier): id 12003 v=0, own acknowledged write v=301'; no write lost). Suspected: the old
-#: leader comes back on its old timeline with a replay position above the first commits of the
-#: new one (the new primary's WAL restarts below the old leader's end), and the router compares
-#: positions across timelines. Needs timelines in the eligibility check (Patroni's per-member
-#: timeline, received_tli). To be fixed next.
-KNOWN_STALE: dict[str, str] = {
-    "member-lost": "stale reads on the old leader after it rejoins (timelines: see above)",
-}
+#: that pair, never a loosened assertion. Empty. History: crash-restart and member-lost read
+#: stale after the issue 12 merge because a session opened after a commit whose position could
+#: not be read did not inherit the loss (fixed in router._scope.Scope.session); member-lost
+#: then read stale on the *old leader* once it came back as a standby: it replayed its own WAL
+#: past the point where the new leader's timeline forked, so its replay position was above
+#: commits it did not have (positions on two timelines do not compare). Replicas off the
+#: primary's timeline are now left out of every read (router.core.Topology.off_timeline;
+#: staged deterministically in tests/integration/test_*_faults.py).
+KNOWN_STALE: dict[str, str] = {}
 
 
 @scenario

@@ -674,3 +674,85 @@ async def test_a_node_that_never_answers_is_marked_down_and_slows_nothing(
     assert times["marked_down_s"] < 6.0, times
     # The other nodes are still checked about every interval (0.1 s) meanwhile.
     assert rounds_in_1s >= 5, rounds_in_1s
+
+
+# -- a former primary back on the timeline the cluster left ---------------------------------
+
+
+async def test_a_former_primary_back_on_its_old_timeline_serves_no_read() -> None:
+    """The primary crashes with WAL its replica never received; the replica is promoted (a
+    new timeline) and takes a session's commit; the former primary comes back as a standby
+    without pg_rewind. It replays its own WAL, past the point where the new timeline forked,
+    and cannot stream: its replay position is above the session's commit while it lacks it
+    (positions on two timelines do not compare). No read goes there, read-your-writes or
+    eventual, until it streams the primary's timeline (issue 17: a Patroni member lost and
+    restarted read stale exactly so)."""
+    with LocalCluster(replicas=1) as own:
+        old, new = own.primary, own.replicas[0]
+        execute_on(old.dsn, "CREATE TABLE kv (k int PRIMARY KEY, v int NOT NULL)")
+        await blocking(own.wait_caught_up)
+        config = RouterConfig(
+            nodes=[NodeConfig(dsn=n.dsn, name=n.name) for n in own.nodes],
+            application_name="faults-timeline",
+            monitor_interval=INTERVAL,
+            monitor_timeout=0.5,
+            failures_to_down=2,
+            probe_backoff_initial=0.1,
+            probe_backoff_max=0.4,
+            readmit_hold=0.1,
+            max_lag_seconds=None,
+            pool=PoolConfig(min_size=1, max_size=4, acquire_timeout=2.0, connect_timeout=1.0),
+        )
+        async with AsyncRouter(config) as router:
+            await wait_for(
+                lambda: (
+                    router.stats()["primary"] == old.name and _node(router, new.name)["admitted"]
+                ),
+                5,
+                "the replica admitted",
+            )
+            # WAL the replica never receives: it is stopped, the primary writes and crashes.
+            await blocking(own.stop, new)
+            execute_on(
+                old.dsn,
+                "CREATE TABLE filler AS SELECT g, repeat('x', 200) AS pad"
+                " FROM generate_series(1, 20000) AS g",
+            )
+            old_end = await node_value(old.dsn, "SELECT pg_current_wal_lsn()::text")
+            await blocking(own.kill, old)
+            await blocking(lambda: own.start_node(new, streaming=False))
+            await blocking(own.promote, new)
+            await wait_for(
+                lambda: router.stats()["primary"] == new.name, 10, "the promoted node as primary"
+            )
+            async with router.session() as session:
+                await session.execute("INSERT INTO kv VALUES (1, 42)")
+                await blocking(own.follow, old, new)
+                # Back as a standby, within the lag budget: only its timeline keeps it out.
+                await wait_for(
+                    lambda: (
+                        _node(router, old.name)["role"] == "replica"
+                        and _node(router, old.name)["admitted"]
+                    ),
+                    10,
+                    "the former primary back as a standby, admitted by the lag gate",
+                )
+                # The premise: it replayed its own WAL past the session's commit.
+                commit = await node_value(new.dsn, "SELECT pg_current_wal_lsn()::text")
+                replayed = await node_value(old.dsn, "SELECT pg_last_wal_replay_lsn()::text")
+                assert await node_value(
+                    old.dsn, f"SELECT '{replayed}'::pg_lsn > '{commit}'::pg_lsn"
+                ), (replayed, commit, old_end)
+                assert await node_value(old.dsn, "SELECT count(*) FROM kv") == 0
+                node = _node(router, old.name)
+                assert node["off_timeline"], node
+                assert node["timeline"] is None, node
+                read = "SELECT inet_server_port(), (SELECT v FROM kv WHERE k = 1)"
+                seen = {tuple(await session.fetchrow(read)) for _ in range(20)}
+                assert seen == {(new.port, 42)}
+            async with router.session(consistency="eventual") as eventual:
+                ports = {await eventual.fetchval("SELECT inet_server_port()") for _ in range(20)}
+            assert ports == {new.port}
+            decision = router.last_decision
+            assert decision is not None
+            assert "former primary of timeline 1" in decision.detail, decision

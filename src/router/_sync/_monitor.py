@@ -46,8 +46,10 @@ __all__ = ["CHECK_QUERY", "Monitor"]
 
 logger = logging.getLogger(__name__)
 
-#: One round trip tells everything about a node. ``pg_current_wal_lsn()`` fails on a standby,
-#: so it is only evaluated on a primary.
+#: One round trip tells everything about a node. ``pg_current_wal_lsn()`` and
+#: ``pg_walfile_name()`` fail on a standby, so they are only evaluated on a primary. The
+#: timeline: a primary's from the name of the WAL file it writes; a standby's, the one its WAL
+#: receiver streams (visible to superusers and ``pg_read_all_stats``, NULL to others).
 CHECK_QUERY = """
 SELECT r.in_recovery,
        CASE WHEN r.in_recovery THEN NULL ELSE pg_current_wal_lsn()::text END,
@@ -55,7 +57,12 @@ SELECT r.in_recovery,
        pg_last_wal_receive_lsn()::text,
        CASE WHEN r.in_recovery THEN pg_is_wal_replay_paused() ELSE false END,
        extract(epoch FROM pg_last_xact_replay_timestamp())::float8,
-       extract(epoch FROM clock_timestamp())::float8
+       extract(epoch FROM clock_timestamp())::float8,
+       CASE WHEN r.in_recovery
+            THEN (SELECT received_tli FROM pg_stat_wal_receiver WHERE status = 'streaming')
+            ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int
+       END,
+       pg_has_role('pg_read_all_stats', 'USAGE')
 FROM (SELECT pg_is_in_recovery() AS in_recovery) AS r
 """
 
@@ -66,7 +73,7 @@ def _lsn(text: str | None) -> Lsn | None:
 
 def _status(row: Any) -> NodeStatus:
     """The :class:`NodeStatus` of a row of :data:`CHECK_QUERY`."""
-    in_recovery, wal, replay, receive, paused, replayed_at, server_now = row
+    in_recovery, wal, replay, receive, paused, replayed_at, server_now, timeline, sees = row
     return NodeStatus(
         in_recovery=in_recovery,
         wal_lsn=_lsn(wal),
@@ -75,6 +82,8 @@ def _status(row: Any) -> NodeStatus:
         replay_paused=bool(paused),
         last_replay_at=replayed_at,
         server_now=server_now,
+        timeline=timeline,
+        sees_receiver=bool(sees),
     )
 
 

@@ -48,6 +48,7 @@ class Cause(StrEnum):
     ROLE = "role"
     LAG_GATE = "lag_gate"
     STALENESS = "staleness"
+    TIMELINE = "timeline"
     FLOOR = "floor"
 
 
@@ -101,6 +102,8 @@ class Exclusion:
             return _staleness_reason(node, self.staleness)
         if self.cause is Cause.ROLE:
             return f"role {node.role}"
+        if self.cause is Cause.TIMELINE:
+            return _timeline_reason(node)
         return node.reason
 
 
@@ -198,6 +201,10 @@ def _compute(
             cause = Cause.DOWN
         elif role is not _REPLICA:
             cause = Cause.ROLE
+        elif topology.off_timeline(node):
+            # At every level: its data may hold commits the cluster lost, or lack ones it has
+            # at positions it has "replayed" on another history.
+            cause = Cause.TIMELINE
         elif gated:
             if not node.admitted:
                 cause = Cause.LAG_GATE
@@ -234,3 +241,11 @@ def _staleness_reason(node: NodeHealth, bound: Staleness) -> str:
         return "time lag unknown"
     limit = "?" if bound.max_seconds is None else format_seconds(bound.max_seconds)
     return f"lag {format_seconds(node.lag_seconds)} > {limit} max staleness"
+
+
+def _timeline_reason(node: NodeHealth) -> str:
+    if node.timeline is not None:
+        return f"streams timeline {node.timeline}, older than the primary's"
+    if node.led_timeline is not None:
+        return f"former primary of timeline {node.led_timeline}, not streaming the primary's yet"
+    return "on an older timeline than the primary's (Patroni)"

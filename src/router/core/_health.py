@@ -292,11 +292,14 @@ def observe(
         probe_delay=0.0,
         next_probe_at=now,
         checked_at=now,
+        timeline=status.timeline,
+        sees_receiver=status.sees_receiver,
     )
     if not status.in_recovery:
         return replace(
             common,
             role=Role.PRIMARY,
+            led_timeline=status.timeline if status.timeline is not None else health.led_timeline,
             admitted=False,
             lag_bytes=0,
             lag_seconds=0.0,

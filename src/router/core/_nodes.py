@@ -56,6 +56,10 @@ class NodeStatus:
     ``pg_last_wal_receive_lsn()``. ``replay_paused``: ``pg_is_wal_replay_paused()``.
     ``last_replay_at``: ``pg_last_xact_replay_timestamp()`` as epoch seconds. ``server_now``: the
     node's ``now()`` in the same query, epoch seconds. ``None`` where the server said NULL.
+    ``timeline``: a primary's timeline (of the WAL it writes); a standby's, the one its WAL
+    receiver streams (``None`` while it streams nothing, or when this user may not see it).
+    ``sees_receiver``: whether this user may see a standby's WAL receiver (superuser or
+    ``pg_read_all_stats``): only then does a ``None`` timeline mean "streams nothing".
     """
 
     in_recovery: bool
@@ -65,6 +69,8 @@ class NodeStatus:
     replay_paused: bool = False
     last_replay_at: float | None = None
     server_now: float | None = None
+    timeline: int | None = None
+    sees_receiver: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +136,10 @@ class NodeHealth:
     ``last_failure`` / ``mixed_failures``: the latest failure's kind, and whether the current run
     of failures mixed kinds. ``next_probe_at``: when a down node is due for its next probe.
     ``low_since``: since when the lag has stayed at or below the re-admit mark. ``reason``: a
-    short human string for telemetry.
+    short human string for telemetry. ``timeline`` / ``sees_receiver``: from the latest check
+    (see :class:`NodeStatus`). ``led_timeline``: the timeline this node was last seen writing
+    as a primary, kept while it is a standby until it is seen streaming the current primary's
+    timeline (a former primary's WAL past the fork belongs to a history the cluster left).
     """
 
     name: str
@@ -151,6 +160,9 @@ class NodeHealth:
     next_probe_at: float = -math.inf
     low_since: float | None = None
     checked_at: float | None = None
+    timeline: int | None = None
+    sees_receiver: bool = False
+    led_timeline: int | None = None
     reason: str = "not checked yet"
 
     @property

@@ -96,6 +96,36 @@ class Topology:
         return self.rediscover_at is not None
 
     @property
+    def primary_timeline(self) -> int | None:
+        """The timeline the primary writes (``None``: no primary, or not reported)."""
+        if self.primary is None:
+            return None
+        return self.by_name[self.primary].timeline
+
+    def off_timeline(self, node: NodeHealth) -> bool:
+        """Whether standby *node* may be replaying a history the primary does not share, so
+        that its replay position says nothing about which commits it has: it streams an
+        older timeline than the primary's (its own answer first, else Patroni's), or it is a
+        former primary of an older timeline that streams nothing yet (after a crash it
+        replays its own WAL, which may run past the point where the new primary's timeline
+        forked, before it finds it must be rewound). The second needs a way to see what it
+        streams (``pg_read_all_stats``, or Patroni's view): without one, its replay position
+        alone is trusted."""
+        current = self.primary_timeline
+        if current is None:
+            return False
+        timeline = node.timeline
+        ha = self.ha
+        if timeline is None and ha is not None:
+            member = ha.members.get(node.name)
+            if member is not None:
+                timeline = member.timeline
+        if timeline is not None:
+            return timeline < current
+        led = node.led_timeline
+        return led is not None and led < current and (node.sees_receiver or ha is not None)
+
+    @property
     def primary_lsn(self) -> Lsn | None:
         """The primary's latest sampled WAL position, if the primary is the one sampled."""
         if self.primary is None or self.wal.node != self.primary:
@@ -216,6 +246,22 @@ def tick(
             if veto is not None and health.role is Role.PRIMARY:
                 health = replace(health, role=Role.UNKNOWN, reason=f"not written to: {veto}")
             nodes.append(health)
+    nodes = _rejoined(nodes)
     if stale_request:
         return Topology(tuple(nodes), wal, topology.rediscover_at, topology.suspect, ha)
     return Topology(tuple(nodes), wal, ha=ha)
+
+
+def _rejoined(nodes: list[NodeHealth]) -> list[NodeHealth]:
+    """*nodes*, a former primary forgetting the timeline it led once it streams the primary's
+    (it was rewound, or never diverged): a later pause in its streaming is no divergence."""
+    primaries = [n.timeline for n in nodes if n.role is Role.PRIMARY and n.up]
+    if len(primaries) != 1 or primaries[0] is None:
+        return nodes
+    current = primaries[0]
+    return [
+        replace(n, led_timeline=None)
+        if n.role is Role.REPLICA and n.led_timeline is not None and n.timeline == current
+        else n
+        for n in nodes
+    ]

@@ -227,13 +227,44 @@ class LocalCluster(Harness):
         self.faults_used += 1
         _as_node(self, node)._kill(timeout=30.0)
 
-    def start_node(self, node: Node | str) -> None:
-        """Start a stopped or killed *node*; a replica is back streaming when this returns."""
+    def start_node(self, node: Node | str, *, streaming: bool = True) -> None:
+        """Start a stopped or killed *node*; a replica is back streaming when this returns
+        (with ``streaming=False``, as soon as it accepts connections: one whose primary is
+        down can then be promoted)."""
         self.faults_used += 1
         n = _as_node(self, node)
         self._start_node(n)
-        if n.role == "replica":
+        if n.role == "replica" and streaming:
             self._wait_streaming(n)
+
+    def follow(self, node: Node | str, leader: Node | str) -> None:
+        """Start stopped *node* as a standby of *leader*, as it is: no ``pg_rewind``. This is
+        what an operator or an HA manager does before finding that a former primary must be
+        rewound. A former primary whose WAL runs past the point where *leader*'s timeline
+        forked replays that WAL, then cannot stream: it stays in recovery on a history the
+        cluster left (role ``rejoined``). Returns once it accepts connections.
+        :meth:`reset` cannot undo this for the cluster's first primary: use a cluster of
+        your own."""
+        self.faults_used += 1
+        n, source = _as_node(self, node), _as_node(self, leader)
+        if n.is_running():
+            raise ClusterError(f"{n.name} is running: stop it first")
+        (n.datadir / "standby.signal").touch()
+        chown_to(n.datadir / "standby.signal", self._os_user)
+        conninfo = (
+            f"host={source.host} port={source.port} user={self._superuser} "
+            f"application_name={n.name}"
+        )
+        if self._password is not None:
+            conninfo += f" password={self._password}"
+        self._write_conf(
+            n.datadir / "router_node.conf",
+            f"port = {n.port}\ncluster_name = '{n.name}'\n"
+            f"primary_conninfo = '{conninfo}'\nprimary_slot_name = ''\n",
+        )
+        n.role = "rejoined"
+        self._write_state()
+        self._start_node(n)
 
     def pause_replay(self, node: Node | str) -> None:
         """Stop *node* applying WAL: it keeps receiving, its replay LSN stands still."""
@@ -296,6 +327,8 @@ class LocalCluster(Harness):
         """Undo every fault switch: the topology the cluster was built with, every node
         running, replay resumed, no apply delay, replicas streaming and caught up."""
         original = self._nodes[0]
+        if original.role == "rejoined":
+            raise ClusterError(f"reset cannot undo follow() of {original.name}, the first primary")
         for n in self._nodes:
             if n is not original and n.role != "replica":
                 self._reclone(n, original)

@@ -19,7 +19,7 @@ from router.testing._proc import pid_alive, signal_group, spawn_as, tail, wait_p
 
 __all__ = ["Node", "NodeRole", "StopMode"]
 
-NodeRole = Literal["primary", "replica", "former-primary"]
+NodeRole = Literal["primary", "replica", "former-primary", "rejoined"]
 StopMode = Literal["smart", "fast", "immediate"]
 
 _STOP_SIGNALS: dict[str, signal.Signals] = {
@@ -33,8 +33,9 @@ _STOP_SIGNALS: dict[str, signal.Signals] = {
 class Node:
     """A PostgreSQL server of a :class:`LocalCluster`.
 
-    ``role`` is what the harness made the node (``primary``, ``replica``, or
-    ``former-primary`` once a replica was promoted over it); ask the server itself
+    ``role`` is what the harness made the node (``primary``, ``replica``,
+    ``former-primary`` once a replica was promoted over it, or ``rejoined`` once
+    :meth:`LocalCluster.follow` restarted it as a standby as it was); ask the server itself
     (``pg_is_in_recovery()``) for what it believes.
     """
 
