@@ -23,6 +23,7 @@ from router.errors import ConfigurationError, RouterError
 PRIMARY = "postgresql://app@db-primary:5432/shop"
 REPLICA_1 = "postgresql://app@db-replica-1:5432/shop"
 REPLICA_2 = "host=db-replica-2 port=5433 dbname=shop user=app"
+DSN = PRIMARY
 
 
 def config(**changes: Any) -> RouterConfig:
@@ -169,7 +170,7 @@ def test_frozen_slotted_keyword_only() -> None:
     c = config()
     with pytest.raises(dataclasses.FrozenInstanceError):
         c.policy = "random"  # type: ignore[misc]
-    with pytest.raises(TypeError):
+    with pytest.raises(ConfigurationError, match="keyword arguments only"):
         RouterConfig(PRIMARY)  # type: ignore[call-arg]
     assert not hasattr(c, "__dict__")
     assert not hasattr(NodeConfig(dsn=PRIMARY), "__dict__")
@@ -535,3 +536,46 @@ def test_nodes_list_for_discovered_roles() -> None:
 def test_primary_alone_is_enough() -> None:
     c = RouterConfig(primary=PRIMARY)
     assert c.all_nodes == (NodeConfig(dsn=PRIMARY),)
+
+
+@pytest.mark.parametrize(
+    ("make", "field", "words"),
+    [
+        (lambda: RouterConfig(primry=NodeConfig(dsn=DSN)), "primry", "did you mean 'primary'"),
+        (lambda: PoolConfig(max_sise=3), "max_sise", "did you mean 'max_size'"),
+        (lambda: RetryConfig(tries=3), "tries", "RetryConfig has no such field"),
+        (lambda: NodeConfig(DSN), "NodeConfig", "keyword arguments only"),
+    ],
+)
+def test_a_field_that_does_not_exist_is_named(make: Any, field: str, words: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        make()
+    assert caught.value.field == field
+    assert words in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("option", "words"),
+    [
+        ("connect_timeout=abc", "connect_timeout='abc' is not a whole number"),
+        ("sslmode=bogus", "sslmode='bogus' is not one of"),
+        ("target_session_attrs=primray", "target_session_attrs='primray' is not one of"),
+        ("keepalives=yes", "keepalives='yes' is not one of 0, 1"),
+        ("keepalives_idle=1.5", "keepalives_idle='1.5' is not a whole number"),
+    ],
+)
+def test_a_libpq_option_libpq_would_refuse_at_connect_time_is_refused_now(
+    option: str, words: str
+) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        NodeConfig(dsn=f"{DSN}?{option}")
+    assert caught.value.field == "dsn"
+    assert words in str(caught.value)
+    if not option.startswith("target_session_attrs"):  # from_url drops it: roles are found
+        with pytest.raises(ConfigurationError, match="is not"):
+            RouterConfig.from_url(f"postgresql://app@db1,db2/app?{option}")
+
+
+def test_good_libpq_options_pass() -> None:
+    node = NodeConfig(dsn=f"{DSN}?connect_timeout=5&sslmode=verify-full&keepalives=1")
+    assert "connect_timeout" in node.dsn

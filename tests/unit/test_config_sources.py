@@ -199,8 +199,9 @@ def test_errors_of_overrides_keep_their_field_name() -> None:
     with pytest.raises(ConfigurationError) as info:
         RouterConfig.from_url("postgresql://h/db?router_policy=random", policy="nope")
     assert info.value.field == "policy"
-    with pytest.raises(TypeError):
+    with pytest.raises(ConfigurationError) as info:
         RouterConfig.from_url("postgresql://h/db", no_such_field=1)
+    assert info.value.field == "no_such_field"
 
 
 def test_unknown_query_parameters_that_are_not_router_options_go_to_libpq() -> None:

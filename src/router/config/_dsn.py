@@ -9,6 +9,7 @@ offending token, which may be the password itself).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 from urllib.parse import unquote
@@ -247,6 +248,36 @@ def _port(text: str | None, field: str, display: str) -> int:
     return int(text)
 
 
+#: libpq options whose values libpq (or the driver) would refuse only at connect time, or
+#: read as something else: checked here, so the mistake is named when the config is made.
+_CHOICES: Final[Mapping[str, frozenset[str]]] = {
+    "sslmode": frozenset({"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}),
+    "target_session_attrs": frozenset(
+        {"any", "read-write", "read-only", "primary", "standby", "prefer-standby"}
+    ),
+    "gssencmode": frozenset({"disable", "prefer", "require"}),
+    "channel_binding": frozenset({"disable", "prefer", "require"}),
+    "keepalives": frozenset({"0", "1"}),
+}
+_INTEGERS: Final = ("connect_timeout", "keepalives_idle", "keepalives_interval", "keepalives_count")
+
+
+def _check_options(params: Mapping[str, str], field: str, display: str) -> None:
+    for key, allowed in _CHOICES.items():
+        value = params.get(key)
+        if value is not None and value not in allowed:
+            raise ConfigurationError(
+                field,
+                f"{key}={value!r} is not one of {', '.join(sorted(allowed))}; got {shown(display)}",
+            )
+    for key in _INTEGERS:
+        value = params.get(key)
+        if value is not None and not value.strip().removeprefix("-").isdigit():
+            raise ConfigurationError(
+                field, f"{key}={value!r} is not a whole number; got {shown(display)}"
+            )
+
+
 def parse_node_dsn(dsn: str, field: str, display: str | None = None) -> ParsedDSN:
     """Parse and check the DSN of one server (a libpq URL or key=value conninfo).
 
@@ -294,6 +325,7 @@ def parse_node_dsn(dsn: str, field: str, display: str | None = None) -> ParsedDS
                 f"RouterConfig.from_url() for a multi-host URL); got {shown(display)}",
             )
     port = _port(params.get("port"), field, display)
+    _check_options(params, field, display)
     dbname = params.get("dbname") or None
     if dbname is None:
         raise ConfigurationError(

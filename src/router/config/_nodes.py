@@ -9,7 +9,7 @@ from typing import Any, Final, Self
 from psycopg.conninfo import make_conninfo
 
 from router.config._dsn import MASK, ParsedDSN, parse_node_dsn, redact
-from router.config._values import check_float, check_int, show
+from router.config._values import Checked, check_float, check_int, show
 from router.errors import ConfigurationError
 
 __all__ = [
@@ -59,7 +59,7 @@ def _default_name(parsed: ParsedDSN) -> str:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class NodeConfig:
+class NodeConfig(Checked):
     """One PostgreSQL server.
 
     ``dsn``
@@ -178,7 +178,7 @@ class NodeConfig:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class PoolConfig:
+class PoolConfig(Checked):
     """Connection pool limits, one pool per node. Times are in seconds.
 
     ``min_size`` (>= 0) connections are kept open, at most ``max_size`` (>= 1); a caller waits
@@ -246,7 +246,7 @@ class PoolConfig:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class RetryConfig:
+class RetryConfig(Checked):
     """Retries of reads outside a transaction (design §6), for tenacity.
 
     ``attempts`` is the total number of tries (1: no retry). Waits grow exponentially from

@@ -15,6 +15,7 @@ from router.config._nodes import MAX_COMMAND_TIMEOUT, NodeConfig, PoolConfig, Re
 from router.config._patroni import DEFAULT_TIMEOUT as DEFAULT_PATRONI_TIMEOUT
 from router.config._sources import config_from_env, config_from_patroni, config_from_url
 from router.config._values import (
+    Checked,
     Consistency,
     ConsistencyLiteral,
     Fallback,
@@ -138,7 +139,7 @@ def _patroni_urls(value: object) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class RouterConfig:
+class RouterConfig(Checked):
     """Everything the router needs; see the field comments and design §4, §5, §7.
 
     Nodes: ``primary=`` (with optional ``replicas=``), or ``nodes=`` whose roles are discovered

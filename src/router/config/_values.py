@@ -7,10 +7,12 @@ saying what was expected and what was given. Checks are strict: ``bool`` is not 
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import math
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
-from typing import Final, Literal, TypeVar
+from typing import Final, Literal, Self, TypeVar
 
 from router.config._dsn import redact
 
@@ -19,6 +21,7 @@ from router.core import Consistency
 from router.errors import ConfigurationError
 
 __all__ = [
+    "Checked",
     "Consistency",
     "ConsistencyLiteral",
     "Fallback",
@@ -35,6 +38,28 @@ __all__ = [
     "check_str",
     "show",
 ]
+
+
+class Checked:
+    """Base of the configuration dataclasses: a keyword that names no field raises
+    :class:`ConfigurationError` naming it (with the nearest field name), where the generated
+    ``__init__`` would raise a bare ``TypeError``; positional arguments are refused alike."""
+
+    __slots__ = ()
+
+    def __new__(cls, *args: object, **kwargs: object) -> Self:
+        known = {f.name for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
+        if args:
+            raise ConfigurationError(
+                cls.__name__, f"takes keyword arguments only; got {len(args)} positional"
+            )
+        for name in kwargs:
+            if name not in known:
+                near = difflib.get_close_matches(name, sorted(known), n=1)
+                hint = f" (did you mean {near[0]!r}?)" if near else ""
+                raise ConfigurationError(name, f"{cls.__name__} has no such field{hint}")
+        return super().__new__(cls)
+
 
 # Longest rendering of a bad value in an error message.
 _SHOW_LIMIT: Final = 80
