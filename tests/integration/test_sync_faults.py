@@ -684,7 +684,11 @@ def test_a_former_primary_back_on_its_old_timeline_serves_no_read() -> None:
     restarted read stale exactly so)."""
     with LocalCluster(replicas=1) as own:
         old, new = own.primary, own.replicas[0]
-        execute_on(old.dsn, "CREATE TABLE kv (k int PRIMARY KEY, v int NOT NULL)")
+        execute_on(
+            old.dsn,
+            "CREATE TABLE kv (k int PRIMARY KEY, v int NOT NULL)",
+            "CREATE ROLE plain LOGIN",  # sees no WAL receiver: no timeline of a standby
+        )
         blocking(own.wait_caught_up)
         config = RouterConfig(
             nodes=[NodeConfig(dsn=n.dsn, name=n.name) for n in own.nodes],
@@ -752,4 +756,24 @@ def test_a_former_primary_back_on_its_old_timeline_serves_no_read() -> None:
             assert ports == {new.port}
             decision = router.last_decision
             assert decision is not None
-            assert "former primary of timeline 1" in decision.detail, decision
+            # Both rules hold it out; the reason names the first found.
+            why = ("former primary of timeline 1", "another history")
+            assert any(words in decision.detail for words in why), decision
+        # A router started now, as a user who cannot see WAL receivers, never saw it lead and
+        # cannot see which timeline it streams: its replay position, above the primary's
+        # later positions, gives it away (no privilege, no timeline needed) within two rounds.
+        plain = config.replace(
+            nodes=[
+                NodeConfig(dsn=n.dsn.replace("postgres@", "plain@", 1), name=n.name)
+                for n in own.nodes
+            ]
+        )
+        with Router(plain) as fresh:
+            wait_for(
+                lambda: _node(fresh, old.name)["off_timeline"], 5, "the fresh router to see it"
+            )
+            node = _node(fresh, old.name)
+            assert node["timeline"] is None, node
+            with fresh.session(consistency="eventual") as eventual:
+                ports = {eventual.fetchval("SELECT inet_server_port()") for _ in range(20)}
+            assert ports == {new.port}

@@ -116,3 +116,40 @@ def test_no_primary_timeline_no_rule() -> None:
     topology = run({"a": standby(OLD_END, None), "c": standby(COMMIT, None)})
     assert topology.primary_timeline is None
     assert eligible(topology, Consistency.EVENTUAL).replicas == ("a", "c")
+
+
+# -- without timelines: a standby seen past the primary's position -----------------------
+
+
+def test_a_standby_seen_past_the_primary_s_later_position_is_on_another_history() -> None:
+    """An unprivileged router sees no WAL receiver; a router started after the failover never
+    saw the former primary lead. Its replay position above a later position of the primary
+    is enough: on one history a standby never passes its primary."""
+    blind_back = {**AFTER, "a": standby(OLD_END, None, sees=False)}
+    topology = Topology.initial(["a", "b", "c"])  # a fresh router: never saw a lead
+    topology = tick(topology, blind_back, 0.0, PARAMS)
+    # One round: the replay position and the primary's were sampled together: no proof.
+    assert topology.node("a").ahead_of is None
+    topology = tick(topology, blind_back, 1.0, PARAMS)
+    assert topology.node("a").ahead_of == Lsn(COMMIT + 100)
+    found = eligible(topology, Consistency.EVENTUAL)
+    assert found.replicas == ("c",)
+    assert "another history" in {e.name: e for e in found.excluded}["a"].reason
+    # The primary moves past it: still out (the mark stays).
+    later = {**blind_back, "b": writer(Lsn(OLD_END + 4096), 2)}
+    topology = tick(topology, later, 2.0, PARAMS)
+    assert eligible(topology, Consistency.EVENTUAL).replicas == ("c",)
+    # Rewound: its replay position goes back below the fork, then climbs on the new history.
+    rewound = {**later, "a": standby(Lsn(FORK - 4096), None, sees=False)}
+    topology = tick(topology, rewound, 3.0, PARAMS)
+    assert topology.node("a").ahead_of is None
+    assert eligible(topology, Consistency.EVENTUAL).replicas == ("a", "c")
+
+
+def test_a_replica_at_the_primary_s_position_is_not_ahead() -> None:
+    level = {"b": writer(COMMIT, 2), "a": standby(COMMIT, None, sees=False)}
+    topology = Topology.initial(["a", "b"])
+    for t in range(3):
+        topology = tick(topology, level, float(t), PARAMS)
+    assert topology.node("a").ahead_of is None
+    assert eligible(topology, Consistency.EVENTUAL).replicas == ("a",)

@@ -244,6 +244,8 @@ def _staleness_reason(node: NodeHealth, bound: Staleness) -> str:
 
 
 def _timeline_reason(node: NodeHealth) -> str:
+    if node.ahead_of is not None:
+        return f"replayed past the primary's {node.ahead_of}: another history"
     if node.timeline is not None:
         return f"streams timeline {node.timeline}, older than the primary's"
     if node.led_timeline is not None:

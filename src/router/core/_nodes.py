@@ -140,6 +140,9 @@ class NodeHealth:
     (see :class:`NodeStatus`). ``led_timeline``: the timeline this node was last seen writing
     as a primary, kept while it is a standby until it is seen streaming the current primary's
     timeline (a former primary's WAL past the fork belongs to a history the cluster left).
+    ``ahead_of``: a primary position this standby had replayed past (on one history a standby
+    never passes its primary: it replays another), kept until its replay position goes back
+    (it was rewound or rebuilt) or it is seen streaming the primary's timeline.
     """
 
     name: str
@@ -163,6 +166,7 @@ class NodeHealth:
     timeline: int | None = None
     sees_receiver: bool = False
     led_timeline: int | None = None
+    ahead_of: Lsn | None = None
     reason: str = "not checked yet"
 
     @property

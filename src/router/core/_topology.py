@@ -104,13 +104,16 @@ class Topology:
 
     def off_timeline(self, node: NodeHealth) -> bool:
         """Whether standby *node* may be replaying a history the primary does not share, so
-        that its replay position says nothing about which commits it has: it streams an
-        older timeline than the primary's (its own answer first, else Patroni's), or it is a
-        former primary of an older timeline that streams nothing yet (after a crash it
-        replays its own WAL, which may run past the point where the new primary's timeline
-        forked, before it finds it must be rewound). The second needs a way to see what it
-        streams (``pg_read_all_stats``, or Patroni's view): without one, its replay position
-        alone is trusted."""
+        that its replay position says nothing about which commits it has: it was seen
+        replaying past the primary's position (``ahead_of``: needs nothing but positions), it
+        streams an older timeline than the primary's (its own answer first, else
+        Patroni's), or it is a former primary of an older timeline that streams nothing yet
+        (after a crash it replays its own WAL, which may run past the point where the new
+        primary's timeline forked, before it finds it must be rewound). The last needs a way
+        to see what it streams (``pg_read_all_stats``, or Patroni's view): without one, only
+        the first rule and the lag gate guard against it."""
+        if node.ahead_of is not None:
+            return True
         current = self.primary_timeline
         if current is None:
             return False
@@ -242,6 +245,7 @@ def tick(
             nodes.append(node)
         else:
             health = observe(node, obs, primary_lsn, now, params, history=history)
+            health = _another_history(node, health, primary_lsn, now)
             veto = ha_rule.vetoes(node.name) if ha_rule is not None else None
             if veto is not None and health.role is Role.PRIMARY:
                 health = replace(health, role=Role.UNKNOWN, reason=f"not written to: {veto}")
@@ -252,6 +256,35 @@ def tick(
     return Topology(tuple(nodes), wal, ha=ha)
 
 
+def _another_history(
+    before: NodeHealth, after: NodeHealth, primary_lsn: Lsn | None, now: float
+) -> NodeHealth:
+    """*after*, marked when its replay position of an earlier round is above the primary's
+    position of this one. On one history a standby replays only what its primary has
+    written, so it never passes a later position of the primary: it replays WAL the primary
+    does not have (a former primary's own WAL past a fork; a standby of a lost primary that
+    received more than the promoted one). Needs no privilege and no timeline. The mark stays
+    until its replay position goes back (rewound, rebuilt) or it streams the primary's
+    timeline (:func:`_rejoined`)."""
+    if after.role is not Role.REPLICA:
+        return after if after.ahead_of is None else replace(after, ahead_of=None)
+    ahead = before.ahead_of
+    replay, earlier = after.replay_lsn, before.replay_lsn
+    if ahead is not None and replay is not None and earlier is not None and replay < earlier:
+        ahead = None
+    if (
+        ahead is None
+        and primary_lsn is not None
+        and earlier is not None
+        and before.role is Role.REPLICA
+        and before.checked_at is not None
+        and before.checked_at < now
+        and earlier > primary_lsn
+    ):
+        ahead = primary_lsn
+    return after if ahead == after.ahead_of else replace(after, ahead_of=ahead)
+
+
 def _rejoined(nodes: list[NodeHealth]) -> list[NodeHealth]:
     """*nodes*, a former primary forgetting the timeline it led once it streams the primary's
     (it was rewound, or never diverged): a later pause in its streaming is no divergence."""
@@ -260,8 +293,10 @@ def _rejoined(nodes: list[NodeHealth]) -> list[NodeHealth]:
         return nodes
     current = primaries[0]
     return [
-        replace(n, led_timeline=None)
-        if n.role is Role.REPLICA and n.led_timeline is not None and n.timeline == current
+        replace(n, led_timeline=None, ahead_of=None)
+        if n.role is Role.REPLICA
+        and (n.led_timeline is not None or n.ahead_of is not None)
+        and n.timeline == current
         else n
         for n in nodes
     ]
