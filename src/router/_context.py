@@ -142,13 +142,24 @@ class SharedFloor:
             self.verdict = Start.APPLIED
             return start.lsn
         replicas = [n for n in topology.nodes if n.role is Role.REPLICA]
-        if replicas and all(
-            n.replay_lsn is not None and n.replay_lsn >= start.lsn for n in replicas
+        if (
+            not start.uncertain  # commits past it may not be replayed
+            and replicas
+            and all(n.replay_lsn is not None and n.replay_lsn >= start.lsn for n in replicas)
         ):
             self.verdict = Start.SETTLED
         else:
             self.verdict = Start.APPLIED
         return start.lsn
+
+    def covered(self, lsn: Lsn) -> None:
+        """The primary's position *lsn* was read by one of the unit's sessions after the unit
+        began: an uncertain starting position is settled at it (the unit's next sessions
+        need not read it again, and what the unit hands on is no longer uncertain)."""
+        with self._lock:
+            start = self.start
+            if start is not None and start.uncertain:
+                self.start = Position(start.system_id, max(start.lsn, lsn))
 
     def record_commit(self, lsn: Lsn) -> None:
         """A session of this unit committed a write; *lsn* is past its commit record."""
@@ -167,14 +178,17 @@ class SharedFloor:
         if system_id is None:
             return None
         start = self.start
-        if (
+        applied = (
             start is not None
             and start.system_id == system_id
             and self.verdict in (Start.APPLIED, Start.SETTLED, Start.UNCHECKED)
-            and start.lsn > committed
-        ):
+        )
+        if applied and start is not None and start.lsn > committed:
             committed = start.lsn
-        return Position(system_id, committed)
+        # A commit of the unit whose position could not be read (or a start that said so) may
+        # lie past it: the next request learns the primary's position first.
+        uncertain = self.lost > 0 or (applied and start is not None and start.uncertain)
+        return Position(system_id, committed, uncertain)
 
     def _join(self, cluster: _Cluster) -> bool:
         with self._lock:
@@ -209,7 +223,12 @@ def attach(scope: _Floored, cluster: _Cluster) -> None:
     if lsn is not None and (scope.floor is None or lsn > scope.floor):
         scope.floor = lsn
         scope.verified = -1  # like an imported token: checked after a failover (Scope.unverified)
-    if shared.lost and scope.wants_position:
+    uncertain_start = (
+        shared.start is not None
+        and shared.start.uncertain
+        and shared.verdict in (Start.APPLIED, Start.UNCHECKED)
+    )
+    if (shared.lost or uncertain_start) and scope.wants_position:
         # A session of this unit committed without its position being read: this one reads
         # where that commit surely is until a position read covers it (Scope.lose_position).
         scope.lost = max(scope.lost, 1)

@@ -208,10 +208,12 @@ class RoutingEngine:
     def new_scope(self, consistency: str | None = None, after: str | None = None) -> Scope:
         """A session's scope: its consistency, and the floor of the *after* token."""
         level = Consistency(consistency) if consistency is not None else None
-        floor = None
-        if after is not None:
-            floor = decode_token(after, system_id=self.system_id).lsn
-        scope = self._scope.session(level, floor)
+        start = None if after is None else decode_token(after, system_id=self.system_id)
+        scope = self._scope.session(level, None if start is None else start.lsn)
+        if start is not None and start.uncertain and scope.wants_position:
+            # Its holder committed at a position it could not read: the first read learns
+            # the primary's position, which covers that commit (Scope.lose_position).
+            scope.lost = max(scope.lost, 1)
         attach_shared_floor(scope, self)  # a web request's or job's floor (router.web)
         return scope
 
@@ -223,7 +225,8 @@ class RoutingEngine:
             scope = self._scope
         if scope.floor is None or self.system_id is None:
             return None
-        return encode_token(Position(self.system_id, scope.floor))
+        # While a commit's position is lost the floor is behind it: the token says so.
+        return encode_token(Position(self.system_id, scope.floor, uncertain=scope.lost > 0))
 
     # -- deciding ----------------------------------------------------------------------
 

@@ -268,6 +268,8 @@ class Scope:
             for lossy, lost in losses:
                 if lossy.lost == lost:
                     lossy.lost = 0
+        if self.shared is not None:
+            self.shared.covered(lsn)
 
     def unverified(self, known: Lsn | None, fork: Lsn | None = None) -> bool:
         """Whether the floor must be checked on the primary before a read: it was not

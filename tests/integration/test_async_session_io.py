@@ -237,13 +237,25 @@ async def test_a_session_after_a_commit_whose_position_was_lost_reads_the_commit
         async with app.session() as s:
             assert await s.execute("UPDATE kv SET v = 1 WHERE k = 12003") == "UPDATE 1"
             token = s.token()
-        assert token is not None  # the floor from before the commit
+        # The floor from before the commit, marked as possibly behind it (version 2).
+        assert token is not None
+        assert token.startswith("r2."), token
         for after in (token, None):
             async with app.session(after=after) as s:
                 assert await s.fetchval("SELECT v FROM kv WHERE k = 12003") == 1
                 assert await s.fetchval("SELECT inet_server_port()") == primary_port
+        # Another worker (another router: another process) that resumes from the token has
+        # no loss of its own to go by: the token tells it to learn the primary's position
+        # first (here it cannot: its reads stay on the primary, and see the commit).
+        async with router.AsyncRouter(app.config) as other, other.session(after=token) as s:
+            assert await s.fetchval("SELECT v FROM kv WHERE k = 12003") == 1
     finally:
         execute_on(db.primary_dsn, GRANT)
+    # Now it can: the position it reads covers the commit, so it never reads behind it.
+    async with router.AsyncRouter(app.config) as other:
+        for _ in range(5):
+            async with other.session(after=token) as s:
+                assert await s.fetchval("SELECT v FROM kv WHERE k = 12003") == 1
     # A position read covers it now: sessions read on replicas again, and see it.
     await wait_for(lambda: _session_on_a_replica(app, primary_port), what="a replica again")
     async with app.session() as s:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import re
+import struct
 import urllib.parse
+import zlib
 
 import pytest
 from hypothesis import given
@@ -78,7 +81,7 @@ def test_errors_are_router_and_value_errors() -> None:
         ("r1.AAAAAAAAAAAAAAAAAAAAAAAAAAA=", "malformed"),
         ("r1.AAAAAAAAAAAAAAAAAAAAAAAAAA+", "malformed"),
         ("R1.AAAAAAAAAAAAAAAAAAAAAAAAAAA", "malformed"),
-        ("r2.AAAAAAAAAAAAAAAAAAAAAAAAAAA", "unsupported version"),
+        ("r3.AAAAAAAAAAAAAAAAAAAAAAAAAAA", "unsupported version"),
         ("x" * 10_000, "malformed"),
     ],
 )
@@ -158,3 +161,37 @@ def test_system_id_range() -> None:
 
 def test_str() -> None:
     assert str(pos("16/B374D848", system_id=7)) == "16/B374D848 on cluster 7"
+
+
+# -- version 2: a position that may be behind its holder's commits -------------------------
+
+
+@given(positions)
+def test_an_uncertain_position_round_trips_as_version_2(position: Position) -> None:
+    uncertain = Position(position.system_id, position.lsn, uncertain=True)
+    token = encode(uncertain)
+    assert token.startswith("r2.")
+    assert len(token) == 31
+    assert decode(token) == uncertain
+    assert decode(token) != position  # one position, one token: the flag is part of it
+    assert encode(position).startswith("r1.")
+
+
+def test_version_2_with_no_flag_or_an_unknown_one_is_refused() -> None:
+    """A clear flag has exactly one token, version 1; unknown bits are refused, not
+    dropped."""
+    body = struct.pack(">QQB", 7, 42, 0)
+    for flags in (0, 2, 3):
+        body = struct.pack(">QQB", 7, 42, flags)
+        raw = body + struct.pack(">I", zlib.crc32(body))
+        token = "r2." + base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        with pytest.raises(InvalidToken, match="malformed"):
+            decode(token)
+
+
+def test_max_keeps_uncertainty() -> None:
+    sure = Position(1, Lsn(100))
+    unsure = Position(1, Lsn(50), uncertain=True)
+    assert sure.max(unsure) == Position(1, Lsn(100), uncertain=True)
+    assert unsure.max(sure) == Position(1, Lsn(100), uncertain=True)
+    assert "uncertain" in str(unsure)
