@@ -22,6 +22,9 @@ from router.core._catalog import RELATIONS_QUERY as RELATIONS_QUERY
 from router.core._catalog import FunctionCatalog
 from router.core._catalog import Volatility as Volatility
 from router.core._classify import Classifier, classify, default_classifier
+from router.core._confirm import CONFIRM_WITHIN as CONFIRM_WITHIN
+from router.core._confirm import confirm_pauses as confirm_pauses
+from router.core._confirm import unconfirmed as unconfirmed
 from router.core._eligibility import Cause as Cause
 from router.core._eligibility import Consistency
 from router.core._eligibility import Eligibility as Eligibility

@@ -12,7 +12,8 @@ Rules (design §5):
 - byte lag = primary WAL position - replica replay position, never negative;
 - time lag = 0 when the replica has replayed the primary's position (an idle primary is not
   lag), else the replica's ``now()`` - its last replayed commit time, tightened by the primary's
-  WAL history when the caller keeps one (see :class:`WalHistory`); unknown is ``None``, never 0;
+  WAL history when the caller keeps one (see :class:`WalHistory`; at first sight the monitor
+  takes a second look, :mod:`router.core._confirm`); unknown is ``None``, never 0;
 - a paused replay that is behind is lagging;
 - gate with hysteresis: a replica is dropped when a lag exceeds its budget and re-admitted only
   after its lags stay at or below ``budget * readmit_fraction`` for ``readmit_hold`` seconds;
