@@ -26,9 +26,10 @@ from functools import partial
 from typing import Any
 
 from router._async import _driver as driver
-from router._async._runtime import Lock, Loop, blocking, gather, guard, settle
+from router._async._runtime import Lock, Loop, blocking, gather, guard, settle, sleep
 from router._patroni import fetch_cluster
 from router.core import (
+    CONFIRM_WITHIN,
     CheckFailure,
     FailureKind,
     GateParams,
@@ -37,8 +38,10 @@ from router.core import (
     NodeStatus,
     Observation,
     Topology,
+    confirm_pauses,
     parse_cluster,
     tick,
+    unconfirmed,
 )
 
 __all__ = ["CHECK_QUERY", "Monitor"]
@@ -114,8 +117,10 @@ class Monitor:
         clock: Callable[[], float] = time.monotonic,
         patroni_urls: Sequence[str] = (),
         addresses: Mapping[tuple[str, int], str] | None = None,
+        confirm_within: float = CONFIRM_WITHIN,
     ) -> None:
         self._dsns = dict(dsns)
+        self._confirm_within = confirm_within
         self._patroni_urls = tuple(patroni_urls)
         self._addresses = dict(addresses or {})
         self._patroni_down = False
@@ -225,9 +230,59 @@ class Monitor:
                 old = self.topology
                 # Fold into the *current* value: a rediscovery asked for meanwhile survives.
                 self.topology = tick(old, observed, now, self._params, ha)
-            self.rounds += 1
             self._changed(old)
+            await self._second_looks(old, bound, ha)
+            self.rounds += 1
             return self.topology
+
+    async def _second_looks(self, before: Topology, bound: float, ha: HaView | None) -> None:
+        """Check the primary and the replicas :func:`~router.core.unconfirmed` names again a
+        moment later, and fold them in as seen from *before* (the topology the round found):
+        a replica whose time lag rested on its last replayed commit alone gets the bound of
+        the primary's WAL history instead, if it has caught up meanwhile (see
+        :mod:`router.core._confirm`)."""
+        names = unconfirmed(before, self.topology, self._params)
+        started = self._clock()
+        for pause in confirm_pauses(self._params, self._confirm_within) if names else ():
+            await sleep(pause)
+            primary = self.topology.primary
+            if primary is None or self._closed:
+                return
+            if self._clock() - started > self._confirm_within:
+                return  # the looks themselves were slow
+            looked = self.topology
+            checks = [n for n in (primary, *names) if n not in self._running]
+            now = self._clock()
+            thunks: list[Any] = [partial(self._check, n) for n in checks]
+            outcomes = await gather(
+                thunks, timeout=min(bound, self._timeout), stragglers=self._stragglers
+            )
+            with guard():
+                observed: dict[str, Observation] = {}
+                for name, outcome in zip(checks, outcomes, strict=True):
+                    if not isinstance(outcome, TimeoutError):
+                        observed[name] = outcome
+                        self._late.pop(name, None)
+                current = self.topology
+                # As first seen (or admitted) again, so that the round's verdict from the last
+                # commit alone is replaced, not held against the replica: only with the
+                # primary's position of this look (else its lag would be unknown, which keeps
+                # an admitted replica in), and unless something happened to it meanwhile (a
+                # broken connection reported).
+                seen = observed.get(primary)
+                again = [
+                    before.node(n)
+                    for n in names
+                    if isinstance(seen, NodeStatus)
+                    and not seen.in_recovery
+                    and n in observed
+                    and current.node(n) is looked.node(n)
+                ]
+                self.topology = tick(current.replace(*again), observed, now, self._params, ha)
+            self._changed(current)
+            names = unconfirmed(before, self.topology, self._params)
+            if not names:
+                return
 
     def _changed(self, old: Topology) -> None:
         new = self.topology
