@@ -246,10 +246,12 @@ class Monitor:
         for pause in confirm_pauses(self._params, self._confirm_within) if names else ():
             await sleep(pause)
             primary = self.topology.primary
-            if primary is None or self._closed:
-                return
+            if primary is None or self._closed or self.topology.rediscover:
+                return  # a rediscovery asked for meanwhile: a round of every node decides
             if self._clock() - started > self._confirm_within:
                 return  # the looks themselves were slow
+            if primary in self._running:
+                continue  # its check of the round is still under way
             looked = self.topology
             checks = [n for n in (primary, *names) if n not in self._running]
             now = self._clock()
@@ -258,29 +260,33 @@ class Monitor:
                 thunks, timeout=min(bound, self._timeout), stragglers=self._stragglers
             )
             with guard():
+                current = self.topology
+                if current.rediscover:
+                    return  # the next round takes these outcomes (they wait in _late)
                 observed: dict[str, Observation] = {}
                 for name, outcome in zip(checks, outcomes, strict=True):
                     if not isinstance(outcome, TimeoutError):
                         observed[name] = outcome
                         self._late.pop(name, None)
-                current = self.topology
-                # As first seen (or admitted) again, so that the round's verdict from the last
-                # commit alone is replaced, not held against the replica: only with the
-                # primary's position of this look (else its lag would be unknown, which keeps
-                # an admitted replica in), and unless something happened to it meanwhile (a
-                # broken connection reported).
                 seen = observed.get(primary)
-                again = [
-                    before.node(n)
-                    for n in names
-                    if isinstance(seen, NodeStatus)
-                    and not seen.in_recovery
-                    and n in observed
-                    and current.node(n) is looked.node(n)
-                ]
-                self.topology = tick(current.replace(*again), observed, now, self._params, ha)
+                if not isinstance(seen, NodeStatus) or seen.in_recovery:
+                    # No primary position: the replicas' outcomes could not say their lag.
+                    # What the primary said counts, and the looks are over.
+                    primary_only = {primary: seen} if seen is not None else {}
+                    self.topology = tick(current, primary_only, now, self._params, ha)
+                    names = ()
+                else:
+                    # As first seen (or admitted) again, so that the round's verdict from the
+                    # last commit alone is replaced, not held against the replica; unless
+                    # something happened to it meanwhile (a broken connection reported).
+                    again = [
+                        before.node(n)
+                        for n in names
+                        if n in observed and current.node(n) is looked.node(n)
+                    ]
+                    self.topology = tick(current.replace(*again), observed, now, self._params, ha)
+                    names = unconfirmed(before, self.topology, self._params)
             self._changed(current)
-            names = unconfirmed(before, self.topology, self._params)
             if not names:
                 return
 
