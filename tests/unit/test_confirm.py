@@ -4,6 +4,8 @@ caught up. An injected clock: ``now`` is just a number, as the monitor passes it
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from router.core import Topology, confirm_pauses, tick, unconfirmed
@@ -160,6 +162,14 @@ def test_no_second_look_for_a_replica_held_out_by_an_earlier_verdict() -> None:
     assert not after.node("r").admitted
     later = tick(Topology(after.nodes), {"p": primary(), "r": replica(Lsn(P0 - 96))}, 101, PARAMS)
     assert unconfirmed(after, later, PARAMS) == ()
+
+
+def test_no_second_look_for_a_replica_on_another_history() -> None:
+    # Seen replaying past the primary's position: its positions say nothing of its commits.
+    before, after = first_round(replica(Lsn(P0 - 96)))
+    assert unconfirmed(before, after, PARAMS) == ("r",)
+    marked = after.replace(replace(after.node("r"), ahead_of=Lsn(P0 - 200)))
+    assert unconfirmed(before, marked, PARAMS) == ()
 
 
 def test_no_second_look_when_the_history_bounds_the_lag() -> None:

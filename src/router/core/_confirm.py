@@ -27,9 +27,10 @@ an extension with privileges of its own.)
 
 A second look is taken only where it can change a verdict: a replica on its first check (which
 is admitted at once when its lag is low) or an admitted one (which the round would drop), up,
-replay not paused, whose byte lag is low and whose time lag, from its last commit alone (the
-history has no sample it has replayed) or unknown (no commit replayed since the replica
-started), is above the re-admit mark; within :data:`CONFIRM_WITHIN` seconds of the round.
+replay not paused, not on another history (:meth:`Topology.off_timeline`), whose byte lag is
+low and whose time lag, from its last commit alone (the history has no sample it has replayed)
+or unknown (no commit replayed since the replica started), is above the re-admit mark; within
+:data:`CONFIRM_WITHIN` seconds of the round.
 """
 
 from __future__ import annotations
@@ -82,8 +83,8 @@ def unconfirmed(before: Topology, after: Topology, params: GateParams) -> tuple[
         replay = node.replay_lsn
         if node.admitted or node.replay_paused or replay is None or replay >= latest:
             continue
-        if node.lag_bytes is None or node.checked_at is None:
-            continue
+        if node.lag_bytes is None or node.checked_at is None or after.off_timeline(node):
+            continue  # lag unknown; or on another history, where positions say nothing
         if params.max_lag_bytes is not None and (
             node.lag_bytes > params.max_lag_bytes * params.readmit_fraction
         ):
