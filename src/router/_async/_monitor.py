@@ -9,7 +9,9 @@ direct monitor DSN would see a healthy server behind a dead pooler, and admit a 
 statement can reach.) A round runs the checks of the nodes that are due concurrently, each
 bounded by ``monitor_timeout``, and folds the outcomes into a new
 :class:`~router.core.Topology` with :func:`~router.core.tick`: roles, lag, the lag gate and
-health are all decided there.
+health are all decided there. A replica held out at first sight by its last replayed commit's
+age alone gets a second look within the round (:mod:`router.core._confirm`): on an idle
+primary, WAL without commits makes a caught-up replica look minutes behind for a moment.
 
 With ``patroni_urls`` a round also reads Patroni's ``GET /cluster`` (the first URL that
 answers, alongside the SQL checks) and hands the view to :func:`~router.core.tick`, which
