@@ -16,7 +16,7 @@ import contextlib
 import threading
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from time import perf_counter
+from time import perf_counter, process_time
 from typing import Any, Final
 
 from router_bench._errors import BenchError, describe_error
@@ -276,7 +276,8 @@ async def measure(
     """Run *client* (open) for ``spec.warmup + spec.duration`` seconds. *during(t0,
     duration)* is started when the window opens (a scenario's fault switches) and awaited
     after the workers end. ``fallbacks`` and ``acquire_wait`` are the client's counters'
-    change over the window."""
+    change over the window; ``cpu_seconds`` the process's CPU time from the window's opening
+    to the end of the last operation (the client's cost: every thread of this process)."""
     start = perf_counter()
     t0 = start + spec.warmup
     t_end = t0 + spec.duration
@@ -293,9 +294,11 @@ async def measure(
         for w in range(c)
     ]
     before: list[tuple[int, float]] = []
+    cpu_before: list[float] = []
 
     async def window() -> None:
         await asyncio.sleep(max(0.0, t0 - perf_counter()))
+        cpu_before.append(process_time())
         before.append(client.counters())
         if during is not None:
             await during(t0, spec.duration)
@@ -304,6 +307,7 @@ async def measure(
     drive = _in_threads if client.threaded else _in_tasks
     try:
         stuck = await drive(client, pickers, recs, t_end, t_end + STRAGGLER_SECONDS)
+        cpu_after = process_time()
         after = client.counters()
         await timer
     finally:
@@ -331,4 +335,6 @@ async def measure(
     first = before[0] if before else after
     raw.fallbacks = after[0] - first[0]
     raw.acquire_wait = after[1] - first[1]
+    if cpu_before:
+        raw.cpu_seconds = cpu_after - cpu_before[0]
     return raw

@@ -16,6 +16,7 @@ __all__ = [
     "MAX_ERROR_SAMPLES",
     "RawRound",
     "cell_summary",
+    "cpu_us_per_op",
     "fallbacks",
     "knee",
     "latency_cdf",
@@ -96,6 +97,8 @@ class RawRound:
     errors: int = 0
     error_samples: list[str] = field(default_factory=list)
     acquire_wait: float = 0.0  # seconds, the router's pools (the sweep)
+    #: CPU seconds of the bench process (all its threads) over the window; None: not measured.
+    cpu_seconds: float | None = None
 
     @property
     def ops(self) -> int:
@@ -103,6 +106,14 @@ class RawRound:
 
     def sorted_ms(self) -> list[float]:
         return sorted(x * 1000.0 for x in self.latencies)
+
+
+def cpu_us_per_op(raw: RawRound) -> float | None:
+    """The process's CPU microseconds per operation of the window; ``None`` when it was not
+    measured or no operation counted."""
+    if raw.cpu_seconds is None or not raw.ops:
+        return None
+    return round(raw.cpu_seconds * 1e6 / raw.ops, 2)
 
 
 def to_round(raw: RawRound) -> Round:
@@ -121,6 +132,7 @@ def to_round(raw: RawRound) -> Round:
         p50_ms=round(percentile(ordered, 50), 4),
         p95_ms=round(percentile(ordered, 95), 4),
         p99_ms=round(percentile(ordered, 99), 4),
+        cpu_us_per_op=cpu_us_per_op(raw),
     )
 
 
@@ -147,6 +159,7 @@ def cell_summary(
     for raw in raws:
         merge_samples(samples, raw.error_samples)
     pooled = sorted(x * 1000.0 for raw in raws for x in raw.latencies)
+    cpu = [v for r in rounds if (v := r.get("cpu_us_per_op")) is not None]
     return Cell(
         scenario=scenario,
         workload=workload,
@@ -167,6 +180,7 @@ def cell_summary(
         errors=sum(r["errors"] for r in rounds),
         error_samples=samples,
         latency_cdf=latency_cdf(pooled),
+        cpu_us_per_op=round(statistics.median(cpu), 2) if cpu else None,
     )
 
 

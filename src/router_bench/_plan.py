@@ -36,11 +36,14 @@ __all__ = [
     "Plan",
     "PlanError",
     "PlanOptions",
+    "PLANS",
+    "PREPARED_BASELINES",
     "RYW_WAIT_SECONDS",
     "SubjectSpec",
     "SweepPlan",
     "build_plan",
     "estimate_seconds",
+    "prepared_subjects",
     "round_order",
     "subject_name",
 ]
@@ -60,12 +63,40 @@ BOUNDED_MAX_LAG_SECONDS: Final = 0.5
 RYW_WAIT_SECONDS: Final = 0.01
 WAIT_SUFFIX: Final = "+wait"
 BASELINE: Final = "raw-asyncpg"
-BaselineName = Literal["raw-asyncpg", "naive-split", "pgpool"]
+BaselineName = Literal[
+    "raw-asyncpg",
+    "naive-split",
+    "pgpool",
+    "raw-asyncpg+unprepared",
+    "raw-psycopg",
+    "raw-psycopg+unprepared",
+]
 PoolerName = Literal["session", "transaction"]
+PlanName = Literal["default", "prepared"]
+#: ``--plan``: the default matrix of policies and consistency levels, or ``prepared``: what
+#: the drivers' statement caches are worth and what ``pooler_mode="transaction"`` costs.
+PLANS: Final[tuple[PlanName, ...]] = ("default", "prepared")
+#: The suffix of a subject whose driver prepares nothing (asyncpg ``statement_cache_size=0``,
+#: psycopg ``prepare_threshold=None``), and of one that runs with ``pooler_mode="transaction"``
+#: but no pooler in between (what transaction mode costs the client by itself).
+UNPREPARED_SUFFIX: Final = "+unprepared"
+TXMODE_SUFFIX: Final = "+txmode"
 #: ``--with-pgbouncer``: PgBouncer's pool modes, and the APIs measured through it.
 POOLERS: Final[tuple[PoolerName, ...]] = ("session", "transaction")
 PGBOUNCER_APIS: Final[tuple[Api, ...]] = ("async", "sync")
 BASELINES: Final[tuple[BaselineName, ...]] = ("raw-asyncpg", "naive-split", "pgpool")
+#: ``--plan prepared``: the bare drivers' pools on the primary, statement caches on and off.
+PREPARED_BASELINES: Final[tuple[BaselineName, ...]] = (
+    "raw-asyncpg",
+    "raw-asyncpg+unprepared",
+    "raw-psycopg",
+    "raw-psycopg+unprepared",
+)
+#: ``--plan prepared``: the APIs compared (each has its own driver and statement cache), the
+#: workloads and concurrency levels it runs by default (``--quick``: 8 only).
+PREPARED_APIS: Final[tuple[Api, ...]] = ("async", "sync")
+PREPARED_WORKLOADS: Final[tuple[WorkloadName, ...]] = ("read-only", "mixed")
+PREPARED_CONCURRENCY: Final = (1, 8)
 FAULT_SCENARIOS: Final[tuple[ScenarioName, ...]] = tuple(s for s in SCENARIOS if s != "no-lag")
 #: Workloads the fault scenarios run by default (lag matters to reads after writes).
 FAULT_WORKLOADS: Final[tuple[WorkloadName, ...]] = ("mixed", "ryw")
@@ -86,6 +117,17 @@ _BASELINE_TEXT: Final[dict[BaselineName, str]] = {
     "no health, lag or consistency checks",
     "pgpool": "pgpool-II in front of the same cluster (load balancing, streaming replication "
     "check), an asyncpg pool through it",
+    "raw-asyncpg+unprepared": "one asyncpg pool on the primary, asyncpg's defaults but "
+    "statement_cache_size=0: every statement parsed and described anew",
+    "raw-psycopg": "one psycopg_pool.ConnectionPool on the primary, autocommit, psycopg's "
+    "defaults (prepare_threshold=5): the bare sync driver",
+    "raw-psycopg+unprepared": "one psycopg_pool.ConnectionPool on the primary, autocommit, "
+    "prepare_threshold=None: nothing prepared server-side",
+}
+_UNPREPARED_TEXT: Final[dict[Api, str]] = {
+    "async": "asyncpg statement_cache_size=0",
+    "sync": "psycopg prepare_threshold=None",
+    "sqlalchemy": "asyncpg statement_cache_size=0",
 }
 
 
@@ -139,6 +181,17 @@ class SubjectSpec:
     ryw_wait: float = 0.0
     #: Through a PgBouncer per node in this pool mode (the router's ``pooler_mode`` too).
     pooler: PoolerName | None = None
+    #: The router's ``pooler_mode`` when no PgBouncer is in between (``None``: session, or
+    #: the PgBouncer's mode): ``transaction`` measures what that mode costs the client alone.
+    pooler_mode: PoolerName | None = None
+    #: The driver prepares nothing: asyncpg ``statement_cache_size=0``, psycopg
+    #: ``prepare_threshold=None`` (a baseline's name says the same with its suffix).
+    unprepared: bool = False
+
+    @property
+    def router_pooler_mode(self) -> PoolerName:
+        """The ``pooler_mode`` the subject's router runs with."""
+        return self.pooler or self.pooler_mode or "session"
 
     @property
     def description(self) -> str:
@@ -150,6 +203,13 @@ class SubjectSpec:
                 f"; through a PgBouncer per node in {self.pooler} mode"
                 f' (pooler_mode="{self.pooler}")'
             )
+        elif self.pooler_mode == "transaction":
+            text += (
+                '; pooler_mode="transaction" with no pooler in between (what the mode costs '
+                "the client: no statement cache, nothing set per session)"
+            )
+        if self.unprepared:
+            text += f"; driver statement cache off ({_UNPREPARED_TEXT[self.api]})"
         if self.consistency == "bounded":
             text += f" (max_lag_seconds {BOUNDED_MAX_LAG_SECONDS:g})"
         if self.ryw_wait:
@@ -179,10 +239,19 @@ def subject_name(
     consistency: str,
     ryw_wait: float = 0.0,
     pooler: PoolerName | None = None,
+    *,
+    pooler_mode: PoolerName | None = None,
+    unprepared: bool = False,
 ) -> str:
     """``"async/round-robin/read_your_writes"``, with :data:`WAIT_SUFFIX` when the subject
-    has a ``ryw_wait``, and ``pgbouncer-<mode>:`` in front through PgBouncer."""
+    has a ``ryw_wait``, :data:`TXMODE_SUFFIX` for ``pooler_mode="transaction"`` with no
+    pooler, :data:`UNPREPARED_SUFFIX` with the driver's statement cache off, and
+    ``pgbouncer-<mode>:`` in front through PgBouncer."""
     name = f"{api}/{policy}/{consistency}{WAIT_SUFFIX if ryw_wait else ''}"
+    if pooler is None and pooler_mode == "transaction":
+        name += TXMODE_SUFFIX
+    if unprepared:
+        name += UNPREPARED_SUFFIX
     return name if pooler is None else f"pgbouncer-{pooler}:{name}"
 
 
@@ -193,17 +262,24 @@ def router_subject(
     *,
     ryw_wait: float = 0.0,
     pooler: PoolerName | None = None,
+    pooler_mode: PoolerName | None = None,
+    unprepared: bool = False,
 ) -> SubjectSpec:
     if api not in APIS or policy not in POLICIES or consistency not in CONSISTENCIES:
         raise PlanError(f"no such router subject: {api}/{policy}/{consistency}")
     if ryw_wait and consistency != "read_your_writes":
         raise PlanError(f"ryw_wait applies to read_your_writes only, not {consistency}")
-    name = subject_name(api, policy, consistency, ryw_wait, pooler)
-    return SubjectSpec(name, "router", api, policy, consistency, ryw_wait, pooler)
+    if pooler is not None and pooler_mode not in (None, pooler):
+        raise PlanError(f"through a {pooler}-mode PgBouncer the router's pooler_mode is {pooler}")
+    mode = None if pooler is not None or pooler_mode == "session" else pooler_mode
+    name = subject_name(
+        api, policy, consistency, ryw_wait, pooler, pooler_mode=mode, unprepared=unprepared
+    )
+    return SubjectSpec(name, "router", api, policy, consistency, ryw_wait, pooler, mode, unprepared)
 
 
 def baseline_subject(name: BaselineName) -> SubjectSpec:
-    return SubjectSpec(name, "baseline")
+    return SubjectSpec(name, "baseline", unprepared=name.endswith(UNPREPARED_SUFFIX))
 
 
 def default_subjects(
@@ -229,6 +305,30 @@ def default_subjects(
             for api in PGBOUNCER_APIS
         ]
     subjects += [baseline_subject(b) for b in BASELINES if b != "pgpool" or with_pgpool]
+    return subjects
+
+
+def prepared_subjects(
+    *, with_pgbouncer: bool = True, with_pgpool: bool = False
+) -> list[SubjectSpec]:
+    """``--plan prepared``: for the async (asyncpg) and the sync (psycopg) router, round-robin
+    read_your_writes with the driver's statement cache as configured by default, with it off
+    (``+unprepared``), with ``pooler_mode="transaction"`` and no pooler (``+txmode``), and
+    with *with_pgbouncer* through a PgBouncer per node in session and in transaction mode;
+    each API followed by its bare driver's pool with the cache on and off; then pgpool with
+    *with_pgpool*."""
+    subjects: list[SubjectSpec] = []
+    raw = {"async": "raw-asyncpg", "sync": "raw-psycopg"}
+    for api in PREPARED_APIS:
+        args = (api, "round-robin", "read_your_writes")
+        subjects.append(router_subject(*args))
+        subjects.append(router_subject(*args, unprepared=True))
+        subjects.append(router_subject(*args, pooler_mode="transaction"))
+        if with_pgbouncer:
+            subjects += [router_subject(*args, pooler=mode) for mode in POOLERS]
+        subjects += [baseline_subject(b) for b in PREPARED_BASELINES if b.startswith(raw[api])]
+    if with_pgpool:
+        subjects.append(baseline_subject("pgpool"))
     return subjects
 
 
@@ -271,6 +371,7 @@ class PlanOptions:
     all_apis: bool = False
     subjects: tuple[str, ...] | None = None  # glob patterns over subject names
     seed: int = 0
+    plan: str = "default"  # one of PLANS
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,6 +391,7 @@ class Plan:
     cells: tuple[CellPlan, ...]
     sweep: SweepPlan | None
     notes: tuple[str, ...] = field(default=())
+    name: PlanName = "default"
 
     @property
     def runs(self) -> int:
@@ -312,6 +414,7 @@ class Plan:
             scenarios=list(self.scenarios),
             pool_size=self.pool_size,
             with_pgpool=self.with_pgpool,
+            plan=self.name,
         )
 
 
@@ -367,11 +470,32 @@ def _select(subjects: list[SubjectSpec], patterns: tuple[str, ...] | None) -> li
     return [s for s in subjects if s in chosen]  # the matrix's order, not the patterns'
 
 
+def _prepared_profile(profile: Profile) -> Profile:
+    """``--plan prepared``: the profile's timings, no fault (a statement cache does not
+    care about lag), the workloads where a cache shows (point reads; a mix with writes)."""
+    return Profile(
+        rows=profile.rows,
+        duration=profile.duration,
+        warmup=profile.warmup,
+        rounds=profile.rounds,
+        workloads=PREPARED_WORKLOADS,
+        scenarios=("no-lag",),
+    )
+
+
 def build_plan(options: PlanOptions) -> Plan:
     """The plan for *options*; :class:`PlanError` names the first option that is wrong."""
     o = options
     profile = QUICK if o.quick else FULL
     notes: list[str] = []
+    plan_name = _names((o.plan,), PLANS, "--plan")
+    prepared = plan_name == ("prepared",)
+    if prepared:
+        if o.all_apis:
+            raise PlanError("--all-apis: widens the default plan's matrix, not --plan prepared")
+        if o.pool_sizes is not None:
+            raise PlanError("--pool-sizes: sweeps the default plan's router, not --plan prepared")
+        profile = _prepared_profile(profile)
     workloads = _names(o.workloads, WORKLOADS, "--workloads")
     scenarios = _names(o.scenarios, SCENARIOS, "--scenarios")
     concurrency = _positive_ints(o.concurrency, "--concurrency")
@@ -413,11 +537,19 @@ def build_plan(options: PlanOptions) -> Plan:
             "--with-pgbouncer: the bench puts PgBouncers in front of the embedded cluster's "
             "nodes (run router bench without a URL)"
         )
-    all_subjects = default_subjects(
-        all_apis=o.all_apis, with_pgpool=o.with_pgpool, with_pgbouncer=o.with_pgbouncer
-    )
+    if prepared:
+        all_subjects = prepared_subjects(with_pgbouncer=o.embedded, with_pgpool=o.with_pgpool)
+        if not o.embedded:
+            notes.append(
+                "--plan prepared: the PgBouncer subjects need the embedded cluster (the bench "
+                "puts a PgBouncer in front of each of its nodes); left out"
+            )
+    else:
+        all_subjects = default_subjects(
+            all_apis=o.all_apis, with_pgpool=o.with_pgpool, with_pgbouncer=o.with_pgbouncer
+        )
     subjects = _select(all_subjects, o.subjects)
-    faults_trimmed = not o.quick and o.subjects is None
+    faults_trimmed = not o.quick and o.subjects is None and not prepared
     cells: list[CellPlan] = []
     for scenario in scenarios:
         cell_workloads = workloads
@@ -434,6 +566,8 @@ def build_plan(options: PlanOptions) -> Plan:
                 cell_subjects = tuple(s for s in cell_subjects if not s.ryw_wait)
             if concurrency is not None:
                 levels: tuple[int, ...] = concurrency
+            elif prepared:
+                levels = (DEFAULT_CONCURRENCY,) if o.quick else PREPARED_CONCURRENCY
             elif not o.quick and (scenario, workload) == ("no-lag", "mixed"):
                 levels = FULL_MIXED_CONCURRENCY
             else:
@@ -479,6 +613,7 @@ def build_plan(options: PlanOptions) -> Plan:
         cells=tuple(cells),
         sweep=sweep,
         notes=tuple(notes),
+        name="prepared" if prepared else "default",
     )
 
 

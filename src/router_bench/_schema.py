@@ -55,6 +55,9 @@ class Round(TypedDict):
     p50_ms: float
     p95_ms: float
     p99_ms: float
+    # The bench process's CPU time (every thread: the workers, the event loop, the router's
+    # monitor; not the servers' or a pooler's) over the window, per operation; None: no op.
+    cpu_us_per_op: NotRequired[float | None]
 
 
 class Cell(TypedDict):
@@ -80,6 +83,7 @@ class Cell(TypedDict):
     errors: int
     error_samples: list[str]  # up to 5 distinct "ExceptionType: message" lines
     latency_cdf: list[tuple[float, float]]  # (ms, fraction <= ms), at most 100 points
+    cpu_us_per_op: NotRequired[float | None]  # median over the rounds' (see Round)
     vs_baseline: NotRequired[float | None]  # ops_per_s / the raw-asyncpg cell's (same cell)
 
 
@@ -111,6 +115,7 @@ class Settings(TypedDict):
     scenarios: list[ScenarioName]
     pool_size: int | None  # None: one connection per worker (K = concurrency)
     with_pgpool: bool
+    plan: NotRequired[str]  # "default" or "prepared" (--plan); absent: default
 
 
 class NodeInfo(TypedDict):

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import asyncpg
+import psycopg_pool
 from sqlalchemy import Column, Integer, MetaData, Table, Text, bindparam, func, select, update
 
 from router import AsyncRouter, Router
@@ -76,13 +77,19 @@ class Client(Protocol):
 def router_config(target: Target, spec: SubjectSpec, pool_size: int) -> RouterConfig:
     """The target's configuration for a router subject: its policy and consistency, a pool
     of *pool_size* connections per node (opened up front), and for ``bounded`` a lag budget
-    of :data:`BOUNDED_MAX_LAG_SECONDS`; the subject's ``ryw_wait``."""
+    of :data:`BOUNDED_MAX_LAG_SECONDS`; the subject's ``ryw_wait`` and ``pooler_mode``; with
+    ``unprepared`` the drivers' statement caches off (``statement_cache_size=0``,
+    ``prepare_threshold=None``: each router uses its own driver's)."""
     changes: dict[str, Any] = {
         "policy": spec.policy,
         "consistency": spec.consistency,
         "pool": target.base_config.pool.replace(min_size=pool_size, max_size=pool_size),
         "application_name": APPLICATION_NAME,
+        "pooler_mode": spec.router_pooler_mode,
     }
+    if spec.unprepared:
+        changes["statement_cache_size"] = 0
+        changes["prepare_threshold"] = None
     if spec.consistency == "bounded":
         changes["max_lag_seconds"] = BOUNDED_MAX_LAG_SECONDS
     if spec.ryw_wait:
@@ -420,6 +427,87 @@ class NaiveSplitClient:
             pool.terminate()
 
 
+class _PsycopgPoolUnit:
+    """Statements on a psycopg_pool: a connection per statement, as a plain app takes one."""
+
+    __slots__ = ("_pool", "_sql")
+
+    def __init__(self, pool: psycopg_pool.ConnectionPool[Any], sql: Statements) -> None:
+        self._pool = pool
+        self._sql = sql
+
+    def point(self, key: int) -> tuple[int, Ident]:
+        with self._pool.connection() as conn:
+            row = conn.execute(self._sql.point, (key,)).fetchone()
+        assert row is not None
+        return row[0], (row[1], row[2])
+
+    def list(self, category: int) -> Ident | None:
+        with self._pool.connection() as conn:
+            rows = conn.execute(self._sql.list, (category,)).fetchall()
+        return (rows[0][2], rows[0][3]) if rows else None
+
+    def write(self, key: int) -> int:
+        with self._pool.connection() as conn:
+            row = conn.execute(self._sql.write, (key,)).fetchone()
+        assert row is not None
+        version: int = row[0]
+        return version
+
+    def close(self) -> None:
+        pass
+
+
+class RawPsycopgClient:
+    """One psycopg_pool on the primary in autocommit (the bare sync driver), psycopg's own
+    ``prepare_threshold`` unless *prepare_threshold* is given (``None``: never prepare)."""
+
+    threaded = True
+
+    def __init__(
+        self, spec: SubjectSpec, sql: Statements, size: int, conninfo: str, **connect: Any
+    ) -> None:
+        self.spec = spec
+        self._sql = sql
+        self._size = size
+        self._conninfo = conninfo
+        self._connect = connect
+        self._pool: psycopg_pool.ConnectionPool[Any] | None = None
+        self._unit: _PsycopgPoolUnit | None = None
+
+    async def open(self) -> None:
+        pool: psycopg_pool.ConnectionPool[Any] = psycopg_pool.ConnectionPool(
+            self._conninfo,
+            min_size=self._size,
+            max_size=self._size,
+            open=False,
+            kwargs={"autocommit": True, "application_name": APPLICATION_NAME, **self._connect},
+            name=self.spec.name,
+        )
+        try:
+            await asyncio.to_thread(pool.open, wait=True, timeout=30.0)
+        except BaseException:
+            await asyncio.to_thread(pool.close)
+            raise
+        self._pool = pool
+        self._unit = _PsycopgPoolUnit(pool, self._sql)
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await asyncio.to_thread(pool.close)
+
+    def unit(self) -> _PsycopgPoolUnit:
+        assert self._unit is not None
+        return self._unit
+
+    def counters(self) -> tuple[int, float]:
+        return 0, 0.0
+
+    def abort(self) -> None:
+        pass  # psycopg_pool's close() is bounded (its timeout); workers are threads
+
+
 def make_client(
     spec: SubjectSpec,
     target: Target,
@@ -438,6 +526,14 @@ def make_client(
         return SqlalchemyClient(spec, router_config(target, spec, pool_size), table)
     if spec.name == "raw-asyncpg":
         return RawClient(spec, sql, pool_size, target.primary.dsn)
+    if spec.name == "raw-asyncpg+unprepared":
+        return RawClient(spec, sql, pool_size, target.primary.dsn, statement_cache_size=0)
+    if spec.name in ("raw-psycopg", "raw-psycopg+unprepared"):
+        psql = statements(table, "psycopg")
+        conninfo = target.primary.config.connect_dsn
+        if spec.unprepared:
+            return RawPsycopgClient(spec, psql, pool_size, conninfo, prepare_threshold=None)
+        return RawPsycopgClient(spec, psql, pool_size, conninfo)
     if spec.name == "naive-split":
         replicas = [r.dsn for r in target.replicas]
         return NaiveSplitClient(spec, sql, pool_size, target.primary.dsn, replicas)

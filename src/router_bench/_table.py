@@ -34,6 +34,7 @@ __all__ = [
     "cell_tables",
     "error_groups",
     "fmt_count",
+    "fmt_cpu",
     "fmt_ms",
     "fmt_offload",
     "fmt_rate",
@@ -56,6 +57,7 @@ CELL_COLUMNS: Final = (
     "subject",
     "ops/s",
     "vs raw-asyncpg",
+    "CPU \u00b5s/op",
     "p50 ms",
     "p95 ms",
     "p99 ms",
@@ -76,6 +78,7 @@ SWEEP_COLUMNS: Final = (
 # Terminal headers break after the first word so that numeric columns stay narrow.
 _SHORT_HEADERS: Final = {
     "vs raw-asyncpg": "vs\nraw-asyncpg",
+    "CPU \u00b5s/op": "CPU\n\u00b5s/op",
     "p50 ms": "p50\nms",
     "p95 ms": "p95\nms",
     "p99 ms": "p99\nms",
@@ -120,6 +123,12 @@ def fmt_ms(value: float | None) -> str:
 def fmt_offload(value: float | None) -> str:
     v = _finite(value)
     return DASH if v is None else f"{v * 100:.1f}"
+
+
+def fmt_cpu(value: float | None) -> str:
+    """Client CPU microseconds per operation (absent in results of older benches)."""
+    v = _finite(value)
+    return DASH if v is None else f"{v:,.0f}"
 
 
 def fmt_count(value: int | None) -> str:
@@ -204,6 +213,7 @@ def cell_row(result: BenchResult, cell: Cell) -> tuple[str, ...]:
         cell["subject"],
         fmt_rate(cell["ops_per_s"]),
         fmt_ratio(baseline_ratio(result, cell)),
+        fmt_cpu(cell.get("cpu_us_per_op")),
         fmt_ms(cell["p50_ms"]),
         fmt_ms(cell["p95_ms"]),
         fmt_ms(cell["p99_ms"]),

@@ -65,6 +65,15 @@ def register(subparsers: Any) -> None:
         "the URL or PGPASSWORD",
     )
     p.add_argument("--quick", action="store_true", help="a smaller plan: about a minute")
+    p.add_argument(
+        "--plan",
+        choices=("default", "prepared"),
+        default="default",
+        help="default: policies x consistency levels beside the baselines; prepared: what the "
+        "drivers' statement caches are worth (asyncpg statement_cache_size, psycopg "
+        'prepare_threshold) and what pooler_mode="transaction" costs, direct and through a '
+        "PgBouncer per node (%(default)s)",
+    )
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output directory (%(default)s)")
     p.add_argument("--workloads", type=_list(str, "workloads"), help="mixed,read-only,...")
     p.add_argument("--scenarios", type=_list(str, "scenarios"), help="no-lag,delay-1s,...")
@@ -111,6 +120,8 @@ def _fail(message: str, code: int = 1) -> int:
 def _command(args: argparse.Namespace) -> str:
     """The command line, rebuilt from the options (URLs without passwords)."""
     parts = ["router", "bench", *(redact(u) for u in args.urls)]
+    if args.plan != "default":
+        parts += ["--plan", args.plan]
     for flag in ("quick", "with_pgpool", "with_pgbouncer", "all_apis", "json_only"):
         if getattr(args, flag):
             parts.append("--" + flag.replace("_", "-"))
@@ -312,6 +323,7 @@ def _bench(args: argparse.Namespace) -> int:
         all_apis=args.all_apis,
         subjects=args.subjects,
         seed=args.seed,
+        plan=args.plan,
     )
     try:
         plan = build_plan(options)
@@ -325,7 +337,8 @@ def _bench(args: argparse.Namespace) -> int:
         try:
             find_pgbouncer()
         except ClusterError as exc:
-            return _fail(f"--with-pgbouncer: {exc}")
+            flag = "--plan prepared" if plan.name == "prepared" else "--with-pgbouncer"
+            return _fail(f"{flag}: {exc}")
     where = "a local cluster" if plan.embedded else f"{len(args.urls)} URL(s)"
     cells = len(plan.cells) + (1 if plan.sweep else 0)
     print(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import threading
 from typing import Any
 
@@ -204,3 +205,22 @@ def test_the_fault_hook_runs_when_the_window_opens() -> None:
     assert raw.ops > 0
     assert len(seen) == 1
     assert seen[0][1] == 0.2
+
+
+def test_the_processs_cpu_over_the_window_is_measured() -> None:
+    """CPU per operation: the process's CPU time over the window, every thread's (a busy
+    stub burns some on each statement), not the warmup's."""
+
+    class _Busy(_Unit):
+        async def point(self, key: int) -> tuple[int, Ident]:
+            sum(range(2000))  # CPU work of the client's own
+            return await super().point(key)
+
+    class _BusyClient(_Client):
+        def unit(self) -> Any:
+            return _Busy(self)
+
+    raw = asyncio.run(measure(_BusyClient(), _spec("read-only"), IDENTS))
+    assert raw.cpu_seconds is not None
+    # At most the window's wall time on every core; some of it for sure.
+    assert 0 < raw.cpu_seconds <= raw.seconds * (os.cpu_count() or 1) + 0.05

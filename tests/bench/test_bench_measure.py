@@ -169,3 +169,27 @@ def test_error_lines_never_hold_a_secret() -> None:
     assert describe_error(TimeoutError()) == "TimeoutError"
     long = describe_error(ValueError("x" * 500))
     assert len(long) <= len("ValueError: ") + 200
+
+
+def test_cpu_per_operation_per_round_and_its_median_per_cell() -> None:
+    raws = [_raw([1.0] * 10, reads=10), _raw([1.0] * 20, reads=20), _raw([1.0] * 5, reads=5)]
+    raws[0].cpu_seconds = 0.001  # 100 us per op
+    raws[1].cpu_seconds = 0.006  # 300 us
+    raws[2].cpu_seconds = 0.001  # 200 us
+    assert [to_round(r)["cpu_us_per_op"] for r in raws] == [100.0, 300.0, 200.0]
+    cell = cell_summary(
+        scenario="no-lag", workload="read-only", subject="s", concurrency=1, pool_size=1, raws=raws
+    )
+    assert cell["cpu_us_per_op"] == 200.0
+    # Not measured, or nothing done: no figure rather than a made-up one.
+    assert to_round(_raw([1.0], reads=1))["cpu_us_per_op"] is None
+    assert to_round(RawRound(seconds=1.0, cpu_seconds=0.5))["cpu_us_per_op"] is None
+    none = cell_summary(
+        scenario="no-lag",
+        workload="read-only",
+        subject="s",
+        concurrency=1,
+        pool_size=1,
+        raws=[RawRound(seconds=1.0, errors=1)],
+    )
+    assert none["cpu_us_per_op"] is None

@@ -130,12 +130,15 @@ def test_table_rows_show_the_cell_values(sample: BenchResult) -> None:
     row = cell_row(sample, cell)
     assert row[0] == "naive-split"
     assert row[1] == f"{cell['ops_per_s']:,.0f}"
-    assert row[5] == fmt_ms(cell["p99_ms"])
+    assert row[3] == "—"  # the sample predates CPU per operation
+    assert row[6] == fmt_ms(cell["p99_ms"])
     assert cell["offload"] is not None
-    assert row[6] == f"{cell['offload'] * 100:.1f}"
-    assert row[7] == f"{cell['stale_reads']:,}"
+    assert row[7] == f"{cell['offload'] * 100:.1f}"
+    assert row[8] == f"{cell['stale_reads']:,}"
     assert cell["stale_reads"] > 1000  # the sample's naive split reads stale rows under delay
-    assert "," in row[7]
+    assert "," in row[8]
+    measured = cell_row(sample, {**cell, "cpu_us_per_op": 1234.5})
+    assert measured[3] == "1,234"
 
 
 def test_number_formats() -> None:

@@ -259,3 +259,110 @@ def test_bench_subjects_through_pgbouncer() -> None:
     assert not [s for s in build_plan(PlanOptions(quick=True)).subjects if s.pooler]
     with pytest.raises(PlanError, match="--with-pgbouncer"):
         build_plan(PlanOptions(quick=True, embedded=False, with_pgbouncer=True))
+
+
+PREPARED_NAMES = [
+    "async/round-robin/read_your_writes",
+    "async/round-robin/read_your_writes+unprepared",
+    "async/round-robin/read_your_writes+txmode",
+    "pgbouncer-session:async/round-robin/read_your_writes",
+    "pgbouncer-transaction:async/round-robin/read_your_writes",
+    "raw-asyncpg",
+    "raw-asyncpg+unprepared",
+    "sync/round-robin/read_your_writes",
+    "sync/round-robin/read_your_writes+unprepared",
+    "sync/round-robin/read_your_writes+txmode",
+    "pgbouncer-session:sync/round-robin/read_your_writes",
+    "pgbouncer-transaction:sync/round-robin/read_your_writes",
+    "raw-psycopg",
+    "raw-psycopg+unprepared",
+]
+
+
+def test_the_prepared_plan() -> None:
+    plan = build_plan(PlanOptions(plan="prepared"))
+    assert plan.name == "prepared"
+    assert plan.settings()["plan"] == "prepared"
+    assert _names(plan.subjects) == PREPARED_NAMES
+    assert {(c.scenario, c.workload, c.concurrency) for c in plan.cells} == {
+        ("no-lag", w, c) for w in ("read-only", "mixed") for c in (1, 8)
+    }
+    assert all(_names(c.subjects) == PREPARED_NAMES for c in plan.cells)
+    by_name = {s.name: s for s in plan.subjects}
+    # Each subject differs from the first of its API in one thing only.
+    off = by_name["async/round-robin/read_your_writes+unprepared"]
+    assert (off.unprepared, off.router_pooler_mode, off.pooler) == (True, "session", None)
+    assert "statement_cache_size=0" in off.description
+    assert (
+        "prepare_threshold=None"
+        in by_name["sync/round-robin/read_your_writes+unprepared"].description
+    )
+    tx = by_name["sync/round-robin/read_your_writes+txmode"]
+    assert (tx.unprepared, tx.router_pooler_mode, tx.pooler) == (False, "transaction", None)
+    assert "no pooler in between" in tx.description
+    through = by_name["pgbouncer-transaction:async/round-robin/read_your_writes"]
+    assert (through.router_pooler_mode, through.pooler) == ("transaction", "transaction")
+    assert by_name["pgbouncer-session:sync/round-robin/read_your_writes"].router_pooler_mode == (
+        "session"
+    )
+    assert by_name["raw-psycopg+unprepared"].unprepared
+    assert not by_name["raw-psycopg"].unprepared
+    assert "prepare_threshold=None" in by_name["raw-psycopg+unprepared"].description
+    assert "statement_cache_size=0" in by_name["raw-asyncpg+unprepared"].description
+    # The default plan is what it was.
+    assert build_plan(PlanOptions()).name == "default"
+    assert not any(s.unprepared or s.pooler_mode for s in default_subjects(with_pgbouncer=True))
+
+
+def test_the_prepared_plan_quick_on_urls_and_narrowed() -> None:
+    quick = build_plan(PlanOptions(plan="prepared", quick=True))
+    assert {(c.workload, c.concurrency) for c in quick.cells} == {("read-only", 8), ("mixed", 8)}
+    # Against given URLs the bench cannot put PgBouncers in front of the nodes.
+    urls = build_plan(PlanOptions(plan="prepared", quick=True, embedded=False))
+    assert _names(urls.subjects) == [n for n in PREPARED_NAMES if not n.startswith("pgbouncer")]
+    assert any("PgBouncer" in note for note in urls.notes)
+    narrowed = build_plan(
+        PlanOptions(plan="prepared", quick=True, subjects=("raw-*", "*+txmode"), with_pgpool=True)
+    )
+    assert _names(narrowed.subjects) == [
+        "async/round-robin/read_your_writes+txmode",
+        "raw-asyncpg",
+        "raw-asyncpg+unprepared",
+        "sync/round-robin/read_your_writes+txmode",
+        "raw-psycopg",
+        "raw-psycopg+unprepared",
+    ]
+    assert "pgpool" in _names(build_plan(PlanOptions(plan="prepared", with_pgpool=True)).subjects)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (PlanOptions(plan="fast"), "--plan: unknown 'fast'"),
+        (PlanOptions(plan="prepared", all_apis=True), "--all-apis"),
+        (PlanOptions(plan="prepared", pool_sizes=(2, 4)), "--pool-sizes"),
+    ],
+)
+def test_bad_plan_options_are_named(options: PlanOptions, message: str) -> None:
+    with pytest.raises(PlanError, match=message.replace("+", r"\+")):
+        build_plan(options)
+
+
+def test_prepared_subject_names() -> None:
+    assert subject_name("sync", "round-robin", "eventual", unprepared=True) == (
+        "sync/round-robin/eventual+unprepared"
+    )
+    assert subject_name("async", "random", "bounded", pooler_mode="transaction") == (
+        "async/random/bounded+txmode"
+    )
+    # Through a PgBouncer its mode is in the prefix already.
+    assert router_subject(
+        "async", "round-robin", "eventual", pooler="transaction", pooler_mode="transaction"
+    ).name == ("pgbouncer-transaction:async/round-robin/eventual")
+    assert router_subject("async", "round-robin", "eventual", pooler_mode="session").name == (
+        "async/round-robin/eventual"
+    )
+    with pytest.raises(PlanError, match="pooler_mode"):
+        router_subject(
+            "async", "round-robin", "eventual", pooler="session", pooler_mode="transaction"
+        )

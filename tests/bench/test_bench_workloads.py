@@ -9,7 +9,7 @@ from sqlalchemy.dialects import postgresql
 
 import router
 from router.config import NodeConfig, RouterConfig
-from router_bench._plan import SubjectSpec
+from router_bench._plan import SubjectSpec, prepared_subjects
 from router_bench._schema import WORKLOADS
 from router_bench._subjects import SqlalchemyClient, router_config
 from router_bench._target import Target, TargetNode
@@ -162,3 +162,42 @@ def test_replica_identities_leave_out_nodes_that_cannot_be_told_apart() -> None:
     assert same.ambiguous() == [a.name, b.name]
     assert target.secrets == ("pw",)
     assert target.credentials() == ("u", "pw", "db")
+
+
+def test_prepared_subjects_configuration() -> None:
+    """What ``--plan prepared`` varies reaches the router's configuration, and through it the
+    drivers' settings (``pool_settings()``, what both routers open their pools with)."""
+    target = _target()
+    by_name = {s.name: s for s in prepared_subjects()}
+    default = router_config(target, by_name["async/round-robin/read_your_writes"], 4)
+    base = RouterConfig(primary="postgresql://h/db")
+    assert default.pooler_mode == "session"
+    settings = default.pool_settings()
+    assert (settings.statement_cache_size, settings.prepare_threshold) == (
+        base.statement_cache_size,
+        base.prepare_threshold,
+    )
+    assert settings.statement_cache_size > 0
+    assert settings.prepare_threshold is not None
+    for name in (
+        "async/round-robin/read_your_writes+unprepared",
+        "sync/round-robin/read_your_writes+unprepared",
+    ):
+        off = router_config(target, by_name[name], 4)
+        assert off.pooler_mode == "session", name
+        assert (off.statement_cache_size, off.prepare_threshold) == (0, None), name
+    tx = router_config(target, by_name["sync/round-robin/read_your_writes+txmode"], 4)
+    assert tx.pooler_mode == "transaction"
+    # The mode turns the caches off by itself: the configured values are left as they were.
+    assert (tx.statement_cache_size, tx.prepare_threshold) == (
+        base.statement_cache_size,
+        base.prepare_threshold,
+    )
+    assert (tx.pool_settings().statement_cache_size, tx.pool_settings().prepare_threshold) == (
+        0,
+        None,
+    )
+    through = router_config(
+        target, by_name["pgbouncer-transaction:async/round-robin/read_your_writes"], 4
+    )
+    assert through.pooler_mode == "transaction"
