@@ -460,3 +460,25 @@ def test_an_empty_url_says_it_is_empty() -> None:
         RouterConfig.from_env({"ROUTER_URL": "  "})
     assert caught.value.field == "ROUTER_URL"
     assert "is empty" in caught.value.problem
+
+
+def test_the_drivers_statement_caches_by_url_and_environment() -> None:
+    """What ``router bench --plan prepared`` compares is a user's to set without code."""
+    url = "postgresql://h/db?router_statement_cache_size=0&router_prepare_threshold=none"
+    c = RouterConfig.from_url(url)
+    assert (c.statement_cache_size, c.prepare_threshold) == (0, None)
+    assert (c.pool_settings().statement_cache_size, c.pool_settings().prepare_threshold) == (
+        0,
+        None,
+    )
+    env = {
+        "ROUTER_URL": "postgresql://h/db",
+        "ROUTER_STATEMENT_CACHE_SIZE": "250",
+        "ROUTER_PREPARE_THRESHOLD": "0",
+    }
+    c = RouterConfig.from_env(env)
+    assert (c.statement_cache_size, c.prepare_threshold) == (250, 0)
+    for option, value in (("statement_cache_size", "-1"), ("prepare_threshold", "often")):
+        with pytest.raises(ConfigurationError) as info:
+            RouterConfig.from_url(f"postgresql://h/db?router_{option}={value}")
+        assert info.value.field == f"url: router_{option}"
