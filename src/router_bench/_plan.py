@@ -206,7 +206,8 @@ class SubjectSpec:
         elif self.pooler_mode == "transaction":
             text += (
                 '; pooler_mode="transaction" with no pooler in between (what the mode costs '
-                "the client: no statement cache, nothing set per session)"
+                "the client: no statement cache, nothing set per session, reads under "
+                'read_timeout="auto"\'s 30 s deadline)'
             )
         if self.unprepared:
             text += f"; driver statement cache off ({_UNPREPARED_TEXT[self.api]})"
