@@ -7,6 +7,7 @@ import asyncio
 import itertools
 import os
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -117,6 +118,9 @@ class _SyncUnit:
         self.client = client
 
     def point(self, key: int) -> tuple[int, Ident]:
+        # A round trip, as a driver's: the thread lets go of the GIL while it waits, so that
+        # every worker gets to run (pure-Python loops starved some of them on a loaded box).
+        time.sleep(0.0001)
         return 1, REPLICA
 
     def list(self, category: int) -> Ident | None:
