@@ -16,6 +16,7 @@ import pytest
 from router.cli._cluster import cluster_url
 from router.testing import LocalCluster
 from tests.integration.lag_support import behind_without_commits, reconnected_after_first_check
+from tests.integration.timeline_support import diverge, rejoin
 from tests.support import wait_until
 
 pytestmark = pytest.mark.integration
@@ -176,6 +177,30 @@ def test_a_paused_replica_is_lagging_and_not_eligible(cluster: LocalCluster) -> 
     assert "not eligible" in line
     cluster.resume_replay(paused)
     wait_until(lambda: by_port(report(url))[paused.port]["eligible"], what="eligible again")
+
+
+def test_a_former_primary_on_the_history_the_cluster_left_is_a_problem() -> None:
+    """A former primary back as a standby before it was rewound replays WAL the new primary
+    never had (tests/integration/timeline_support.py): ``router status``, which never saw it
+    lead, finds it replaying past the primary's position, shows why it is not eligible, and
+    exits 1."""
+    with LocalCluster(replicas=1) as own:
+        own.wait_caught_up()
+        former, promoted = diverge(own)
+        rejoin(own, former, promoted)
+        url = cluster_url(own)
+        done = status(url)
+        assert done.returncode == 1, done.stdout
+        line = next(line for line in done.stdout.splitlines() if f":{former.port} " in line)
+        assert "not eligible" in line
+        problem = next(p for p in done.stdout.splitlines() if p.startswith("problem:"))
+        assert "another history" in problem, done.stdout
+        document = report(url)
+        check_schema(document)
+        node = by_port(document)[former.port]
+        assert node["role"] == "replica"
+        assert not node["eligible"]
+        assert by_port(document)[promoted.port]["role"] == "primary"
 
 
 def test_a_killed_replica_is_a_row_that_says_why(cluster: LocalCluster) -> None:

@@ -48,6 +48,7 @@ from tests.integration.sync_support import (
     wait_for,
     within,
 )
+from tests.integration.timeline_support import diverge, rejoin
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults, *MARKS]
 
@@ -711,22 +712,13 @@ def test_a_former_primary_back_on_its_old_timeline_serves_no_read() -> None:
                 "the replica admitted",
             )
             # WAL the replica never receives: it is stopped, the primary writes and crashes.
-            blocking(own.stop, new)
-            execute_on(
-                old.dsn,
-                "CREATE TABLE filler AS SELECT g, repeat('x', 200) AS pad"
-                " FROM generate_series(1, 20000) AS g",
-            )
-            old_end = node_value(old.dsn, "SELECT pg_current_wal_lsn()::text")
-            blocking(own.kill, old)
-            blocking(lambda: own.start_node(new, streaming=False))
-            blocking(own.promote, new)
+            blocking(diverge, own)
             wait_for(
                 lambda: router.stats()["primary"] == new.name, 10, "the promoted node as primary"
             )
             with router.session() as session:
                 session.execute("INSERT INTO kv VALUES (1, 42)")
-                blocking(own.follow, old, new)
+                blocking(rejoin, own, old, new)
                 # Back as a standby, within the lag budget: only its timeline keeps it out.
                 wait_for(
                     lambda: (
@@ -742,7 +734,6 @@ def test_a_former_primary_back_on_its_old_timeline_serves_no_read() -> None:
                 assert node_value(old.dsn, f"SELECT '{replayed}'::pg_lsn > '{commit}'::pg_lsn"), (
                     replayed,
                     commit,
-                    old_end,
                 )
                 assert node_value(old.dsn, "SELECT count(*) FROM kv") == 0
                 node = _node(router, old.name)

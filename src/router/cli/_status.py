@@ -28,7 +28,7 @@ from typing import Any, Final
 from router._sync import _driver as driver
 from router._sync._monitor import Monitor
 from router.config import Consistency, NodeConfig, RouterConfig, redact
-from router.core import Eligibility, NodeHealth, Role, Topology, eligible
+from router.core import Cause, Eligibility, NodeHealth, Role, Topology, eligible
 from router.errors import ConfigurationError
 
 __all__ = [
@@ -238,6 +238,9 @@ def _decision(node: NodeHealth, topology: Topology, chosen: Eligibility, weight:
 def collect(config: RouterConfig, monitor: Monitor) -> StatusReport:
     """One round of checks through *monitor* (which keeps the lag gate's hysteresis across
     rounds, as a router's does), plus each node's timeline and connection count."""
+    monitor.check(patient=True)
+    # A second round: a standby seen replaying past a later position of the primary is on
+    # another history (Topology.off_timeline), which one round cannot show.
     topology = monitor.check(patient=True)
     members = topology.ha.members if topology.ha is not None else {}
     consistency = Consistency(str(config.consistency))
@@ -276,6 +279,12 @@ def collect(config: RouterConfig, monitor: Monitor) -> StatusReport:
             )
         )
     problems = [f"{r.name}: cannot be checked: {r.error}" for r in reports if not r.reachable]
+    problems += [
+        f"{e.name}: on another history than the primary's ({e.reason}): it serves no read "
+        "until it is rewound or rebuilt"
+        for e in chosen.excluded
+        if e.cause is Cause.TIMELINE
+    ]
     if topology.split_brain:
         problems.append("more than one node is a primary: a router refuses writes")
     elif topology.primary is None:
