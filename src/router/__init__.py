@@ -5,6 +5,7 @@ from __future__ import annotations
 from router._async._router import AsyncRouter
 from router._async._session import AsyncSession, AsyncTransaction
 from router._catalog_load import load_catalog, load_catalog_async
+from router._engine import RoutingEngine
 from router._introspect import Explanation
 from router._sync._router import Router
 from router._sync._session import Session, Transaction
@@ -80,6 +81,7 @@ __all__ = [
     "Router",
     "RouterConfig",
     "RouterError",
+    "RoutingEngine",
     "Session",
     "SessionStateError",
     "TopologyError",
