@@ -7,7 +7,8 @@ that machine load does not blur (callgrind counts instructions, not time).
 prints nothing; callgrind's ``Collected`` line (stderr) is the count. Run it with two N (say
 1000 and 3000) and divide the difference by the difference of N. *OP*: ``read``
 (``AsyncRouter.fetchrow`` to a replica), ``write`` (``execute`` and its commit position),
-``session-read`` (``AsyncSession.fetchrow``), or ``sqlalchemy`` (a new routed SQLAlchemy
+``session-read`` (``AsyncSession.fetchrow``), ``sync-read`` (the sync ``Router.fetchrow``
+to a replica, on stub pools likewise), or ``sqlalchemy`` (a new routed SQLAlchemy
 session, ``begin``, two ``get_bind`` for a select, one for an insert, ``close``: the unit
 tests' ``Harness``, run from the repository root). The router is never opened: its topology
 is set, and its pools are stubs whose connection answers at once. To measure another tree,
@@ -81,6 +82,48 @@ async def _router_ops(op: str, n: int) -> None:
         await call()
 
 
+class _SyncConn:
+    closed = False
+    broken = False
+
+    def execute(self, *args: Any, **kw: Any) -> _SyncConn:
+        return self
+
+    def fetchone(self) -> Any:
+        return (1,)
+
+
+class _SyncPool:
+    def __init__(self, real: Any) -> None:
+        self.name, self.stats, self._conn = real.name, real.stats, _SyncConn()
+
+    def acquire(self) -> _SyncConn:
+        return self._conn
+
+    def release(self, conn: _SyncConn, *, dirty: bool = False, settled: bool = False) -> None:
+        return None
+
+
+def _sync_router_ops(n: int) -> None:
+    config = router.RouterConfig(
+        primary=router.NodeConfig(dsn="postgresql://app@p.invalid/app", name="primary"),
+        replicas=[router.NodeConfig(dsn="postgresql://app@r.invalid/app", name="replica1")],
+    )
+    r = router.Router(config)
+    seen = {
+        "primary": NodeStatus(in_recovery=False, wal_lsn=Lsn(100)),
+        "replica1": NodeStatus(in_recovery=True, replay_lsn=Lsn(2**40)),
+    }
+    gate = GateParams(max_lag_bytes=10**15, max_lag_seconds=None)
+    r._monitor.topology = tick(Topology.initial(["primary", "replica1"]), seen, 0.0, gate)
+    r.engine.system_id = 7
+    for name in list(r._pools):
+        r._pools[name] = _SyncPool(r._pools[name])  # type: ignore[assignment]
+    query = "SELECT * FROM items WHERE id = %s"
+    for _ in range(WARMUP + n):
+        r.fetchrow(query, (1,))
+
+
 def _sqlalchemy_ops(n: int) -> None:
     # The harness is the tree's own unit-test module: importable once its root is on the path.
     sys.path.insert(0, ".")
@@ -103,6 +146,8 @@ def main() -> None:
     op, n = sys.argv[1], int(sys.argv[2])
     if op == "sqlalchemy":
         _sqlalchemy_ops(n)
+    elif op == "sync-read":
+        _sync_router_ops(n)
     else:
         asyncio.run(_router_ops(op, n))
 

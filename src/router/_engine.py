@@ -67,10 +67,12 @@ from router.core import (
     WaitMisses,
     as_policy,
     decode_token,
+    eligible,
     encode_token,
     policy_from_name,
 )
-from router.core._route import choose_read, choose_write
+from router.core._eligibility import Eligibility
+from router.core._route import choose_read, choose_write, pick_read, plain_read
 from router.errors import InvalidQuery, NoReplicaAvailable, PrimaryUnavailable, TopologyError
 
 __all__ = ["RoutingEngine", "TopologySource"]
@@ -162,6 +164,9 @@ class RoutingEngine:
         self._last_primary: str | None = None
         #: (lower, upper) bound of the latest failover's switch point (see topology_changed).
         self._fork: tuple[Lsn | None, Lsn | None] = (None, None)
+        # The common read's candidates (each eligible replica's stats), kept for the
+        # eligibility value they were made from: see _quick_read.
+        self._candidates: tuple[Eligibility | None, list[NodeStats]] = (None, [])
 
     # -- state -------------------------------------------------------------------------
 
@@ -298,6 +303,10 @@ class RoutingEngine:
                 f"reads refused: {_LOST}, and no primary is reachable to read it"
                 + last_errors(topology)
             )
+        if not exclude and not retry:
+            quick = self._quick_read(topology, scope)
+            if quick is not None:
+                return quick
         excluded = frozenset(exclude) if exclude else _NOTHING
         floor = scope.read_floor
         sticky = scope.sticky
@@ -353,6 +362,35 @@ class RoutingEngine:
             decision = replace(decision, reason=Reason.RETRY, detail=f"retry: {decision.detail}")
         return decision
 
+    def _quick_read(self, topology: Topology, scope: Scope) -> Decision | None:
+        """The everyday read, decided as the general path below would decide it, without its
+        machinery (keyword arguments, exclusion sets, per-call lists): some replica is
+        eligible at the scope's floor, none is excluded, no ``primary_read_weight``; ``None``
+        otherwise (then the general path decides). Which replicas are eligible is
+        :func:`eligible`'s answer, memoized per topology value there: any cause that makes a
+        replica ineligible (health, role, lag, floor, whatever comes) is decided there, never
+        here. What is kept here is only the list of candidates handed to the policy, valid
+        for the eligibility value it was made from (a new topology, or a floor that not every
+        replica has passed, gives another value: the list is made again)."""
+        consistency = scope.consistency
+        if consistency is Consistency.STRONG or self._primary_weight > 0:
+            return None
+        found = eligible(topology, consistency, floor=scope.read_floor)
+        replicas = found.replicas
+        if not replicas:
+            return None
+        sticky = scope.sticky
+        if sticky is not None and scope.parent is not None and sticky in replicas:
+            return plain_read(sticky)  # a session's replica while it stays eligible
+        kept = self._candidates
+        if kept[0] is not found:
+            # One step (a tuple) so that a thread never sees a list of another value.
+            kept = self._candidates = (found, [self._stats[n] for n in replicas])
+        decision = pick_read(topology.primary, kept[1], self._policy, self._rng)
+        # No primary and a policy that declined: the general path says why (it asks the
+        # policy again; the one built-in policy that declines, primary-only, is stateless).
+        return decision if decision.node is not None else None
+
     def needs_settling(self, scope: Scope, decision: Decision) -> bool:
         """Whether *decision* would move a session's reads to another node than its last
         (monotonic reads: see :class:`Scope`): then read the primary's position first and
@@ -371,6 +409,8 @@ class RoutingEngine:
         """The primary, when *scope*'s floor may name WAL lost in a failover (raised before
         the primary moved, or imported, and not confirmed since): the position read there
         after the statement settles the floor (:meth:`settle_floor`)."""
+        if scope.floor is None:
+            return None  # nothing to confirm (the everyday read outside a session)
         topology = self._monitor.topology
         if (
             topology.primary is None

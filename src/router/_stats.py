@@ -41,7 +41,9 @@ class NodeStats:
 
     name: str
     weight: float = 1.0
-    outstanding: int = 0
+    #: One entry per statement under way on the node: ``append`` / ``pop``, each one atomic
+    #: step, so threads need no lock to count (a ``+= 1`` is a read and a write).
+    in_flight: list[None] = field(default_factory=list)
     latency: Ewma = field(default_factory=lambda: Ewma(alpha=0.2))
     waiting: int = 0
     acquired: int = 0
@@ -49,6 +51,11 @@ class NodeStats:
     errors: int = 0
     reads: int = 0
     writes: int = 0
+
+    @property
+    def outstanding(self) -> int:
+        """Statements under way on the node (what ``least-outstanding`` compares)."""
+        return len(self.in_flight)
 
     @property
     def ewma_latency(self) -> float | None:

@@ -25,7 +25,10 @@ from opentelemetry.trace import (
 
 from router._version import __version__
 
-__all__ = ["GaugeSource", "NodeAddress", "Telemetry"]
+__all__ = ["NO_SPAN", "GaugeSource", "NodeAddress", "Telemetry"]
+
+#: The span of a statement while no tracer provider is installed (it records nothing).
+NO_SPAN: Span = INVALID_SPAN
 
 _tracer = trace.get_tracer("router", __version__)
 _meter = metrics.get_meter("router", __version__)
@@ -49,7 +52,9 @@ class Telemetry:
         self._checked_at = -math.inf
         self._tracing = False
 
-    def _tracing_on(self) -> bool:
+    def tracing(self) -> bool:
+        """Whether spans are made: a tracer provider (an SDK) is installed. Callers on the hot
+        path test this before building :meth:`start`'s arguments (:data:`NO_SPAN` otherwise)."""
         # Without an SDK the API hands out no-op spans, but making one still costs a few
         # microseconds per call: look (at most once a second) whether a provider is set.
         now = time.monotonic()
@@ -70,7 +75,7 @@ class Telemetry:
         sql: str,
         extra: dict[str, Any] | None = None,
     ) -> Span:
-        if not self._tracing_on():
+        if not self.tracing():
             return INVALID_SPAN
         span = _tracer.start_span(f"router.{operation}", kind=SpanKind.CLIENT)
         if span.is_recording():

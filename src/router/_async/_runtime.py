@@ -27,9 +27,13 @@ Lock = asyncio.Lock
 Event = asyncio.Event
 
 
+# Stateless, so one serves every `with` (none is made per call on the hot path).
+_NO_GUARD: contextlib.nullcontext[None] = contextlib.nullcontext()
+
+
 def guard() -> contextlib.nullcontext[None]:
     """A guard for a read-modify-write of shared state: one event loop needs none."""
-    return contextlib.nullcontext()
+    return _NO_GUARD
 
 
 async def sleep(seconds: float) -> None:

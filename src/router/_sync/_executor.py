@@ -43,8 +43,8 @@ from router._stats import State
 from router._sync import _driver as driver
 from router._sync._monitor import Monitor
 from router._sync._pool import NodePool
-from router._sync._runtime import Background, guard, sleep
-from router._telemetry import NodeAddress, Telemetry
+from router._sync._runtime import Background, sleep
+from router._telemetry import NO_SPAN, NodeAddress, Telemetry
 from router.config import RouterConfig
 from router.core import (
     Classifier,
@@ -214,6 +214,8 @@ class Executor:
                 f"{cls.reason}: outside a session this would be lost on a pooled connection"
                 " (use router.session() or router.transaction())"
             )
+        if not self.engine.to_primary(cls):  # the everyday read: as route() does, one frame less
+            return self._read(scope, self._read_call(method, query, args, kw, cls))
         return self.route(scope, Call(method, query, args, kw, cls))
 
     def route(self, scope: Scope, call: Call) -> Any:
@@ -364,17 +366,22 @@ class Executor:
             pool = self.pools[node]
             stats = pool.stats
             self.engine.record(decision)
-            span = self.telemetry.start(
-                call.method,
-                self.addresses[node],
-                primary=decision.primary,
-                reason=decision.reason.value,
-                detail=decision.detail,
-                route=call.classification.route.value,
-                sql=call.query,
+            telemetry = self.telemetry
+            span = (
+                telemetry.start(
+                    call.method,
+                    self.addresses[node],
+                    primary=decision.primary,
+                    reason=decision.reason.value,
+                    detail=decision.detail,
+                    route=call.classification.route.value,
+                    sql=call.query,
+                )
+                if telemetry.tracing()
+                else NO_SPAN  # no SDK: nothing to build
             )
-            with guard():
-                stats.outstanding += 1
+            in_flight = stats.in_flight
+            in_flight.append(None)
             started = time.perf_counter()
             try:
                 result = self._on_node(pool, decision, call, scope, write=write, read_only=emulate)
@@ -390,8 +397,7 @@ class Executor:
                 Telemetry.fail(span, exc)
                 raise
             finally:
-                with guard():
-                    stats.outstanding -= 1
+                in_flight.pop()
                 span.end()
             stats.latency.update(time.perf_counter() - started)
             if write:

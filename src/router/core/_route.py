@@ -8,7 +8,7 @@ none or there are two) and are decided by :func:`choose_write`.
 
 from __future__ import annotations
 
-from collections.abc import Container, Mapping
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from random import Random
@@ -18,7 +18,7 @@ from router.core._lsn import Lsn
 from router.core._policies import Candidate, CandidateLike, Policy
 from router.core._topology import Topology
 
-__all__ = ["Decision", "Reason", "choose_read", "choose_write"]
+__all__ = ["Decision", "Reason", "choose_read", "choose_write", "pick_read", "plain_read"]
 
 
 class Reason(StrEnum):
@@ -69,7 +69,8 @@ _PLAIN_READS: dict[str, Decision] = {}
 _PLAIN_WRITES: dict[str, Decision] = {}
 
 
-def _plain_read(node: str) -> Decision:
+def plain_read(node: str) -> Decision:
+    """The everyday read on replica *node* (reason ``classifier``): one value per node."""
     decision = _PLAIN_READS.get(node)
     if decision is None:
         decision = _PLAIN_READS[node] = Decision(node, False, Reason.CLASSIFIER, "read")
@@ -130,12 +131,7 @@ def choose_read(
         if primary_weight > 0 and primary is not None and primary not in exclude:
             own = stats[primary]
             candidates.append(Candidate(primary, primary_weight, own.outstanding, own.ewma_latency))
-        choice = policy(candidates, rng)
-        if choice is None:
-            return _on_primary(primary, Reason.CLASSIFIER, "policy primary-only")
-        if choice.name == primary:
-            return Decision(primary, True, Reason.CLASSIFIER, "read (primary_read_weight)")
-        return _plain_read(choice.name)
+        return pick_read(primary, candidates, policy, rng)
     passed_over: list[str] = []
     if wait and floor is not None:
         waiting = []
@@ -169,6 +165,20 @@ def choose_read(
     if not fallback_to_primary:
         return Decision(None, False, reason, detail)
     return _on_primary(primary, reason, detail)
+
+
+def pick_read(
+    primary: str | None, candidates: Sequence[CandidateLike], policy: Policy, rng: Random
+) -> Decision:
+    """The decision among *candidates* (eligible replicas, and the primary when it is offered
+    with ``primary_read_weight``) that *policy* picks: the one step of :func:`choose_read`
+    that the routing engine's precomputed read path (``RoutingEngine.read_decision``) shares."""
+    choice = policy(candidates, rng)
+    if choice is None:
+        return _on_primary(primary, Reason.CLASSIFIER, "policy primary-only")
+    if choice.name == primary:
+        return Decision(primary, True, Reason.CLASSIFIER, "read (primary_read_weight)")
+    return plain_read(choice.name)
 
 
 def _may_catch_up(topology: Topology, name: str, within: float | None) -> bool:

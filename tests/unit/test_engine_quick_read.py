@@ -1,0 +1,142 @@
+"""The routing engine's precomputed read path decides exactly as its general path.
+
+``RoutingEngine.read_decision`` takes a short path for the everyday read (a replica eligible,
+nothing excluded, no ``primary_read_weight``). Two engines with the same seed and policy, one
+of them with the short path switched off, must make the same decisions, in the same order
+(the policies' own state and the random draws included), across topologies and scopes.
+"""
+
+from __future__ import annotations
+
+from random import Random
+from typing import Any
+
+import pytest
+
+import router
+from router._engine import RoutingEngine
+from router._scope import Scope
+from router._stats import NodeStats
+from router.core import (
+    CheckFailure,
+    Decision,
+    FailureKind,
+    GateParams,
+    Lsn,
+    NodeStatus,
+    Topology,
+    tick,
+)
+from router.errors import RouterError
+
+PARAMS = GateParams(max_lag_bytes=1000, max_lag_seconds=None)
+NAMES = ["p", "r1", "r2"]
+
+
+def _topology(r1: int, r2: int, primary: int = 4500, down: str | None = None) -> Topology:
+    seen: dict[str, Any] = {
+        "p": NodeStatus(in_recovery=False, wal_lsn=Lsn(primary)),
+        "r1": NodeStatus(in_recovery=True, replay_lsn=Lsn(r1)),
+        "r2": NodeStatus(in_recovery=True, replay_lsn=Lsn(r2)),
+    }
+    t = tick(Topology.initial(NAMES), seen, 0.0, PARAMS)
+    if down is not None:
+        t = tick(t, {down: CheckFailure(FailureKind.BROKEN_CONNECTION)}, 1.0, PARAMS)
+    return t
+
+
+class _Monitor:
+    def __init__(self, topology: Topology) -> None:
+        self.topology = topology
+
+    def learn_replay(self, name: str, lsn: Lsn) -> None:
+        pass
+
+    def report_failure(self, name: str, kind: FailureKind, detail: str = "") -> None:
+        pass
+
+    def request_rediscovery(self, suspect: str | None = None) -> None:
+        pass
+
+
+def _engine(policy: str, topology: Topology, *, quick: bool, **config: Any) -> RoutingEngine:
+    cfg = router.RouterConfig(
+        primary=router.NodeConfig(dsn="postgresql://app@p.invalid/app", name="p"),
+        replicas=[
+            router.NodeConfig(dsn="postgresql://app@r1.invalid/app", name="r1"),
+            router.NodeConfig(dsn="postgresql://app@r2.invalid/app", name="r2", weight=2),
+        ],
+        policy=policy,
+        **config,
+    )
+    stats = {n: NodeStats(n, weight=2.0 if n == "r2" else 1.0) for n in NAMES}
+    engine = RoutingEngine(cfg, _Monitor(topology), stats, rng=Random(7))
+    if not quick:
+        engine._quick_read = lambda topology, scope: None  # type: ignore[method-assign]
+    return engine
+
+
+def _decisions(engine: RoutingEngine, scopes: list[Scope], n: int = 40) -> list[object]:
+    out: list[object] = []
+    for i in range(n):
+        scope = scopes[i % len(scopes)]
+        try:
+            d: Decision | str = engine.read_decision(scope)
+        except RouterError as exc:
+            d = f"{type(exc).__name__}: {exc}"
+        out.append(d)
+        # Load moves between calls, as it does under way (least-outstanding, latency).
+        if isinstance(d, Decision) and d.node is not None and i % 3 == 0:
+            engine._stats[d.node].in_flight.append(None)
+            engine._stats[d.node].latency.update(0.001 * (i % 5 + 1))
+    return out
+
+
+TOPOLOGIES = {
+    "both-caught-up": _topology(4400, 4400),
+    "r2-behind": _topology(4400, 3600),
+    "r2-down": _topology(4400, 4400, down="r2"),
+    "r1-past-the-lag-gate": _topology(1000, 4400),
+    "primary-down": _topology(4400, 4400, down="p"),
+}
+
+
+@pytest.mark.parametrize("policy", ["round-robin", "random", "least-outstanding", "latency"])
+@pytest.mark.parametrize("name", sorted(TOPOLOGIES))
+@pytest.mark.parametrize("floor", [None, 500, 4000, 4450])
+def test_the_short_path_decides_as_the_general_one(
+    policy: str, name: str, floor: int | None
+) -> None:
+    topology = TOPOLOGIES[name]
+    results = []
+    for quick in (True, False):
+        engine = _engine(policy, topology, quick=quick)
+        own = engine.scope
+        own.floor = None if floor is None else Lsn(floor)
+        session = engine.new_scope()
+        sticky = engine.new_scope()
+        sticky.sticky = "r2"  # a session that last read on r2
+        eventual = engine.new_scope("eventual")
+        strong = engine.new_scope("strong")
+        results.append(_decisions(engine, [own, session, sticky, eventual, strong]))
+    assert results[0] == results[1]
+    assert any(isinstance(d, Decision) and not d.primary for d in results[0])
+
+
+def test_primary_read_weight_takes_the_general_path() -> None:
+    topology = _topology(4400, 4400)
+    results = []
+    for quick in (True, False):
+        engine = _engine("random", topology, quick=quick, primary_read_weight=1.0)
+        results.append(_decisions(engine, [engine.scope], n=60))
+    assert results[0] == results[1]
+    assert any(isinstance(d, Decision) and d.primary for d in results[0])
+
+
+def test_a_new_topology_renews_the_candidates() -> None:
+    engine = _engine("round-robin", _topology(4400, 4400), quick=True)
+    seen = {engine.read_decision(engine.scope).node for _ in range(4)}
+    assert seen == {"r1", "r2"}
+    engine._monitor.topology = _topology(4400, 4400, down="r1")  # type: ignore[misc]
+    seen = {engine.read_decision(engine.scope).node for _ in range(4)}
+    assert seen == {"r2"}
