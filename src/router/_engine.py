@@ -157,6 +157,9 @@ class RoutingEngine:
         self.pooled = config.pooler_mode is PoolerMode.TRANSACTION
         self._shadow = config.shadow
         self._emulate = config.emulate_replicas
+        #: Whether :meth:`shadowed` may redirect a decision (shadow mode, replica emulation):
+        #: when not, the front doors carry decisions out as they are without asking it.
+        self.redirects = bool(config.shadow or config.emulate_replicas)
         #: Statements carried out, by (node, reason) (``stats()["decisions"]``).
         self.decisions: Counter[tuple[str, str]] = Counter()
         #: The cluster's ``system_identifier`` (tokens name it); ``None`` until known.

@@ -360,7 +360,10 @@ class Executor:
         replay the floor within ``ryw_wait``: the engine's fallback, the primary) is taken
         here; any other goes to the caller, whose retry policy decides the next node."""
         while True:
-            decision, emulate = self.engine.shadowed(decision)
+            if self.engine.redirects:
+                decision, emulate = self.engine.shadowed(decision)
+            else:
+                emulate = False
             node = decision.node
             assert node is not None
             pool = self.pools[node]

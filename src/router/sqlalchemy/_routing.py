@@ -177,7 +177,8 @@ class Routing:
         assert node is not None
         if decision.primary:
             return decision
-        decision, _ = engine.shadowed(decision)  # shadow mode / replica emulation
+        if engine.redirects:
+            decision, _ = engine.shadowed(decision)  # shadow mode / replica emulation
         if not decision.primary:
             engine.read_served(scope, decision)
         return decision
