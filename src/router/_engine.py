@@ -446,7 +446,10 @@ class RoutingEngine:
         """*decision* is carried out: counted by node and reason, and made the current
         task's (or thread's) ``last_decision``."""
         self.decisions[(decision.node or "", decision.reason._value_)] += 1
-        LAST_DECISION.set(decision)
+        # Setting a context variable copies the context's mapping; the everyday decision is
+        # one value per node (core.plain_read), usually the one already set.
+        if LAST_DECISION.get() is not decision:
+            LAST_DECISION.set(decision)
 
     def count(self, node: str, reason: Reason) -> None:
         """A connection was taken on *node* for *reason* (a transaction, a pinned session):
