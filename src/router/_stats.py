@@ -43,7 +43,7 @@ class NodeStats:
     weight: float = 1.0
     #: One entry per statement under way on the node: ``append`` / ``pop``, each one atomic
     #: step, so threads need no lock to count (a ``+= 1`` is a read and a write).
-    in_flight: list[None] = field(default_factory=list)
+    in_flight: list[None] = field(default_factory=list, repr=False)
     latency: Ewma = field(default_factory=lambda: Ewma(alpha=0.2))
     waiting: int = 0
     acquired: int = 0
