@@ -92,12 +92,23 @@ def _decisions(engine: RoutingEngine, scopes: list[Scope], n: int = 40) -> list[
     return out
 
 
+def _off_timeline() -> Topology:
+    """r2 streams an older timeline than the primary's (another history): out at every level."""
+    seen: dict[str, Any] = {
+        "p": NodeStatus(in_recovery=False, wal_lsn=Lsn(4500), timeline=2),
+        "r1": NodeStatus(in_recovery=True, replay_lsn=Lsn(4400), timeline=2, sees_receiver=True),
+        "r2": NodeStatus(in_recovery=True, replay_lsn=Lsn(4400), timeline=1, sees_receiver=True),
+    }
+    return tick(Topology.initial(NAMES), seen, 0.0, PARAMS)
+
+
 TOPOLOGIES = {
     "both-caught-up": _topology(4400, 4400),
     "r2-behind": _topology(4400, 3600),
     "r2-down": _topology(4400, 4400, down="r2"),
     "r1-past-the-lag-gate": _topology(1000, 4400),
     "primary-down": _topology(4400, 4400, down="p"),
+    "r2-off-timeline": _off_timeline(),
 }
 
 
@@ -140,3 +151,13 @@ def test_a_new_topology_renews_the_candidates() -> None:
     engine._monitor.topology = _topology(4400, 4400, down="r1")  # type: ignore[misc]
     seen = {engine.read_decision(engine.scope).node for _ in range(4)}
     assert seen == {"r2"}
+
+
+def test_an_exclusion_eligibility_makes_holds_on_the_short_path() -> None:
+    # Whatever eligible() leaves out (here a replica on another history) the short path never
+    # serves, not even as a session's sticky replica.
+    engine = _engine("round-robin", _off_timeline(), quick=True)
+    sticky = engine.new_scope()
+    sticky.sticky = "r2"
+    nodes = {engine.read_decision(s).node for s in (engine.scope, sticky) for _ in range(6)}
+    assert nodes == {"r1"}
