@@ -30,6 +30,7 @@ _OWNER = textwrap.dedent(
     cluster = LocalCluster(replicas=1).start()
     print(json.dumps({"dir": str(cluster.base_dir), "pids": [n.pid for n in cluster.nodes]}),
           flush=True)
+    sys.stdin.readline()    # the test has seen the servers running
     mode = sys.argv[1]
     if mode == "exit":      # never closed: the atexit hook must do it
         sys.exit(0)
@@ -45,6 +46,7 @@ _OWNER = textwrap.dedent(
 def _start_owner(mode: str) -> tuple[subprocess.Popen[str], dict[str, Any]]:
     proc = subprocess.Popen(
         [sys.executable, "-c", _OWNER, mode],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -59,6 +61,11 @@ def _start_owner(mode: str) -> tuple[subprocess.Popen[str], dict[str, Any]]:
     assert len(info["pids"]) == 2
     assert all(pid_alive(pid) for pid in info["pids"])
     assert Path(info["dir"]).is_dir()
+    # Only now may the owner go on (exit, raise): else it could close the cluster before the
+    # servers were seen running (a loaded machine saw that race).
+    assert proc.stdin is not None
+    proc.stdin.write("go\n")
+    proc.stdin.flush()
     return proc, info
 
 
