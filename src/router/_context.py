@@ -170,25 +170,27 @@ class SharedFloor:
     def position(self) -> Position | None:
         """The position after this unit's commits (at or past its starting position when that
         was applied), for the client's next request; ``None`` when nothing was committed or
-        the cluster is unknown."""
+        the cluster is unknown. A commit whose position could not be read counts: the
+        position is then *uncertain* (at the start, or at 0 without one, when no commit
+        position was read at all), and the next request learns the primary's first."""
         committed = self._committed
-        if committed is None:
+        lost = self.lost > 0
+        if committed is None and not lost:
             return None
         system_id = self._cluster.system_id if self._cluster is not None else None
         if system_id is None:
             return None
+        lsn = Lsn(0) if committed is None else committed
         start = self.start
         applied = (
             start is not None
             and start.system_id == system_id
             and self.verdict in (Start.APPLIED, Start.SETTLED, Start.UNCHECKED)
         )
-        if applied and start is not None and start.lsn > committed:
-            committed = start.lsn
-        # A commit of the unit whose position could not be read (or a start that said so) may
-        # lie past it: the next request learns the primary's position first.
-        uncertain = self.lost > 0 or (applied and start is not None and start.uncertain)
-        return Position(system_id, committed, uncertain)
+        if applied and start is not None and start.lsn > lsn:
+            lsn = start.lsn
+        uncertain = lost or (applied and start is not None and start.uncertain)
+        return Position(system_id, lsn, uncertain)
 
     def _join(self, cluster: _Cluster) -> bool:
         with self._lock:

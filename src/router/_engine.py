@@ -231,10 +231,13 @@ class RoutingEngine:
         known."""
         if scope is None:
             scope = self._scope
-        if scope.floor is None or self.system_id is None:
+        lost = scope.lost > 0
+        if (scope.floor is None and not lost) or self.system_id is None:
             return None
-        # While a commit's position is lost the floor is behind it: the token says so.
-        return encode_token(Position(self.system_id, scope.floor, uncertain=scope.lost > 0))
+        # While a commit's position is lost the floor is behind it (or there is none: the
+        # first write's position was the one lost): the token says so.
+        floor = Lsn(0) if scope.floor is None else scope.floor
+        return encode_token(Position(self.system_id, floor, uncertain=lost))
 
     # -- deciding ----------------------------------------------------------------------
 

@@ -10,7 +10,16 @@ from typing import Any, Protocol
 from router._scope import Scope, needs_session
 from router._stats import NodeStats
 from router.config import redact
-from router.core import Classification, Decision, HaView, Role, Topology, eligible
+from router.core import (
+    Cause,
+    Classification,
+    Consistency,
+    Decision,
+    HaView,
+    Role,
+    Topology,
+    eligible,
+)
 from router.errors import NoReplicaAvailable, PrimaryUnavailable, TopologyError
 
 __all__ = ["Explanation", "describe", "explain", "last_errors", "stats"]
@@ -85,6 +94,13 @@ def stats(
     rounds: int,
 ) -> dict[str, Any]:
     nodes = {}
+    # A standby on another history passes the lag gate (admitted) and serves no read: its
+    # reason says the latter, as router status does.
+    off = {
+        e.name: e.reason
+        for e in eligible(topology, Consistency.EVENTUAL).excluded
+        if e.cause is Cause.TIMELINE
+    }
     for health in topology.nodes:
         pool = pools[health.name]
         s = pool.stats
@@ -92,13 +108,15 @@ def stats(
             "role": health.role.value,
             "health": health.health.value,
             "admitted": health.admitted,
-            "reason": health.reason,
+            "reason": f"serves no read: {off[health.name]}"
+            if health.name in off
+            else health.reason,
             "last_error": redact(health.last_error) if not health.up else "",
             "lag_bytes": health.lag_bytes,
             "lag_seconds": health.lag_seconds,
             "replay_lsn": None if health.replay_lsn is None else str(health.replay_lsn),
             "timeline": health.timeline,
-            "off_timeline": topology.off_timeline(health),
+            "off_timeline": health.name in off,
             "pool": pool.usage(),
             "acquired": s.acquired,
             "acquire_wait_seconds": round(s.acquire_wait, 6),

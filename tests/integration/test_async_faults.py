@@ -742,6 +742,7 @@ async def test_a_former_primary_back_on_its_old_timeline_serves_no_read() -> Non
                 assert await node_value(old.dsn, "SELECT count(*) FROM kv") == 0
                 node = _node(router, old.name)
                 assert node["off_timeline"], node
+                assert node["reason"].startswith("serves no read"), node
                 assert node["timeline"] is None, node
                 read = "SELECT inet_server_port(), (SELECT v FROM kv WHERE k = 1)"
                 seen = {tuple(await session.fetchrow(read)) for _ in range(20)}

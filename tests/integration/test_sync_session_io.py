@@ -262,6 +262,39 @@ def test_a_session_after_a_commit_whose_position_was_lost_reads_the_commit(
         assert s.fetchval("SELECT v FROM kv WHERE k = 12003") == 1
 
 
+def test_a_first_write_whose_position_was_lost_still_gives_a_token(
+    app: router.Router, db: ClusterDatabase
+) -> None:
+    """The router's very first commit loses its position: there is no floor at all, and the
+    token must still say "a commit may lie past this" (an uncertain token at 0), not nothing:
+    another worker given no token reads a replica behind the commit (found by a new-user
+    tryout: `token()` returned None)."""
+    primary_port = db.cluster.primary.port
+    execute_on(
+        db.primary_dsn, "INSERT INTO kv VALUES (12004, 0) ON CONFLICT (k) DO UPDATE SET v = 0"
+    )
+    db.cluster.wait_caught_up()
+    for replica in db.cluster.replicas:
+        db.cluster.set_apply_delay(replica, 2.0)
+    execute_on(db.primary_dsn, REVOKE)
+    try:
+        with app.session() as s:
+            assert s.execute("UPDATE kv SET v = 1 WHERE k = 12004") == "UPDATE 1"
+            token = s.token()
+        assert token is not None
+        assert token.startswith("r2."), token
+        assert app.token() is not None
+        with router.Router(app.config) as other, other.session(after=token) as s:
+            assert s.fetchval("SELECT v FROM kv WHERE k = 12004") == 1
+            assert s.fetchval("SELECT inet_server_port()") == primary_port
+    finally:
+        execute_on(db.primary_dsn, GRANT)
+    with router.Router(app.config) as other:
+        for _ in range(5):
+            with other.session(after=token) as s:
+                assert s.fetchval("SELECT v FROM kv WHERE k = 12004") == 1
+
+
 def _session_on_a_replica(r: router.Router, primary_port: int) -> bool:
     with r.session() as s:
         return bool(s.fetchval("SELECT inet_server_port()") != primary_port)

@@ -66,3 +66,36 @@ def test_a_certain_start_changes_nothing() -> None:
     scope = _session(shared, Cluster())
     assert scope.lost == 0
     assert scope.floor == COMMIT
+
+
+def test_a_unit_whose_only_commit_lost_its_position_still_hands_on_one() -> None:
+    """No commit position was read at all (the request's one write lost it): the client must
+    still get a position, uncertain, or its next request reads behind the write (a new-user
+    tryout saw the cookie left out, and an older one deleted)."""
+    cluster = Cluster()
+    shared = SharedFloor()
+    scope = _session(shared, cluster)
+    scope.lose_position()
+    assert shared.position() == Position(SYSTEM_ID, Lsn(0), uncertain=True)
+    # From an applied start: at the start, uncertain.
+    started = SharedFloor(Position(SYSTEM_ID, COMMIT), issued_at=None)
+    _session(started, cluster).lose_position()
+    assert started.position() == Position(SYSTEM_ID, COMMIT, uncertain=True)
+
+
+def test_job_token_carries_the_mark() -> None:
+    from router.core import decode_token
+    from router.web import job_token
+
+    cluster = Cluster()
+    shared = SharedFloor()
+    scope = _session(shared, cluster)
+    scope.lose_position()
+    reset = SHARED_FLOOR.set(shared)
+    try:
+        value = job_token()
+    finally:
+        SHARED_FLOOR.reset(reset)
+    assert value is not None
+    token, _, _issued = value.rpartition(".")
+    assert decode_token(token).uncertain

@@ -16,6 +16,12 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+#: What the middleware wraps, typed as permissively as Starlette's ``Middleware`` hands it
+#: (``Any`` scopes and messages): ``Middleware(ASGIMiddleware, ...)`` and ``add_middleware``
+#: then type-check under mypy --strict.
+WrappedApp = Callable[
+    [Any, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]
+]
 
 
 def _request_headers(scope: Scope, header: bytes | None) -> tuple[str | None, str | None]:
@@ -48,7 +54,9 @@ class ASGIMiddleware:
     warning.
     """
 
-    def __init__(self, app: ASGIApp, *, carrier: Carrier | None = None, **options: Any) -> None:
+    def __init__(
+        self, app: WrappedApp, /, *, carrier: Carrier | None = None, **options: Any
+    ) -> None:
         if carrier is not None and options:
             raise TypeError("give carrier= or its keywords, not both")
         self.app = app
