@@ -96,7 +96,7 @@ def _table(
 def _environment(result: BenchResult) -> str:
     env = result["environment"]
     rows: list[tuple[str, object]] = [
-        ("cluster", "embedded local cluster" if env["embedded"] else "given cluster"),
+        ("cluster", "a local cluster the bench started" if env["embedded"] else "given cluster"),
         *((f"node {n['name']}", f"{n['role']}, {n['address']}") for n in env["nodes"]),
         ("PostgreSQL", env["postgres"]),
         ("pgpool-II", env["pgpool"] or "not used"),

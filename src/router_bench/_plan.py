@@ -598,6 +598,12 @@ def build_plan(options: PlanOptions) -> Plan:
         )
     if o.with_pgpool and "pgpool" not in [s.name for s in subjects]:
         notes.append("--with-pgpool: pgpool is not among the --subjects chosen; not started")
+    if rounds < 3 or duration < 1.0:
+        notes.append(
+            f"{rounds} round(s) of {float(duration):g} s per cell: a smoke test, not a "
+            "measurement (single rounds vary 2-3x on a busy machine); compare subjects with "
+            "3 or more rounds of 1 s or more"
+        )
     return Plan(
         quick=o.quick,
         embedded=o.embedded,

@@ -277,7 +277,7 @@ def summary_lines(result: BenchResult) -> list[str]:
     """What ran, where and for how long: a few lines for a header."""
     env, st = result["environment"], result["settings"]
     nodes = ", ".join(f"{n['name']} ({n['role']}, {n['address']})" for n in env["nodes"])
-    cluster = "embedded local cluster" if env["embedded"] else "given cluster"
+    cluster = "a local cluster the bench started" if env["embedded"] else "given cluster"
     pool = "one connection per worker" if st["pool_size"] is None else f"pool {st['pool_size']}"
     pgpool = f", pgpool-II {env['pgpool']}" if env["pgpool"] else ""
     return [
