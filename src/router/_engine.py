@@ -56,6 +56,7 @@ from router.core import (
     Classifier,
     Consistency,
     Decision,
+    Eligibility,
     FailureKind,
     Hint,
     Lsn,
@@ -71,7 +72,6 @@ from router.core import (
     encode_token,
     policy_from_name,
 )
-from router.core._eligibility import Eligibility
 from router.core._route import choose_read, choose_write, pick_read, plain_read
 from router.errors import InvalidQuery, NoReplicaAvailable, PrimaryUnavailable, TopologyError
 
