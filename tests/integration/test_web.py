@@ -137,15 +137,19 @@ def test_a_write_is_seen_by_the_next_request_on_any_worker_while_replicas_lag(
 
 
 def test_without_a_carrier_the_same_flow_reads_stale(url: str, delayed: LocalCluster) -> None:
-    """The control: the same app with no middleware reads stale rows on other workers."""
+    """The control: the same app with no middleware reads stale rows on other workers. (Up
+    to 20 rounds: a worker's fresh router may keep its first reads on the primary while its
+    monitor confirms the replicas' lag, for up to a second; a CI run saw 6 fresh rounds.)"""
     stale = 0
     with (
         serve("fastapi", url, workers=3, mode="none") as base,
         httpx.Client(base_url=base, headers={"X-User": "4"}, timeout=10) as client,
     ):
-        for round_ in range(6):
+        for round_ in range(20):
             fresh, _, _, _ = write_then_read(client, "project", round_)
             stale += not fresh
+            if stale and round_ >= 5:
+                break
     assert stale >= 1
 
 
