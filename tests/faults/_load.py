@@ -91,6 +91,11 @@ class Workload:
     hard_timeout: float = 5.0
     #: A user's pause between operations.
     think: float = 0.002
+    #: A user's pause after a failed operation, as an application backs off. Without it, 32
+    #: users failing fast (PrimaryUnavailable while no primary exists) spin at thousands of
+    #: operations a second and starve the watcher's thread of the GIL: its 20 ms samples came
+    #: late, and writes on a just-returned leader looked like writes on a non-primary.
+    backoff: float = 0.02
     seed: int = 1
 
 
@@ -268,7 +273,7 @@ class Load:
             op = Op(user.number, kind, self.phase, time.monotonic())
             if not await self._watched(self._run(user, scope, op), op):
                 user.session = None  # abandoned with the stuck operation
-            await asyncio.sleep(self.workload.think)
+            await asyncio.sleep(self.workload.backoff if op.error else self.workload.think)
         if user.session is not None:
             await user.session.close()
 
