@@ -102,11 +102,18 @@ def test_quick_on_the_embedded_cluster(tmp_path: Path, capsys: pytest.CaptureFix
                 assert cell["vs_baseline"] == 1.0
     # Waiting on a replica for the session's own write takes read-backs off the primary, and
     # none of them is stale (asserted above); without the wait nearly all go to the primary.
+    # Unless the box is so slow that read-backs come after the replicas applied the write
+    # (a CI run: 0.9944 without the wait, 0.9931 with it): then there is nothing to take off
+    # the primary, and both must be near 1.
     for scenario in ("no-lag", "delay-0.2s"):
         ryw_cell = cells[scenario, "ryw", 8]
         waited = ryw_cell["async/round-robin/read_your_writes+wait"]["offload"]
         assert waited is not None, scenario
-        assert waited > (ryw_cell["async/round-robin/read_your_writes"]["offload"] or 0), scenario
+        unwaited = ryw_cell["async/round-robin/read_your_writes"]["offload"] or 0
+        if unwaited > 0.9:
+            assert waited > 0.9, (scenario, waited, unwaited)
+        else:
+            assert waited > unwaited, (scenario, waited, unwaited)
     # The stale-read check can see a stale read: with replica1 0.2 s behind, the naive split's
     # read-backs that land there show the version before the write.
     assert cells["delay-0.2s", "ryw", 8]["naive-split"]["stale_reads"] > 0
