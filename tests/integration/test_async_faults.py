@@ -28,6 +28,7 @@ from router import (
     RouterError,
     TopologyError,
 )
+from router._async._monitor import Monitor
 from router.testing import LocalCluster, Node
 from router.testing.pytest_plugin import ClusterDatabase
 from tests.integration.async_support import (
@@ -540,6 +541,44 @@ async def test_25006_from_a_demoted_primary_rediscovers_and_retries_the_write_on
     assert stats["decisions"]["primary"] == {"classifier": 1}
     assert stats["decisions"]["replica1"].get("retry") == 1
     assert stats["nodes"]["replica1"]["writes"] == 1
+    await _no_backends_left(cluster_db, app)
+
+
+async def test_a_transaction_right_after_a_promotion_writes_on_the_new_primary(
+    cluster_db: ClusterDatabase, cluster: LocalCluster
+) -> None:
+    """The monitor sees a replica promoted, and the very next write transaction goes there.
+    The replica's pooled connections were opened read-only (``default_transaction_read_only``,
+    the replicas' second fence); a transaction's write is not retried on a 25006, so the pool
+    must hand out a connection set for the new role at once, not after a later task ran."""
+    app = "faults-promoted-tx"
+    old, new = cluster.node("primary"), cluster.node("replica1")
+    config = _config(cluster_db, app, monitor_interval=60.0)
+    async with AsyncRouter(config) as router:
+        await wait_for(lambda: _serving(router, "replica1"), 5, "replica1 admitted")
+        # Reads first, as an application would: replica1's pool holds read-only sessions.
+        assert new.port in {await router.fetchval(WHO_ANSWERS) for _ in range(20)}
+        monitor = router.engine.monitor
+        assert isinstance(monitor, Monitor)
+        try:
+            await blocking(_switch_over, cluster, old, new)
+            # The monitor's round, then the transaction with no step in between: whatever the
+            # round left for later has not run when the transaction takes its connection.
+            monitor.request_rediscovery()
+            await monitor.check()
+            assert router.stats()["primary"] == "replica1"
+            async with router.transaction() as tx:
+                port = await tx.fetchval(_insert_where("promoted tx"))
+            written = await node_value(cluster_db.dsn(new), _count("promoted tx"))
+            # Back the other way: the demoted primary's connections (read-write sessions)
+            # are set read-only before they serve a read.
+            reads = {await router.fetchval("SHOW default_transaction_read_only") for _ in range(20)}
+        finally:
+            await blocking(_undo_switch_over, old)
+
+    assert port == new.port
+    assert written == 1
+    assert reads == {"on"}
     await _no_backends_left(cluster_db, app)
 
 

@@ -29,6 +29,7 @@ from router import (
     RouterError,
     TopologyError,
 )
+from router._sync._monitor import Monitor
 from router.testing import LocalCluster, Node
 from router.testing.pytest_plugin import ClusterDatabase
 from tests.integration.sync_support import (
@@ -535,6 +536,44 @@ def test_25006_from_a_demoted_primary_rediscovers_and_retries_the_write_once(
     assert stats["decisions"]["primary"] == {"classifier": 1}
     assert stats["decisions"]["replica1"].get("retry") == 1
     assert stats["nodes"]["replica1"]["writes"] == 1
+    _no_backends_left(cluster_db, app)
+
+
+def test_a_transaction_right_after_a_promotion_writes_on_the_new_primary(
+    cluster_db: ClusterDatabase, cluster: LocalCluster
+) -> None:
+    """The monitor sees a replica promoted, and the very next write transaction goes there.
+    The replica's pooled connections were opened read-only (``default_transaction_read_only``,
+    the replicas' second fence); a transaction's write is not retried on a 25006, so the pool
+    must hand out a connection set for the new role at once, not after a later task ran."""
+    app = "faults-promoted-tx"
+    old, new = cluster.node("primary"), cluster.node("replica1")
+    config = _config(cluster_db, app, monitor_interval=60.0)
+    with Router(config) as router:
+        wait_for(lambda: _serving(router, "replica1"), 5, "replica1 admitted")
+        # Reads first, as an application would: replica1's pool holds read-only sessions.
+        assert new.port in {router.fetchval(WHO_ANSWERS) for _ in range(20)}
+        monitor = router.engine.monitor
+        assert isinstance(monitor, Monitor)
+        try:
+            blocking(_switch_over, cluster, old, new)
+            # The monitor's round, then the transaction with no step in between: whatever the
+            # round left for later has not run when the transaction takes its connection.
+            monitor.request_rediscovery()
+            monitor.check()
+            assert router.stats()["primary"] == "replica1"
+            with router.transaction() as tx:
+                port = tx.fetchval(_insert_where("promoted tx"))
+            written = node_value(cluster_db.dsn(new), _count("promoted tx"))
+            # Back the other way: the demoted primary's connections (read-write sessions)
+            # are set read-only before they serve a read.
+            reads = {router.fetchval("SHOW default_transaction_read_only") for _ in range(20)}
+        finally:
+            blocking(_undo_switch_over, old)
+
+    assert port == new.port
+    assert written == 1
+    assert reads == {"on"}
     _no_backends_left(cluster_db, app)
 
 

@@ -184,12 +184,20 @@ class Executor:
             logger.warning("topology changed: %s", describe(new))
         else:
             logger.info("topology changed: %s", describe(new))
+        # The pools follow the roles in this same step: the next decision may send a write
+        # to a promoted replica, whose connections must not still be read-only by then.
+        self.assume_roles(new)
         self.background.spawn(partial(self.sync_roles, new), name="router-sync-roles")
 
-    async def sync_roles(self, topology: Topology) -> None:
+    def assume_roles(self, topology: Topology) -> None:
+        """Each pool's connections set for its node's role (no I/O: see
+        ``NodePool.set_read_only``); a node whose check failed keeps its last known role."""
         for node in topology.nodes:
             if node.role is not Role.UNKNOWN:
-                await self.pools[node.name].set_read_only(node.role is Role.REPLICA)
+                self.pools[node.name].set_read_only(node.role is Role.REPLICA)
+
+    async def sync_roles(self, topology: Topology) -> None:
+        self.assume_roles(topology)
         if self.engine.system_id is None:
             self.engine.system_id = self.engine.identify(self.monitor.system_ids)
         engine = self.engine
@@ -270,8 +278,8 @@ class Executor:
     async def _rediscover(self, suspect: str) -> None:
         self.monitor.request_rediscovery(suspect)
         topology = await self.monitor.check(patient=True)
-        # The retry must not take a connection the new primary's pool opened while it was a
-        # replica (default_transaction_read_only): sync the pools now, not in a later task.
+        # The pools already follow the new roles (topology_changed); a primary that was away
+        # until now has its catalog read before the retry.
         await self.sync_roles(topology)
 
     async def settle(

@@ -39,6 +39,13 @@ class _Connection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg has no t
     sequences' state) besides what it does drop (settings, ``WITH HOLD`` cursors, advisory
     locks, ``LISTEN``)."""
 
+    #: Whether this session was set ``default_transaction_read_only = on`` (for a replica).
+    read_only_session = False
+
+    def mark_read_only_session(self, read_only: bool) -> None:
+        # A method: the pool hands out a proxy, which forwards calls (not assignments).
+        self.read_only_session = read_only
+
     def get_reset_query(self) -> str:
         return _DISCARD
 
@@ -55,6 +62,7 @@ class _Connection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg has no t
 
 _DISCARD = "DISCARD ALL"
 _READ_ONLY = "SET default_transaction_read_only = on"
+_READ_WRITE = "RESET default_transaction_read_only"
 
 
 class NodePool:
@@ -67,6 +75,9 @@ class NodePool:
         self._settings = settings
         self._pool: asyncpg.Pool | None = None
         self._read_only = False
+        # Whether the role changed since the pool opened: until then every connection's
+        # session was set for the role the node has (see _Connection.read_only_session).
+        self._flipped = False
         # Server pid -> when that connection was opened: asyncpg has no max lifetime. Until
         # ``_next_expiry`` no connection can be due, and releases skip the check.
         self._born: dict[int, tuple[float, weakref.ref[asyncpg.Connection]]] = {}
@@ -84,15 +95,32 @@ class NodePool:
     def read_only(self) -> bool:
         return self._read_only
 
-    async def set_read_only(self, read_only: bool) -> None:
-        """New connections get ``default_transaction_read_only`` per the node's role; a role
-        change expires the old ones (a promoted replica must not keep read-only sessions)."""
+    def set_read_only(self, read_only: bool) -> None:
+        """The node's role as the router knows it now: a replica's connections get
+        ``default_transaction_read_only = on``, the primary's not. In force for the next
+        connection handed out, with no I/O here: the router's decisions follow a new role
+        in the same step, so a promoted replica's first write must not meet a connection
+        still read-only. A connection set for the other role is set again as it is handed
+        out (one round trip, after a role change only; none is reopened)."""
         read_only = read_only and self._settings.replica_read_only
         if read_only == self._read_only:
             return
         self._read_only = read_only
-        if self._pool is not None:
-            await self._pool.expire_connections()
+        self._flipped = self._flipped or self._pool is not None
+
+    async def _refence(self, pool: asyncpg.Pool, conn: asyncpg.Connection) -> None:
+        """Set *conn*, opened for the node's other role, for the one it has now; a connection
+        that fails it is closed and the error raised (as for a failed connect)."""
+        read_only = self._read_only
+        try:
+            await conn.execute(
+                _READ_ONLY if read_only else _READ_WRITE, timeout=self._settings.command_timeout
+            )
+        except BaseException:
+            conn.terminate()
+            await pool.release(conn)
+            raise
+        conn.mark_read_only_session(read_only)
 
     async def _init(self, conn: asyncpg.Connection) -> None:
         lifetime = self._settings.max_lifetime
@@ -100,8 +128,10 @@ class NodePool:
             born = time.monotonic()
             self._born[conn.get_server_pid()] = (born, weakref.ref(conn))
             self._next_expiry = min(self._next_expiry, born + lifetime)
-        if self._read_only:
+        read_only = self._read_only
+        if read_only:
             await conn.execute(_READ_ONLY, timeout=self._settings.command_timeout)
+        conn.mark_read_only_session(read_only)
 
     async def open(self, *, fill: bool = True) -> None:
         """Open the pool: with ``min_size`` connections when *fill* (a node known down is
@@ -163,6 +193,8 @@ class NodePool:
                 conn = await pool.acquire()
             else:
                 conn = await self._wait(pool)
+            if self._flipped and conn.read_only_session is not self._read_only:
+                await self._refence(pool, conn)
         except BaseException as exc:
             self._in_use -= 1
             failed = connect_failed(exc)
@@ -238,8 +270,10 @@ class NodePool:
                 await conn.execute("ROLLBACK", timeout=timeout)
             if dirty and not conn.is_closed():
                 await conn.reset(timeout=timeout)
-                if self._read_only:  # DISCARD ALL reset it too
+                read_only = self._read_only
+                if read_only:  # DISCARD ALL reset it too
                     await conn.execute(_READ_ONLY, timeout=timeout)
+                conn.mark_read_only_session(read_only)
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
             # OSError covers TimeoutError: a connection whose reset ran out is abandoned too.
             if not connection_closed(conn):

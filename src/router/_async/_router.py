@@ -100,6 +100,8 @@ class AsyncRouter(Queries):
         if self._state is State.CLOSED:
             raise RuntimeError(f"a closed {type(self).__name__} cannot be opened again")
         topology = await self._monitor.check(patient=True)
+        # Connections are opened for their node's role from the first.
+        self._executor.assume_roles(topology)
         # A node that did not answer its check gets an empty pool: filling it now would wait
         # out connect_timeout for nothing. It fills when it is used.
         opening = [

@@ -18,6 +18,7 @@ import logging
 import math
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any, Final, Self
 
@@ -37,6 +38,8 @@ __all__ = ["NodePool"]
 logger = logging.getLogger(__name__)
 
 _IDLE = TransactionStatus.IDLE
+_READ_ONLY: Final = "SET default_transaction_read_only = on"
+_READ_WRITE: Final = "RESET default_transaction_read_only"
 #: How often a client waiting for a connection that is being opened looks whether opening it
 #: failed (psycopg_pool offers no way to wake it when it does).
 _FAILURE_POLL: Final = 0.005
@@ -81,6 +84,11 @@ class NodePool:
         self._settings = settings
         self._pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]] | None = None
         self._read_only = False
+        # The connections whose session is read-only (what was set on each, whatever the
+        # role is now), and whether the role changed since the pool opened: until then every
+        # connection was set for the role its node has.
+        self._read_only_sessions: weakref.WeakSet[psycopg.Connection[Any]] = weakref.WeakSet()
+        self._flipped = False
         self._lock = threading.Lock()
         # Two counters kept as list lengths: append() and pop() are each one atomic step,
         # where `n += 1` under a lock is three lock operations per call on the hot path.
@@ -104,20 +112,45 @@ class NodePool:
         return self._read_only
 
     def set_read_only(self, read_only: bool) -> None:
-        """New connections get ``default_transaction_read_only`` per the node's role; a role
-        change drains the old ones (a promoted replica must not keep read-only sessions)."""
+        """The node's role as the router knows it now: a replica's connections get
+        ``default_transaction_read_only = on``, the primary's not. In force for the next
+        connection handed out, with no I/O here: the router's decisions follow a new role
+        in the same step, so a promoted replica's first write must not meet a connection
+        still read-only. A connection set for the other role is set again as it is handed
+        out (one round trip, after a role change only; none is reopened)."""
         read_only = read_only and self._settings.replica_read_only
         if read_only == self._read_only:
             return
         self._read_only = read_only
-        if self._pool is not None:
-            self._pool.drain()
+        self._flipped = self._flipped or self._pool is not None
 
     def _configure(self, conn: psycopg.Connection[Any]) -> None:
-        if self._read_only:
+        read_only = self._read_only
+        if read_only:
             # Never prepared: a router statement on every new connection would otherwise be
             # the first a transaction pooler's shared server connections see collide.
-            conn.execute("SET default_transaction_read_only = on", prepare=False)
+            conn.execute(_READ_ONLY, prepare=False)
+            self._read_only_sessions.add(conn)
+        else:
+            self._read_only_sessions.discard(conn)
+
+    def _refence(
+        self,
+        pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]],
+        conn: psycopg.Connection[Any],
+    ) -> None:
+        """Set *conn*, opened for the node's other role, for the one it has now; a connection
+        that fails it is closed and the error raised (as for a failed connect)."""
+        try:
+            if self._read_only:
+                self._configure(conn)
+            else:
+                conn.execute(_READ_WRITE, prepare=False)
+                self._read_only_sessions.discard(conn)
+        except BaseException:
+            conn.close()
+            pool.putconn(conn)
+            raise
 
     def _connect_failed(self, exc: BaseException) -> None:
         with self._lock:
@@ -179,6 +212,8 @@ class NodePool:
             return self._acquire_waiting(pool)
         try:
             conn = self._getconn(pool)
+            if self._flipped and (conn in self._read_only_sessions) is not self._read_only:
+                self._refence(pool, conn)
         except psycopg_pool.PoolTimeout:
             in_use.pop()
             raise PoolTimeout(self.name, self._settings.acquire_timeout) from None
@@ -199,6 +234,8 @@ class NodePool:
         started = time.perf_counter()
         try:
             conn = self._getconn(pool)
+            if self._flipped and (conn in self._read_only_sessions) is not self._read_only:
+                self._refence(pool, conn)
         except psycopg_pool.PoolTimeout:
             self._in_use.pop()
             raise PoolTimeout(self.name, self._settings.acquire_timeout) from None
