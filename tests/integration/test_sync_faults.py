@@ -565,15 +565,16 @@ def test_a_transaction_right_after_a_promotion_writes_on_the_new_primary(
             with router.transaction() as tx:
                 port = tx.fetchval(_insert_where("promoted tx"))
             written = node_value(cluster_db.dsn(new), _count("promoted tx"))
-            # Back the other way: the demoted primary's connections (read-write sessions)
-            # are set read-only before they serve a read.
-            reads = {router.fetchval("SHOW default_transaction_read_only") for _ in range(20)}
+            # Sessions follow the roles both ways: the new primary's read-write, a replica's
+            # read-only (the demoted primary's too, once it serves reads).
+            show = "SELECT inet_server_port(), current_setting('default_transaction_read_only')"
+            reads = {tuple(router.fetchrow(show)) for _ in range(20)}
         finally:
             blocking(_undo_switch_over, old)
 
     assert port == new.port
     assert written == 1
-    assert reads == {"on"}
+    assert {(port, "off" if port == new.port else "on") for port, _ in reads} == reads
     _no_backends_left(cluster_db, app)
 
 
