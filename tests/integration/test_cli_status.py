@@ -175,8 +175,24 @@ def test_a_paused_replica_is_lagging_and_not_eligible(cluster: LocalCluster) -> 
     line = next(line for line in done.stdout.splitlines() if f":{paused.port} " in line)
     assert " paused " in line
     assert "not eligible" in line
+    # With no replica left to serve, every read lands on the primary: that is a problem.
+    cluster.pause_replay(other)
+    with cluster.primary.connect() as conn:
+        conn.execute("INSERT INTO status_paused SELECT generate_series(1, 1000)")
+    wait_until(
+        lambda: not any(n["eligible"] for n in report(url)["nodes"]),
+        what="both paused replicas to be seen not eligible",
+    )
+    done = status(url)
+    assert done.returncode == 1, done.stdout
+    problems = [p for p in done.stdout.splitlines() if p.startswith("problem:")]
+    assert len(problems) == 1, done.stdout
+    assert "no replica is eligible" in problems[0]
+    assert "every read goes to the primary" in problems[0]
+    cluster.resume_replay(other)
     cluster.resume_replay(paused)
     wait_until(lambda: by_port(report(url))[paused.port]["eligible"], what="eligible again")
+    wait_until(lambda: by_port(report(url))[other.port]["eligible"], what="eligible again")
 
 
 def test_a_former_primary_on_the_history_the_cluster_left_is_a_problem() -> None:

@@ -285,6 +285,14 @@ def collect(config: RouterConfig, monitor: Monitor) -> StatusReport:
         for e in chosen.excluded
         if e.cause is Cause.TIMELINE
     ]
+    replicas = [n for n in topology.nodes if n.name != topology.primary]
+    if topology.primary is not None and replicas and not chosen.replicas:
+        # Lagging is the router's business while another replica serves; with none, every
+        # read lands on the primary, which was sized for the writes.
+        problems.append(
+            f"no replica is eligible ({chosen.reason or 'see each node'}): every read goes"
+            " to the primary"
+        )
     if topology.split_brain:
         problems.append("more than one node is a primary: a router refuses writes")
     elif topology.primary is None:
