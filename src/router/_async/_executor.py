@@ -134,6 +134,7 @@ class Executor:
             timeout=config.monitor_timeout,
             application_name=config.application_name,
             on_change=self.topology_changed,
+            on_roles=self.assume_roles,
             clock=clock,
             patroni_urls=config.patroni_urls,
             addresses={n.address: n.name for n in nodes},
@@ -184,14 +185,14 @@ class Executor:
             logger.warning("topology changed: %s", describe(new))
         else:
             logger.info("topology changed: %s", describe(new))
-        # The pools follow the roles in this same step: the next decision may send a write
-        # to a promoted replica, whose connections must not still be read-only by then.
-        self.assume_roles(new)
         self.background.spawn(partial(self.sync_roles, new), name="router-sync-roles")
 
     def assume_roles(self, topology: Topology) -> None:
         """Each pool's connections set for its node's role (no I/O: see
-        ``NodePool.set_read_only``); a node whose check failed keeps its last known role."""
+        ``NodePool.set_read_only``); a node whose check failed keeps its last known role.
+        The monitor calls it before it makes a topology with new roles current: the next
+        decision may send a write to a promoted replica, whose connections must not still
+        be read-only by then (a transaction's write is not retried on 25006)."""
         for node in topology.nodes:
             if node.role is not Role.UNKNOWN:
                 self.pools[node.name].set_read_only(node.role is Role.REPLICA)
@@ -278,8 +279,8 @@ class Executor:
     async def _rediscover(self, suspect: str) -> None:
         self.monitor.request_rediscovery(suspect)
         topology = await self.monitor.check(patient=True)
-        # The pools already follow the new roles (topology_changed); a primary that was away
-        # until now has its catalog read before the retry.
+        # The pools already follow the new roles (the monitor's on_roles); a primary that
+        # was away until now has its catalog read before the retry.
         await self.sync_roles(topology)
 
     async def settle(

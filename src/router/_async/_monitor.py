@@ -116,6 +116,7 @@ class Monitor:
         timeout: float,
         application_name: str,
         on_change: Callable[[Topology, Topology], Any] | None = None,
+        on_roles: Callable[[Topology], Any] | None = None,
         clock: Callable[[], float] = time.monotonic,
         patroni_urls: Sequence[str] = (),
         addresses: Mapping[tuple[str, int], str] | None = None,
@@ -133,6 +134,7 @@ class Monitor:
         self._timeout = timeout
         self._app = f"{application_name} monitor"
         self._on_change = on_change
+        self._on_roles = on_roles
         self._clock = clock
         self._conns: dict[str, driver.Connection] = {}
         self.system_ids: dict[str, int] = {}
@@ -231,7 +233,7 @@ class Monitor:
                         self._late.pop(name, None)
                 old = self.topology
                 # Fold into the *current* value: a rediscovery asked for meanwhile survives.
-                self.topology = tick(old, observed, now, self._params, ha)
+                self._publish(tick(old, observed, now, self._params, ha))
             self._changed(old)
             await self._second_looks(old, bound, ha)
             self.rounds += 1
@@ -275,7 +277,7 @@ class Monitor:
                     # No primary position: the replicas' outcomes could not say their lag.
                     # What the primary said counts, and the looks are over.
                     primary_only = {primary: seen} if seen is not None else {}
-                    self.topology = tick(current, primary_only, now, self._params, ha)
+                    self._publish(tick(current, primary_only, now, self._params, ha))
                     names = ()
                 else:
                     # As first seen (or admitted) again, so that the round's verdict from the
@@ -286,11 +288,23 @@ class Monitor:
                         for n in names
                         if n in observed and current.node(n) is looked.node(n)
                     ]
-                    self.topology = tick(current.replace(*again), observed, now, self._params, ha)
+                    self._publish(tick(current.replace(*again), observed, now, self._params, ha))
                     names = unconfirmed(before, self.topology, self._params)
             self._changed(current)
             if not names:
                 return
+
+    def _publish(self, new: Topology) -> None:
+        """Make *new* the topology (under ``guard()``). Roles that changed reach ``on_roles``
+        first: what follows them (the pools' read-only sessions) is in place before anything
+        decides by them (``on_change`` comes after, and may run once another thread has
+        already decided)."""
+        old = self.topology
+        if self._on_roles is not None and [(n.name, n.role) for n in old.nodes] != [
+            (n.name, n.role) for n in new.nodes
+        ]:
+            self._on_roles(new)
+        self.topology = new
 
     def _changed(self, old: Topology) -> None:
         new = self.topology
