@@ -432,13 +432,21 @@ class RoutingEngine:
         (a read on the primary then reads its position after: :meth:`settle_floor`)."""
         return scope.unverified(self._monitor.topology.primary_lsn, self._fork[0])
 
-    def shadowed(self, decision: Decision) -> tuple[Decision, bool]:
+    def shadowed(self, decision: Decision, *, read: bool = False) -> tuple[Decision, bool]:
         """*decision* as carried out, and whether on the primary in a READ ONLY transaction.
         Shadow mode: say where it would have gone, send it to the primary. Replica
         emulation: run it on the primary inside a READ ONLY transaction, so a write that would
-        have been misrouted fails loudly in development."""
-        if decision.primary or not (self._shadow or self._emulate):
+        have been misrouted fails loudly in development; every *read* (the caller says it is
+        one), also one the primary serves anyway (no replica configured or eligible, a
+        read-your-writes floor no replica has): a development database is often a primary
+        alone, and a misclassified write must fail there too."""
+        if decision.reason is Reason.SHADOW or not (self._shadow or self._emulate):
             return decision, False
+        if decision.primary:
+            if not (self._emulate and read):
+                return decision, False
+            detail = f"emulated replica ({decision.reason.value}: {decision.detail})"
+            return Decision(decision.node, True, Reason.SHADOW, detail), True
         primary = self.write_decision().node
         would = f"would go to {decision.node}: {decision.detail}"
         return Decision(primary, True, Reason.SHADOW, would), self._emulate

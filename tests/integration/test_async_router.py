@@ -537,6 +537,36 @@ async def test_replica_emulation_makes_a_misrouted_write_fail_loudly(
         )
 
 
+async def test_replica_emulation_with_a_primary_alone_runs_reads_read_only(
+    db: ClusterDatabase,
+) -> None:
+    """A development database is often a primary alone: every read still runs READ ONLY
+    there (a write routed as a read fails as a standby would refuse it), also one that
+    follows the session's own write (read-your-writes); writes and hinted reads do not."""
+    execute_on(
+        db.primary_dsn,
+        "CREATE OR REPLACE FUNCTION bump_alone() RETURNS int LANGUAGE sql AS"
+        " 'INSERT INTO kv VALUES (63100, 1) RETURNING 1'",
+    )
+    full = db.router_config(**FAST)
+    cfg = full.replace(replicas=[], emulate_replicas=True, read_functions=["bump_alone"])
+    async with router.AsyncRouter(cfg) as rt:
+        show = "SELECT current_setting('transaction_read_only')"
+        assert await rt.fetchval(show) == "on"
+        decision = rt.last_decision
+        assert decision is not None
+        assert decision.reason == "shadow"
+        assert "emulated replica (fallback" in decision.detail
+        with pytest.raises(ReadOnlySqlError):
+            await rt.fetchval("SELECT bump_alone()")
+        async with rt.session() as s:
+            await s.execute("INSERT INTO kv VALUES (63101, 1)")
+            assert await s.fetchval("SELECT count(*) FROM kv WHERE k = 63101") == 1
+            assert await s.fetchval(show) == "on"
+        assert await rt.fetchval(f"/* router:primary */ {show}") == "off"
+        assert await rt.fetchval("SELECT count(*) FROM kv WHERE k = 63100") == 0
+
+
 async def test_connections_older_than_max_lifetime_are_replaced(db: ClusterDatabase) -> None:
     pool = router.PoolConfig(min_size=1, max_size=1, max_lifetime=0.2)
     async with router.AsyncRouter(db.router_config(pool=pool, **FAST)) as rt:

@@ -282,6 +282,42 @@ def test_replica_connections_are_read_only(factory: RoutedSessionmaker) -> None:
         assert s.execute(show).one() == ("off", False)
 
 
+def test_replica_emulation_with_a_primary_alone_runs_reads_read_only(
+    db: ClusterDatabase,
+) -> None:
+    """With only a primary configured, replica emulation still runs a session's reads READ
+    ONLY (a write the classifier took for a read fails, as on a standby), and its writes on
+    the primary as usual, in the same session."""
+    name = _unique("emulated")
+    _on_node(
+        db.primary_dsn,
+        "CREATE OR REPLACE FUNCTION bump_sa() RETURNS int LANGUAGE sql AS"
+        " 'INSERT INTO users (name) VALUES (''bumped by a read'') RETURNING 1'",
+    )
+    show = text("SELECT current_setting('transaction_read_only')")
+    cfg = db.router_config(**FAST).replace(
+        replicas=[], emulate_replicas=True, read_functions=["bump_sa"]
+    )
+    with router.sqlalchemy.sessionmaker(cfg) as made:
+        with made() as s:
+            assert s.execute(show).scalar_one() == "on"
+            decision = s.last_decision
+            assert decision is not None
+            assert decision.reason == "shadow"
+            assert "emulated replica (fallback" in decision.detail
+        with made() as s:
+            s.execute(insert(User).values(name=name))
+            assert s.execute(show).scalar_one() == "off"  # the write's transaction
+            s.commit()
+            count = select(func.count()).select_from(User).where(User.name == name)
+            assert s.execute(count).scalar_one() == 1
+            assert s.execute(show).scalar_one() == "on"
+        with made() as s, pytest.raises(InternalError) as refused:
+            s.execute(text("SELECT bump_sa()"))
+    assert getattr(refused.value.orig, "sqlstate", None) == "25006"
+    assert _on_primary(db, "SELECT count(*) FROM users WHERE name = 'bumped by a read'") == 0
+
+
 # -- sync: read-only sessions ------------------------------------------------------------
 
 

@@ -369,7 +369,7 @@ class Executor:
         here; any other goes to the caller, whose retry policy decides the next node."""
         while True:
             if self.engine.redirects:
-                decision, emulate = self.engine.shadowed(decision)
+                decision, emulate = self.engine.shadowed(decision, read=not write)
             else:
                 emulate = False
             node = decision.node

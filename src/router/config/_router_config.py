@@ -256,9 +256,10 @@ class RouterConfig(Checked):
     spans, metrics) but send everything to the primary: the safe way to switch a live app
     on."""
     emulate_replicas: bool = False
-    """Run the reads the router sends to replicas on the primary instead, inside ``READ
-    ONLY`` transactions: results without replication lag, and a write routed as a read fails
-    loudly (SQLSTATE 25006), as on a standby."""
+    """Run every read on the primary inside a ``READ ONLY`` transaction (those the router
+    sends to replicas, and those the primary serves anyway: no replica configured or
+    eligible, read-your-writes): results without replication lag, and a write routed as a
+    read fails loudly (SQLSTATE 25006), as on a standby, with a primary alone too."""
     record_sql: bool = False
     """Put the SQL text in spans (``db.query.text``); never the parameters."""
 

@@ -173,12 +173,8 @@ class Routing:
                 decision = engine.settled(scope, lsn)
         if decision.wait_for is not None:
             decision = self._confirm(decision, decision.wait_for)
-        node = decision.node
-        assert node is not None
-        if decision.primary:
-            return decision
         if engine.redirects:
-            decision, _ = engine.shadowed(decision)  # shadow mode / replica emulation
+            decision, _ = engine.shadowed(decision, read=True)  # shadow mode / emulation
         if not decision.primary:
             engine.read_served(scope, decision)
         return decision
