@@ -99,6 +99,12 @@ class AsyncRouter(Queries):
             return self
         if self._state is State.CLOSED:
             raise RuntimeError(f"a closed {type(self).__name__} cannot be opened again")
+        await self._monitor.check(patient=True)
+        # A second round at once (every node again, on the connections the first opened): a
+        # standby replaying past a later position of the primary is on another history
+        # (Topology.off_timeline), which one round cannot show; no read may go there before
+        # the monitor's next round. A check still under way from the first is not repeated.
+        self._monitor.request_rediscovery()
         topology = await self._monitor.check(patient=True)
         # Connections are opened for their node's role from the first.
         self._executor.assume_roles(topology)

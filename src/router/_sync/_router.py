@@ -100,6 +100,12 @@ class Router(Queries):
             return self
         if self._state is State.CLOSED:
             raise RuntimeError(f"a closed {type(self).__name__} cannot be opened again")
+        self._monitor.check(patient=True)
+        # A second round at once (every node again, on the connections the first opened): a
+        # standby replaying past a later position of the primary is on another history
+        # (Topology.off_timeline), which one round cannot show; no read may go there before
+        # the monitor's next round. A check still under way from the first is not repeated.
+        self._monitor.request_rediscovery()
         topology = self._monitor.check(patient=True)
         # Connections are opened for their node's role from the first.
         self._executor.assume_roles(topology)
