@@ -6,7 +6,9 @@ port and database for ``repr`` and logs only. The driver is given the node's lib
 by a ``do_connect`` listener, so SQLAlchemy's own connection arguments for the dialect
 (psycopg's adapters map, for one) are kept. At connect time the listener also looks up the
 node's current role: a replica's connections start with ``default_transaction_read_only=on``
-(as a start-up option: no extra round trip), a second fence behind the classifier.
+(as a start-up option: no extra round trip), a second fence behind the classifier. A pooled
+connection opened for another role than its node has now (a promotion, a demotion) is opened
+again as it is checked out.
 
 Behind a transaction pooler (``pooler_mode="transaction"``) nothing is set at start-up or for
 the session (PgBouncer refuses such start-up parameters, and a session setting would leak to
@@ -33,6 +35,7 @@ from typing import Any, Final
 from psycopg.conninfo import conninfo_to_dict
 from sqlalchemy import URL, Engine, TextClause, create_engine, event
 from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import PoolResetState
 
@@ -68,6 +71,8 @@ _STATEMENT_LOST: Final = frozenset({"26000", "42P05"})
 RoleOf = Callable[[str], Role]
 #: Key in a pooled connection's ``info``: it ran a statement that leaves session state.
 _STATE_LEFT: Final = "router_session_state"
+#: Key in a pooled connection's ``info``: the role its node had when it was opened.
+_OPENED_AS: Final = "router_opened_as"
 #: Key in a pooled connection's ``info``: the deadline of the statement under way.
 _DEADLINE: Final = "router_deadline"
 
@@ -95,13 +100,32 @@ def _pool_options(config: RouterConfig, extra: Mapping[str, Any] | None) -> dict
     return options
 
 
-def _read_only(config: RouterConfig, role_of: RoleOf, node: str) -> bool:
-    """Whether *node*'s new connections start read-only (never behind a transaction pooler)."""
+def _read_only(config: RouterConfig, role: Role) -> bool:
+    """Whether a new connection of a node in *role* starts read-only (never behind a
+    transaction pooler)."""
     return (
         config.replica_read_only
         and config.pooler_mode is not PoolerMode.TRANSACTION
-        and role_of(node) is Role.REPLICA
+        and role is Role.REPLICA
     )
+
+
+def _follow_roles(engine: Engine, node: str, role_of: RoleOf) -> None:
+    """A pooled connection opened for another role than *node* has now is opened again as
+    it is checked out (``DisconnectionError``: SQLAlchemy reconnects that pool entry, through
+    ``do_connect``, with the settings of the current role): a promoted replica's connections
+    must not be read-only, nor carry a replica's read deadline, and a demoted primary's must
+    be read-only. Checked at every checkout against the role the router decides by, so no
+    session can take such a connection once the router names the new role, whichever thread
+    or task sees the change first; only the connections used after a change are reopened."""
+
+    def checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        role = role_of(node)
+        opened = record.info.get(_OPENED_AS)
+        if opened is not None and role is not opened and role is not Role.UNKNOWN:
+            raise DisconnectionError(f"{node} is {role} now: a connection opened for a {opened}")
+
+    event.listen(engine, "checkout", checkout)
 
 
 def _unique_statement_name() -> str:
@@ -131,10 +155,12 @@ def sync_node_engine(
             cparams.pop(key, None)
         cargs[:] = [conninfo]
         cparams.update(fixed)
-        if _read_only(config, role_of, node.name):
+        role = record.info[_OPENED_AS] = role_of(node.name)
+        if _read_only(config, role):
             cparams["options"] = f"{own_options} {_READ_ONLY_OPTION}".strip()
 
     event.listen(engine, "do_connect", do_connect)
+    _follow_roles(engine, node.name, role_of)
     timeout = config.effective_read_timeout
     if timeout is not None:
         _read_deadlines(engine, node.name, timeout, role_of)
@@ -195,7 +221,8 @@ def async_node_engine(
             cparams.pop(key, None)
         cargs[:] = [dsn]
         settings = {"application_name": config.application_name}
-        if _read_only(config, role_of, node.name):
+        role = record.info[_OPENED_AS] = role_of(node.name)
+        if _read_only(config, role):
             settings["default_transaction_read_only"] = "on"
         cparams["server_settings"] = settings
         cparams["timeout"] = config.pool.connect_timeout
@@ -203,7 +230,7 @@ def async_node_engine(
         # ConnectionDoesNotExistError NodePool raises too, not asyncpg's bare ConnectionError
         # (which SQLAlchemy does not wrap: it would reach the application as it is).
         cparams["async_creator_fn"] = async_driver.open_connection
-        if read_timeout is not None and role_of(node.name) is Role.REPLICA:
+        if read_timeout is not None and role is Role.REPLICA:
             # A replica's statements (reads, in read-only transactions) are given up on at
             # read_timeout: asyncpg asks the server to cancel and raises TimeoutError.
             cparams["command_timeout"] = read_timeout
@@ -216,6 +243,7 @@ def async_node_engine(
             cparams["prepared_statement_name_func"] = _unique_statement_name
 
     event.listen(engine.sync_engine, "do_connect", do_connect)
+    _follow_roles(engine.sync_engine, node.name, role_of)
     return engine
 
 

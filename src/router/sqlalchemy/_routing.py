@@ -110,14 +110,10 @@ class Routing:
             self.seen = topology
         for name, before, after in changed:
             # Its pooled connections were opened for the old role (a replica's read-only):
-            # new ones get the new role's settings.
+            # each is opened again as it is next checked out (_engines._follow_roles).
             logger.warning(
                 "%s is now %s (was %s): its connections are replaced", name, after, before
             )
-            self.binds[name].dispose()
-            ro = self._read_only_binds.get(name)
-            if ro is not None:
-                ro.dispose()
 
     def close(self) -> None:
         self.state = State.CLOSED
