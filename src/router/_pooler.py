@@ -31,22 +31,34 @@ _DRIVER_STATEMENT: Final = re.compile(r'prepared statement "(__asyncpg_|_pg3_)')
 _logged: list[bool] = []
 
 
-def note_pooler_mismatch(exc: BaseException) -> None:
+def note_pooler_mismatch(exc: BaseException, *, pooled: bool = False) -> None:
     """When *exc* (a "prepared statement ... does not exist" or "already exists" error, or a
     bind mismatch) is about a statement the driver prepared itself, add a note naming
     ``pooler_mode="transaction"`` and log it once. The error itself passes through unchanged
     (its type, for code that catches it): the same symptom also follows a ``DEALLOCATE ALL``
     or ``DISCARD ALL`` of the application's own, with no pooler in between. A user's own
-    ``EXECUTE`` of a name never prepared gets nothing."""
+    ``EXECUTE`` of a name never prepared gets nothing. *pooled*: the router is configured
+    for a transaction pooler already; then the note says what remains (SQLAlchemy's asyncpg
+    dialect prepares every statement in a round trip of its own, so a statement outside a
+    transaction, in AUTOCOMMIT, may meet two server connections)."""
     text = str(exc)
     if not _DRIVER_STATEMENT.search(text):
         return
-    note = (
-        "router: the driver's prepared statements vanish or collide between statements, as"
-        " behind a transaction pooler (PgBouncer pool_mode=transaction, RDS Proxy): if one is"
-        ' in between, configure the router with pooler_mode="transaction". A write, or a'
-        " COMMIT, that failed this way may have committed"
-    )
+    if pooled:
+        note = (
+            "router: the driver's prepared statement vanished between its round trips behind"
+            " a transaction pooler: SQLAlchemy's asyncpg dialect prepares a statement, then"
+            " runs it, and outside a transaction (AUTOCOMMIT) the pooler may send the two to"
+            " different server connections. Run it inside a transaction. A write that failed"
+            " this way was not run"
+        )
+    else:
+        note = (
+            "router: the driver's prepared statements vanish or collide between statements,"
+            " as behind a transaction pooler (PgBouncer pool_mode=transaction, RDS Proxy): if"
+            ' one is in between, configure the router with pooler_mode="transaction". A'
+            " write, or a COMMIT, that failed this way may have committed"
+        )
     exc.add_note(note)
     if not _logged:
         _logged.append(True)

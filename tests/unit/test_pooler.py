@@ -68,6 +68,15 @@ def test_a_drivers_vanished_statement_gets_a_note_naming_the_setting(message: st
     assert 'pooler_mode="transaction"' in note
 
 
+def test_with_the_pooler_mode_set_the_note_says_what_remains() -> None:
+    # Configured for a transaction pooler already: setting it again is no advice.
+    error = RuntimeError('prepared statement "__asyncpg_0f3e9c__" does not exist')
+    note_pooler_mismatch(error, pooled=True)
+    (note,) = error.__notes__
+    assert "pooler_mode" not in note
+    assert "inside a transaction" in note
+
+
 @pytest.mark.parametrize(
     "message",
     [

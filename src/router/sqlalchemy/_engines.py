@@ -264,7 +264,7 @@ def watch_errors(engine: Engine, node: str, routing: RoutingEngine) -> None:
         elif context.is_disconnect or sqlstate.startswith(_CONNECTION_CLASS):
             monitor.report_failure(node, FailureKind.BROKEN_CONNECTION, type(error).__name__)
         elif sqlstate in _STATEMENT_LOST and context.sqlalchemy_exception is not None:
-            note_pooler_mismatch(context.sqlalchemy_exception)
+            note_pooler_mismatch(context.sqlalchemy_exception, pooled=routing.pooled)
         elif (
             getattr(error, "sqlstate", None) == _READ_ONLY_SQLSTATE
             and monitor.topology.primary == node

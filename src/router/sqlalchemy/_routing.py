@@ -11,14 +11,15 @@ primary's WAL position after a commit.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from functools import partial
 from typing import Final
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql import ClauseElement
 
@@ -181,8 +182,7 @@ class Routing:
         node = decision.node
         assert node is not None
         try:
-            with self.binds[node].connect() as conn:
-                conn.execution_options(isolation_level="AUTOCOMMIT")
+            with self._own_connection(node) as conn:
                 text = conn.exec_driver_sql(REPLAY_QUERY).scalar_one()
             caught_up = self.engine.replayed(node, Lsn.parse(text), target, final=True)
         except (SQLAlchemyError, OSError, ValueError) as exc:
@@ -233,8 +233,7 @@ class Routing:
         try:
             node = self.write().node
             assert node is not None
-            with self.binds[node].connect() as conn:
-                conn.execution_options(isolation_level="AUTOCOMMIT")
+            with self._own_connection(node) as conn:
                 cursor = conn.connection.cursor()
                 try:
                     cursor.execute(CATALOG_QUERY)
@@ -253,10 +252,18 @@ class Routing:
         committed before. One statement, on a pooled primary connection in autocommit."""
         node = self.write().node
         assert node is not None
-        with self.binds[node].connect() as conn:
-            if not self.pooled:
-                # Behind a transaction pooler, asyncpg's prepare and execute of a statement
-                # outside a transaction may meet different server connections: keep one.
-                conn.execution_options(isolation_level="AUTOCOMMIT")
+        with self._own_connection(node) as conn:
             text = conn.exec_driver_sql(POSITION_QUERY).scalar_one()
         return Lsn.parse(text)
+
+    @contextlib.contextmanager
+    def _own_connection(self, node: str) -> Iterator[Connection]:
+        """A connection of *node* for the router's own statements, in autocommit; but in a
+        transaction (rolled back) behind a transaction pooler: SQLAlchemy's asyncpg dialect
+        prepares a statement and runs it in two round trips, which the pooler may give to
+        two server connections outside a transaction ("prepared statement does not
+        exist")."""
+        with self.binds[node].connect() as conn:
+            if not self.pooled:
+                conn.execution_options(isolation_level="AUTOCOMMIT")
+            yield conn
