@@ -194,8 +194,9 @@ class Monitor:
         if new.node(name).up:
             self._loop.wake()
 
-    async def check(self, *, patient: bool = False) -> Topology:
-        """Run one round of checks now (of every node while a rediscovery is pending).
+    async def check(self, *, patient: bool = False, nodes: Sequence[str] | None = None) -> Topology:
+        """Run one round of checks now (of every node while a rediscovery is pending, of
+        *nodes* when given).
 
         A round waits for its checks up to half the monitor interval (up to their own bound
         when *patient*, as at start-up): a slower check goes on in the background and its
@@ -205,7 +206,12 @@ class Monitor:
         async with self._round_lock:
             now = self._clock()
             topology = self.topology
-            due = list(self._dsns) if topology.rediscover else list(topology.due(now))
+            if nodes is not None:
+                due = [n for n in nodes if n in self._dsns]
+            elif topology.rediscover:
+                due = list(self._dsns)
+            else:
+                due = list(topology.due(now))
             if topology.ha is not None:
                 # A down node Patroni reports running again is probed now, not after its
                 # backoff: back in service within a round or two of being healthy.

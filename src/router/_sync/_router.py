@@ -100,13 +100,14 @@ class Router(Queries):
             return self
         if self._state is State.CLOSED:
             raise RuntimeError(f"a closed {type(self).__name__} cannot be opened again")
-        self._monitor.check(patient=True)
-        # A second round at once (every node again, on the connections the first opened): a
-        # standby replaying past a later position of the primary is on another history
-        # (Topology.off_timeline), which one round cannot show; no read may go there before
-        # the monitor's next round. A check still under way from the first is not repeated.
-        self._monitor.request_rediscovery()
         topology = self._monitor.check(patient=True)
+        # A second round at once, of the nodes that answered (on the connections the first
+        # opened; one that did not is not waited for twice): a standby replaying past a
+        # later position of the primary is on another history (Topology.off_timeline),
+        # which one round cannot show; no read may go there before the monitor's next round.
+        answered = [n.name for n in topology.nodes if n.up]
+        if topology.primary is not None and len(answered) > 1:
+            topology = self._monitor.check(patient=True, nodes=answered)
         # Connections are opened for their node's role from the first.
         self._executor.assume_roles(topology)
         # A node that did not answer its check gets an empty pool: filling it now would wait
