@@ -415,8 +415,13 @@ class RoutingEngine:
         """The primary, when *scope*'s floor may name WAL lost in a failover (raised before
         the primary moved, or imported, and not confirmed since): the position read there
         after the statement settles the floor (:meth:`settle_floor`)."""
-        if scope.floor is None:
-            return None  # nothing to confirm (the everyday read outside a session)
+        if scope.floor is None or scope.root.epoch == 0:
+            # Nothing to confirm (the everyday read outside a session); or the primary never
+            # moved in this router's life, and a floor past its sampled position is most
+            # often a commit made a moment ago elsewhere (a token from another process): the
+            # read is decided as any other, on a replica that has replayed it, or on the
+            # primary, whose position read after the read settles the floor.
+            return None
         topology = self._monitor.topology
         if (
             topology.primary is None

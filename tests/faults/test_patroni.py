@@ -30,7 +30,9 @@ from typing import Any
 import psycopg
 import pytest
 import pytest_asyncio
+from sqlalchemy import text
 
+import router.sqlalchemy
 from router import AsyncRouter, NodeConfig, PoolConfig, RetryConfig, RouterConfig
 from router.testing import PatroniCluster
 from tests.faults._load import Load, Op, Workload, check_ledger, create_tables
@@ -710,7 +712,11 @@ async def test_a_token_past_a_lost_position_reads_the_primary_then_resets(
     await asyncio.to_thread(lambda: cluster.patch_config(primary_start_timeout=0))
     leader = await asyncio.to_thread(cluster.leader)
     config = _config(cluster, "ha-token", "patroni").replace(ryw_wait=0.5)
+    # The SQLAlchemy factories too: they decide their reads themselves (no read after which
+    # to settle the floor), and read on the primary until it had written past the lost WAL.
+    sa = router.sqlalchemy.async_sessionmaker(config.replace(application_name="ha-token-sa"))
     async with AsyncRouter(config) as rt:
+        await sa.router.open()
         await rt.execute(
             "DROP TABLE IF EXISTS tl; CREATE TABLE tl (id int PRIMARY KEY, pad text)"
             "; ALTER TABLE tl ALTER pad SET STORAGE EXTERNAL"
@@ -744,6 +750,19 @@ async def test_a_token_past_a_lost_position_reads_the_primary_then_resets(
         warnings = [r for r in caplog.records if "lost in a failover" in r.getMessage()]
         assert warnings
         assert warnings[0].levelno == logging.WARNING
+        assert await _wait(lambda: sa.router.stats()["primary"] == new.name, 10)
+        caplog.clear()
+        try:
+            async with sa(after=token) as session:
+                sa_count = (await session.execute(text("SELECT count(*) FROM tl"))).scalar()
+            async with sa(after=token) as session:
+                sa_again = (await session.execute(text("SELECT count(*) FROM tl"))).scalar()
+            sa_stats = sa.router.stats()
+        finally:
+            await sa.aclose()
+        assert sa_count == sa_again == count
+        assert sa_stats["decisions"][new.name].get("position-lost", 0) >= 1, sa_stats
+        assert any("lost in a failover" in r.getMessage() for r in caplog.records)
         # Async replication lost them: the count is what the test is about, not a bug.
         assert lost > 0, "the held WAL senders should have kept the inserts from the replicas"
 

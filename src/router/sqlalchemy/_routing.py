@@ -163,6 +163,29 @@ class Routing:
         used here). Before a read moves to another node than the session's last, its floor
         rises past that read (the rules are :class:`~router._scope.Scope`'s)."""
         engine = self.engine
+        decision = self._decide_read(scope)
+        if decision.primary and engine.unverified(scope):
+            # No replica has the floor, and it is not known to exist on the primary's
+            # timeline (imported, or raised before a failover): it may name WAL lost in a
+            # failover, which no replica will ever have. The primary's position now settles
+            # it (reset, counted and logged when lost), as the raw routers do after their
+            # read there; a floor reset is decided again.
+            node = decision.node
+            assert node is not None
+            floor = scope.floor
+            lsn = self._position_or_none()
+            if lsn is not None:
+                engine.settle_floor(scope, node, lsn)
+                if scope.floor != floor:
+                    decision = self._decide_read(scope)
+        if engine.redirects:
+            decision, _ = engine.shadowed(decision, read=True)  # shadow mode / emulation
+        if not decision.primary:
+            engine.read_served(scope, decision)
+        return decision
+
+    def _decide_read(self, scope: Scope) -> Decision:
+        engine = self.engine
         decision = engine.read_decision(scope)
         if engine.needs_settling(scope, decision):
             lsn = self._position_or_none()
@@ -170,10 +193,6 @@ class Routing:
                 decision = engine.settled(scope, lsn)
         if decision.wait_for is not None:
             decision = self._confirm(decision, decision.wait_for)
-        if engine.redirects:
-            decision, _ = engine.shadowed(decision, read=True)  # shadow mode / emulation
-        if not decision.primary:
-            engine.read_served(scope, decision)
         return decision
 
     def _confirm(self, decision: Decision, target: Lsn) -> Decision:
