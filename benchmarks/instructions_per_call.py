@@ -10,8 +10,9 @@ prints nothing; callgrind's ``Collected`` line (stderr) is the count. Run it wit
 ``session-read`` (``AsyncSession.fetchrow``), ``sync-read`` (the sync ``Router.fetchrow``
 to a replica, on stub pools likewise), or ``sqlalchemy`` (a new routed SQLAlchemy
 session, ``begin``, two ``get_bind`` for a select, one for an insert, ``close``: the unit
-tests' ``Harness``, run from the repository root). The router is never opened: its topology
-is set, and its pools are stubs whose connection answers at once. To measure another tree,
+tests' ``Harness``, run from the repository root; ``sqlalchemy-plain``: the same on a plain
+``Session`` bound to one of the harness's engines, the baseline). The router is never
+opened: its topology is set, and its pools are stubs whose connection answers at once. To measure another tree,
 put its ``src`` first on ``PYTHONPATH`` (and run from its root for ``sqlalchemy``).
 """
 
@@ -124,16 +125,19 @@ def _sync_router_ops(n: int) -> None:
         r.fetchrow(query, (1,))
 
 
-def _sqlalchemy_ops(n: int) -> None:
+def _sqlalchemy_ops(n: int, *, plain: bool = False) -> None:
     # The harness is the tree's own unit-test module: importable once its root is on the path.
     sys.path.insert(0, ".")
     from sqlalchemy import insert  # noqa: PLC0415
+    from sqlalchemy.orm import Session  # noqa: PLC0415
     from tests.unit.test_sqlalchemy_routing import READ, Harness, User  # noqa: PLC0415
 
     harness = Harness()
     write = insert(User).values(name="x")
+    engine = harness.engines["r1"]
+    make: Any = (lambda: Session(engine)) if plain else harness.Session
     for _ in range(WARMUP + n):
-        session = harness.Session()
+        session = make()
         session.begin()
         session.get_bind(clause=READ)
         session.get_bind(clause=READ)
@@ -146,6 +150,8 @@ def main() -> None:
     op, n = sys.argv[1], int(sys.argv[2])
     if op == "sqlalchemy":
         _sqlalchemy_ops(n)
+    elif op == "sqlalchemy-plain":
+        _sqlalchemy_ops(n, plain=True)
     elif op == "sync-read":
         _sync_router_ops(n)
     else:

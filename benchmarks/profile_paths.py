@@ -1179,7 +1179,8 @@ def _sa_loop_child(subject: str, n: int, primary: str, replica: str) -> None:
     """*n* SQLAlchemy operations (``sa-{sync,async}-{plain,routed}-{get,select}``), a new
     session each, inside functools.reduce."""
 
-    _, flavour, kind, op = subject.split("-")
+    # A repeat of a subject in one run is named with a suffix: ``sa-sync-plain-get@2``.
+    _, flavour, kind, op = subject.partition("@")[0].split("-")
     config = router.RouterConfig(
         primary=router.NodeConfig(dsn=primary, name="primary"),
         replicas=[router.NodeConfig(dsn=replica, name="replica1")],

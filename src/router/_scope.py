@@ -133,7 +133,13 @@ class Scope:
         #: raised, or checked there, in the current epoch (``verified``); an imported token
         #: (an ``after=`` floor) is not, until checked.
         self.epoch = 0
-        self.verified = self.root.epoch if floor is None else -1
+        if floor is not None:
+            self.verified = -1
+        else:  # the root's epoch (self.root, without its frame: sessions are made per request)
+            root = self if parent is None else parent
+            while root.parent is not None:
+                root = root.parent
+            self.verified = root.epoch
         #: ``(epoch, lsn)``: the latest commit of that epoch that could not raise the floor
         #: while it was unverified (:meth:`settle` never resets it below that).
         self.kept: tuple[int, Lsn] | None = None

@@ -167,9 +167,10 @@ def eligible(
     if max_staleness is not None:
         return _compute(topology, consistency, floor, max_staleness)
     memo = topology.memo
-    base: Eligibility | None = memo.get(consistency)
+    # Keyed by the level's name: an Enum member's __hash__ is a Python-level call, on every read.
+    base: Eligibility | None = memo.get(consistency._name_)
     if base is None:
-        base = memo[consistency] = _compute(topology, consistency, None, None)
+        base = memo[consistency._name_] = _compute(topology, consistency, None, None)
     if floor is None or not base.replicas:
         return base
     lowest = base.min_replay

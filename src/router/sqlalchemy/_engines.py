@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, Final
@@ -310,6 +311,41 @@ def discard_session_state(engine: Engine, routing: RoutingEngine, *, asyncpg: bo
         return
     classifier = routing.classifier
     pin = Effect.PIN
+    # Whether a text SQLAlchemy sends leaves session state, per text, while the classifier's
+    # generation holds (the texts of an application are few and repeated; the classifier's
+    # own cache costs a call and its checks per statement). Bounded like the classifier's.
+    leaves: dict[str, bool] = {}
+    size = max(1, routing.config.classifier_cache_size)
+    seen = [classifier.generation]
+    registered = threading.Lock()
+    listening = False
+
+    def mark(statement: str, context: Any) -> None:
+        found = classifier.classify(statement)
+        left = found.opaque or bool(found.effects and pin in found.effects)
+        generation = classifier.generation
+        if generation != seen[0]:
+            leaves.clear()
+            seen[0] = generation
+        elif len(leaves) >= size:
+            leaves.clear()
+        if type(statement) is str:
+            leaves[statement] = left
+        if left:
+            _left(context)
+
+    def _left(context: Any) -> None:
+        nonlocal listening
+        context.root_connection.info[_STATE_LEFT] = True
+        if not listening:
+            # The pool's reset listener is added with the first connection to need it: a
+            # pool event with a listener costs every connection's return a dispatch (and a
+            # PoolResetState), which most applications never need. It stays for the
+            # engine's life (a dispose keeps its pool's listeners).
+            with registered:
+                if not listening:
+                    event.listen(engine, "reset", reset)
+                    listening = True
 
     # The dialect's execute events, not the connection's before_cursor_execute: a connection
     # event makes SQLAlchemy take its event path for every connection, begin, execute and
@@ -317,14 +353,18 @@ def discard_session_state(engine: Engine, routing: RoutingEngine, *, asyncpg: bo
     # dispatched at the cursor alone. Each returns None: SQLAlchemy executes as usual. The
     # text SQLAlchemy sends is a str (the classifier's cached path; it never raises).
     def do_execute(cursor: Any, statement: str, parameters: Any, context: Any) -> None:
-        found = classifier.classify(statement)
-        if found.opaque or (found.effects and pin in found.effects):
-            context.root_connection.info[_STATE_LEFT] = True
+        left = leaves.get(statement)
+        if left is None or classifier.generation != seen[0]:
+            mark(statement, context)
+        elif left:
+            _left(context)
 
     def do_execute_no_params(cursor: Any, statement: str, context: Any) -> None:
-        found = classifier.classify(statement)
-        if found.opaque or (found.effects and pin in found.effects):
-            context.root_connection.info[_STATE_LEFT] = True
+        left = leaves.get(statement)
+        if left is None or classifier.generation != seen[0]:
+            mark(statement, context)
+        elif left:
+            _left(context)
 
     def reset(dbapi_connection: Any, record: Any, state: PoolResetState) -> None:
         if record is None or not record.info.pop(_STATE_LEFT, False):
@@ -347,7 +387,6 @@ def discard_session_state(engine: Engine, routing: RoutingEngine, *, asyncpg: bo
     event.listen(engine, "do_execute", do_execute)
     event.listen(engine, "do_executemany", do_execute)
     event.listen(engine, "do_execute_no_params", do_execute_no_params)
-    event.listen(engine, "reset", reset)
 
 
 def _discard_asyncpg(adapted: Any) -> None:

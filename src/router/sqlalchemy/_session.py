@@ -38,6 +38,7 @@ from sqlalchemy.sql.dml import UpdateBase
 from sqlalchemy.sql.elements import TextClause
 from sqlalchemy.util import EMPTY_DICT
 
+from router._context import SHARED_FLOOR
 from router._context import attach as attach_shared_floor
 from router._pooler import refuse_session_state
 from router._scope import Scope
@@ -155,7 +156,8 @@ class RoutedSession(Session):
         else:
             self._router_after = after
             self._router_scope, self._router_unchecked = routing.new_scope(consistency, after)
-        attach_shared_floor(self._router_scope, routing.engine)  # a web request's (router.web)
+        if SHARED_FLOOR.get() is not None:  # a web request's or job's floor (router.web)
+            attach_shared_floor(self._router_scope, routing.engine)
 
     # -- public ------------------------------------------------------------------------
 
@@ -260,13 +262,18 @@ class RoutedSession(Session):
             decision = routing.variant(write, Reason.PINNED, _AFTER_WRITE)
         elif primary:
             decision = routing.variant(routing.write(), Reason.HINT, _HINTED)
-        elif self._router_lost() and not self._router_read_position(commit=False):
+        elif (held := self._router_read) is not None:
+            # The transaction's read node. The floor was not lost when it was chosen, and is
+            # lost only by a commit, which ends the transaction (and forgets the node).
+            decision = held
+        elif (
+            (scope := self._router_scope).lost  # _router_lost(), its usual answer first
+            and scope.wants_position
+            and not self._router_read_position(commit=False)
+        ):
             decision = routing.variant(routing.write(), Reason.CONSISTENCY, _BLIND)
         else:
-            held = self._router_read
-            if held is None:
-                held = self._router_read = routing.read(self._router_scope)
-            decision = held
+            decision = self._router_read = routing.read(scope)
         self._router_last = decision
         engine = routing.bind(decision, self._router_readonly)
         if decision.primary:
@@ -394,7 +401,9 @@ def _after_commit(session: Session) -> None:
 
 
 def _after_transaction_end(session: Session, transaction: SessionTransaction) -> None:
-    if transaction.parent is not None or not isinstance(session, RoutedSession):
+    # _parent: what the public ``parent`` property returns, without its frame (this runs for
+    # every transaction of every routed session).
+    if transaction._parent is not None or not isinstance(session, RoutedSession):
         return
     committed = session._router_committed
     session._router_read = session._router_write = None

@@ -66,6 +66,11 @@ class StatementText:
     def __len__(self) -> int:
         return len(self._texts)
 
+    @property
+    def classifier(self) -> Classifier | None:
+        """The classifier whose ``generation`` a classification is valid in."""
+        return self._classifier
+
     def of(self, clause: ClauseElement) -> str | None:
         """The SQL of *clause*; ``None`` when it does not compile (SQLAlchemy will say why
         when it runs it)."""
@@ -86,27 +91,34 @@ class StatementText:
         """*clause*'s classification by *classify* (the classifier's, or one that checks
         the text first): a repeated shape costs a dict lookup while the classifier's
         generation is the one it was classified in."""
+        return self.classify_keyed(clause, classify)[0]
+
+    def classify_keyed(
+        self, clause: ClauseElement, classify: Callable[[str], Classification]
+    ) -> tuple[Classification, bool]:
+        """:meth:`classify`, and whether *clause* has a cache key (else it was compiled
+        anew, as SQLAlchemy compiles it each time it runs it)."""
         classifier = self._classifier
         key, clause = _keyed(clause)
         if key is None or classifier is None:
             text = self.of(clause) if key is not None else self._compile(clause)
-            return _UNCOMPILABLE if text is None else classify(text)
+            return (_UNCOMPILABLE if text is None else classify(text)), key is not None
         found = self._texts.get(key)
         # Read before classifying: a catalog set meanwhile leaves the entry stale, not wrong.
         generation = classifier.generation
         if found is not None:
             text, cls, seen = found
             if cls is not None and seen == generation:
-                return cls
+                return cls, True
         else:
             compiled = self._compile(clause)
             if compiled is None:
-                return _UNCOMPILABLE
+                return _UNCOMPILABLE, True
             text = compiled
         cls = classify(text)
         if self._size:
             self._remember(key, (text, cls, generation))
-        return cls
+        return cls, True
 
     def _compile(self, clause: ClauseElement) -> str | None:
         try:
@@ -156,18 +168,47 @@ def classify_statement(
     kind = _KINDS.get(type(clause))
     if kind is None:
         kind = _KINDS[type(clause)] = _kind(clause)
-    if kind is _TEXT:
-        return classify(clause.text)  # type: ignore[attr-defined]
     if kind is _DML:
         return DML
-    return texts.classify(clause, classify)
+    if kind is _LAMBDA or kind is _FUNCTION or kind is _SLOTTED:
+        # Not kept on the statement: a lambda statement's closure decides the statement it
+        # stands for; a bare function is classified as a SELECT of a copy of it.
+        return texts.classify(clause, classify)
+    # A statement executed again (applications keep their statements in module constants and
+    # caches) finds its classification on itself: one attribute read. It is used only by the
+    # object it was made for (SQLAlchemy copies a statement's attributes into every statement
+    # it derives from it: ``where()``, ``with_for_update()``, ``_clone()``, annotations), by
+    # this factory's texts (another factory may have another dialect or classifier), and while
+    # the classifier's generation holds.
+    # A statement SQLAlchemy cannot make a cache key for is compiled (and classified) anew
+    # each time, as SQLAlchemy itself does.
+    attributes = clause.__dict__
+    memo = attributes.get(_MEMO)
+    classifier = texts.classifier
+    # Read before classifying: a catalog set meanwhile leaves the memo stale, not wrong.
+    generation = 0 if classifier is None else classifier.generation
+    if memo is not None and memo[0] == id(clause) and memo[1] is texts and memo[2] == generation:
+        cls: Classification = memo[3]
+        return cls
+    if kind is _TEXT:
+        cls, kept = classify(clause.text), True  # type: ignore[attr-defined]
+    else:
+        cls, kept = texts.classify_keyed(clause, classify)
+    if kept:
+        attributes[_MEMO] = (id(clause), texts, generation, cls)
+    return cls
 
 
+#: Where a statement keeps its classification: ``(id(statement), texts, generation,
+#: classification)``.
+_MEMO: Final = "_router_classified"
 _TEXT: Final = "text"
 _DML: Final = "dml"
 _LAMBDA: Final = "lambda"
 _FUNCTION: Final = "function"
 _OTHER: Final = "other"
+#: A statement class whose instances have no ``__dict__`` (none of SQLAlchemy's own).
+_SLOTTED: Final = "slotted"
 #: Statement class -> how it is classified (classes are few and live as long as the process).
 _KINDS: dict[type, str] = {}
 
@@ -181,4 +222,4 @@ def _kind(clause: ClauseElement) -> str:
         return _LAMBDA
     if isinstance(clause, FunctionElement):
         return _FUNCTION
-    return _OTHER
+    return _OTHER if hasattr(clause, "__dict__") else _SLOTTED
