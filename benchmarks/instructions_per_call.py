@@ -12,8 +12,9 @@ to a replica, on stub pools likewise), or ``sqlalchemy`` (a new routed SQLAlchem
 session, ``begin``, two ``get_bind`` for a select, one for an insert, ``close``: the unit
 tests' ``Harness``, run from the repository root; ``sqlalchemy-plain``: the same on a plain
 ``Session`` bound to one of the harness's engines, the baseline). The router is never
-opened: its topology is set, and its pools are stubs whose connection answers at once. To measure another tree,
-put its ``src`` first on ``PYTHONPATH`` (and run from its root for ``sqlalchemy``).
+opened: its topology is set, and its pools are stubs whose connection answers at once. To
+measure another tree, put its ``src`` first on ``PYTHONPATH`` (and run from its root for
+``sqlalchemy``).
 """
 
 from __future__ import annotations
