@@ -240,6 +240,26 @@ def test_reset_undoes_every_fault_switch(cluster_db: ClusterDatabase) -> None:
         assert _visible(dsn, "after-reset")
 
 
+@pytest.mark.faults
+def test_follow_points_a_replica_at_another_upstream() -> None:
+    """``follow`` re-points a replica built by ``pg_basebackup -R`` (whose
+    ``postgresql.auto.conf`` names its first upstream, and wins over the harness's files):
+    it streams from the node it was told to follow, here a cascading standby."""
+    with LocalCluster(replicas=2) as own:
+        r1, r2 = own.replicas
+        own.stop(r2)
+        own.follow(r2, r1)
+
+        def upstream() -> int | None:
+            with psycopg.connect(r2.dsn, autocommit=True) as conn:
+                row = conn.execute(
+                    "SELECT sender_port FROM pg_stat_wal_receiver WHERE status = 'streaming'"
+                ).fetchone()
+            return None if row is None else int(row[0])
+
+        assert wait_until(upstream, what="r2 streaming") == r1.port
+
+
 def test_fault_switches_name_unknown_nodes(local_cluster: LocalCluster) -> None:
     with pytest.raises(ClusterError, match="no node named 'replica9'"):
         local_cluster.pause_replay("replica9")

@@ -262,6 +262,16 @@ class LocalCluster(Harness):
             f"port = {n.port}\ncluster_name = '{n.name}'\n"
             f"primary_conninfo = '{conninfo}'\nprimary_slot_name = ''\n",
         )
+        # A replica built by pg_basebackup -R (or given ALTER SYSTEM SET primary_conninfo)
+        # names its upstream in postgresql.auto.conf, read after the files above: it wins.
+        auto = n.datadir / "postgresql.auto.conf"
+        if auto.exists():
+            kept = [
+                line
+                for line in auto.read_text().splitlines(keepends=True)
+                if line.split("=", 1)[0].strip() not in {"primary_conninfo", "primary_slot_name"}
+            ]
+            self._write_conf(auto, "".join(kept))
         n.role = "rejoined"
         self._write_state()
         self._start_node(n)
