@@ -28,6 +28,7 @@ from sqlalchemy.orm import (
     relationship,
     selectinload,
 )
+from sqlalchemy.pool import NullPool
 
 import router
 import router.sqlalchemy
@@ -316,6 +317,26 @@ def test_replica_emulation_with_a_primary_alone_runs_reads_read_only(
             s.execute(text("SELECT bump_sa()"))
     assert getattr(refused.value.orig, "sqlstate", None) == "25006"
     assert _on_primary(db, "SELECT count(*) FROM users WHERE name = 'bumped by a read'") == 0
+
+
+def test_a_null_pool_given_in_engine_options_is_used(db: ClusterDatabase) -> None:
+    """``engine_options={"poolclass": NullPool}`` (a connection per session, closed after):
+    the factory's pool sizes are for a queue pool, and are not given to this one (SQLAlchemy
+    raised TypeError for them)."""
+    name = _unique("nullpool")
+    pid = text("SELECT pg_backend_pid()")
+    with router.sqlalchemy.sessionmaker(
+        db.router_config(**FAST), engine_options={"poolclass": NullPool}
+    ) as made:
+        pids = set()
+        for _ in range(3):
+            with made(primary=True) as s:
+                pids.add(s.execute(pid).scalar_one())
+        with made() as s:
+            s.execute(insert(User).values(name=name))
+            s.commit()
+    assert len(pids) == 3  # a new connection for each session: nothing pooled
+    assert _on_primary(db, "SELECT count(*) FROM users WHERE name = %s", name) == 1
 
 
 # -- sync: read-only sessions ------------------------------------------------------------

@@ -11,7 +11,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.exc import DisconnectionError
 
 from router.core import Role
-from router.sqlalchemy._engines import _OPENED_AS, _follow_roles
+from router.sqlalchemy._engines import _OPENED_AS, _driver_error, _follow_roles
 
 
 def _checkout(role_now: Role, opened_as: Role | None) -> None:
@@ -48,3 +48,18 @@ def test_a_connection_opened_for_the_role_it_has_is_handed_out(
     now: Role, opened: Role | None
 ) -> None:
     _checkout(now, opened)
+
+
+def test_a_node_failure_is_reported_by_the_drivers_own_error() -> None:
+    # SQLAlchemy's asyncpg dialect raises its DBAPI wrapper, named just "Error", from
+    # asyncpg's own: "last errors: node: Error" said nothing.
+    class Error(Exception):
+        pass
+
+    class CannotConnectNowError(Exception):
+        pass
+
+    wrapped = Error("wrapped")
+    wrapped.__cause__ = CannotConnectNowError("the database system is shutting down")
+    assert _driver_error(wrapped) == "CannotConnectNowError"
+    assert _driver_error(ConnectionRefusedError()) == "ConnectionRefusedError"

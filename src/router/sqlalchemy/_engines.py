@@ -38,7 +38,7 @@ from sqlalchemy import URL, Engine, TextClause, create_engine, event
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import PoolResetState
+from sqlalchemy.pool import PoolResetState, QueuePool
 
 from router._async import _driver as async_driver
 from router._async._dsn import asyncpg_dsn
@@ -92,11 +92,13 @@ def _url(drivername: str, node: NodeConfig) -> URL:
 def _pool_options(config: RouterConfig, extra: Mapping[str, Any] | None) -> dict[str, Any]:
     pool = config.pool
     options: dict[str, Any] = {
-        "pool_size": pool.max_size,
-        "max_overflow": 0,
-        "pool_timeout": pool.acquire_timeout,
-        "pool_recycle": -1 if pool.max_lifetime is None else pool.max_lifetime,
+        "pool_recycle": -1 if pool.max_lifetime is None else pool.max_lifetime
     }
+    poolclass = (extra or {}).get("poolclass")
+    if poolclass is None or (isinstance(poolclass, type) and issubclass(poolclass, QueuePool)):
+        # Sizes for a queue pool (the default, sync and async); a NullPool or StaticPool
+        # given in engine_options takes none.
+        options.update(pool_size=pool.max_size, max_overflow=0, pool_timeout=pool.acquire_timeout)
     options.update(extra or {})
     return options
 
@@ -261,9 +263,9 @@ def watch_errors(engine: Engine, node: str, routing: RoutingEngine) -> None:
         monitor = routing.monitor
         sqlstate = getattr(error, "sqlstate", None) or ""
         if context.connection is None and not context.is_pre_ping:
-            monitor.report_failure(node, FailureKind.CONNECT_FAILED, type(error).__name__)
+            monitor.report_failure(node, FailureKind.CONNECT_FAILED, _driver_error(error))
         elif context.is_disconnect or sqlstate.startswith(_CONNECTION_CLASS):
-            monitor.report_failure(node, FailureKind.BROKEN_CONNECTION, type(error).__name__)
+            monitor.report_failure(node, FailureKind.BROKEN_CONNECTION, _driver_error(error))
         elif sqlstate in _STATEMENT_LOST and context.sqlalchemy_exception is not None:
             note_pooler_mismatch(context.sqlalchemy_exception, pooled=routing.pooled)
         elif (
@@ -286,6 +288,13 @@ def watch_errors(engine: Engine, node: str, routing: RoutingEngine) -> None:
             logger.info("a replica refused a read; it runs on the primary from now on: %s", why)
 
     event.listen(engine, "handle_error", handle_error)
+
+
+def _driver_error(error: BaseException) -> str:
+    """The name of the driver's own error: SQLAlchemy's asyncpg dialect raises its DBAPI
+    wrapper (``Error``, which says nothing) from asyncpg's (``CannotConnectNowError``)."""
+    cause = error.__cause__
+    return type(cause if isinstance(cause, Exception) else error).__name__
 
 
 def _classified_texts(context: ExceptionContext) -> set[str]:
