@@ -2,7 +2,8 @@
 
 While a node is down, asyncpg's pool logs a WARNING with a full traceback at every attempt to
 restore its connection floor ("Failed to restore the pool connection floor"), and psycopg_pool
-one per failed connection attempt ("error connecting in ..."). The router says what matters
+one per failed connection attempt ("error connecting in ..."), and one for every broken
+connection the router gives back ("discarding closed connection"). The router says what matters
 once, when it happens: the monitor logs a node going down and coming back ("topology changed").
 So those records of the router's own pools are logged again at DEBUG on ``router.pool`` (the
 message and the traceback, for whoever looks), and not at their first level.
@@ -19,6 +20,10 @@ __all__ = ["quiet_reconnects"]
 _DETAIL = logging.getLogger("router.pool")
 _ASYNCPG: Final = "Failed to restore the pool connection floor"
 _PSYCOPG: Final = ("error connecting in %r", "reconnection attempt in pool %r failed")
+#: psycopg_pool, for a connection given back broken: the router gives back the connections
+#: it found broken itself (and has said so, or retried), marked with this class attribute.
+_PSYCOPG_CLOSED: Final = "discarding closed connection: %s"
+_MARK: Final = "router_pool_connection"
 
 _lock = threading.Lock()
 #: Names of the psycopg_pool pools the router owns (its node names).
@@ -45,12 +50,11 @@ def _ours(record: logging.LogRecord) -> bool:
     if record.name == "asyncpg.pool":
         # The record names no pool: asyncpg's pools are all treated alike.
         return message.startswith(_ASYNCPG)
-    return (
-        message.startswith(_PSYCOPG)
-        and isinstance(record.args, tuple)
-        and bool(record.args)
-        and record.args[0] in _psycopg_pools
-    )
+    if not (isinstance(record.args, tuple) and record.args):
+        return False
+    if message == _PSYCOPG_CLOSED:
+        return bool(getattr(type(record.args[0]), _MARK, False))
+    return message.startswith(_PSYCOPG) and record.args[0] in _psycopg_pools
 
 
 _FILTER: Final = _ToDebug()

@@ -44,3 +44,23 @@ def test_asyncpg_floor_records_move_to_debug_with_their_traceback(
     (record,) = caplog.records
     assert (record.name, record.levelno) == ("router.pool", logging.DEBUG)
     assert record.exc_info is not None
+
+
+def test_a_broken_connection_the_router_gives_back_is_not_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The router found it broken and said so (or retried): psycopg_pool's WARNING on its
+    # return was printed to stderr even with logging not configured.
+    class Ours:
+        router_pool_connection = True
+
+    class Theirs:
+        pass
+
+    caplog.set_level(logging.DEBUG)
+    quiet_reconnects("psycopg.pool", "router-unit-node")
+    pool_logger = logging.getLogger("psycopg.pool")
+    pool_logger.warning("discarding closed connection: %s", Ours())
+    pool_logger.warning("discarding closed connection: %s", Theirs())
+    levels = [(r.name, r.levelno) for r in caplog.records]
+    assert levels == [("router.pool", logging.DEBUG), ("psycopg.pool", logging.WARNING)]

@@ -377,6 +377,8 @@ def _reporting(
     connects on its worker threads, and only logs the failure)."""
 
     class ReportingConnection(psycopg.Connection[Any]):
+        router_pool_connection = True  # its pool's reconnect records go to DEBUG
+
         @classmethod
         def connect(cls, conninfo: str = "", **kwargs: Any) -> Self:
             try:
