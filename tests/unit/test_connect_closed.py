@@ -111,12 +111,16 @@ def test_only_the_bare_connection_error_is_mapped() -> None:
     for unchanged in (
         ConnectionResetError(104, "reset"),
         ConnectionRefusedError(111, "refused"),
-        TimeoutError(),
+        TimeoutError("given words by someone"),
         asyncpg.CannotConnectNowError("the database system is shutting down"),
     ):
         assert driver.connect_failed(unchanged) is unchanged
     mapped = driver.connect_failed(ConnectionError("unexpected connection_lost() call"))
     assert type(mapped) is asyncpg.ConnectionDoesNotExistError
+    # asyncpg's connect timeout says nothing ("TimeoutError: "): it gets words, same type.
+    silent = driver.connect_failed(TimeoutError())
+    assert type(silent) is TimeoutError
+    assert "connect_timeout" in str(silent)
 
 
 @pytest.mark.asyncio

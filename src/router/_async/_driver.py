@@ -115,7 +115,12 @@ def connect_failed(exc: BaseException) -> BaseException:
     common: at the end of a fast shutdown (a switchover's demotion) its postmaster terminates
     the "dead-end" children still reading a startup packet, where 15 let them answer
     57P03 (``CannotConnectNowError``). Either way nothing was sent. Every other error, the
-    ``ConnectionError`` subclasses (refused, reset) included, is returned unchanged."""
+    ``ConnectionError`` subclasses (refused, reset) included, is returned unchanged; but
+    asyncpg's ``TimeoutError`` at ``connect_timeout``, which says nothing, gets words."""
+    if type(exc) is TimeoutError and not str(exc):
+        return TimeoutError(
+            "the server did not complete the connection within pool.connect_timeout"
+        )
     if type(exc) is not ConnectionError:
         return exc
     error: Exception = asyncpg.ConnectionDoesNotExistError(
