@@ -8,13 +8,14 @@ prints nothing; callgrind's ``Collected`` line (stderr) is the count. Run it wit
 1000 and 3000) and divide the difference by the difference of N. *OP*: ``read``
 (``AsyncRouter.fetchrow`` to a replica), ``write`` (``execute`` and its commit position),
 ``session-read`` (``AsyncSession.fetchrow``), ``sync-read`` (the sync ``Router.fetchrow``
-to a replica, on stub pools likewise), or ``sqlalchemy`` (a new routed SQLAlchemy
-session, ``begin``, two ``get_bind`` for a select, one for an insert, ``close``: the unit
-tests' ``Harness``, run from the repository root; ``sqlalchemy-plain``: the same on a plain
-``Session`` bound to one of the harness's engines, the baseline). The router is never
-opened: its topology is set, and its pools are stubs whose connection answers at once. To
-measure another tree, put its ``src`` first on ``PYTHONPATH`` (and run from its root for
-``sqlalchemy``).
+to a replica, on stub pools likewise), ``sync-read-deadline`` (the same with
+``read_timeout=30``: a read deadline armed and disarmed per call), or ``sqlalchemy`` (a new
+routed SQLAlchemy session, ``begin``, two ``get_bind`` for a select, one for an insert,
+``close``: the unit tests' ``Harness``, run from the repository root; ``sqlalchemy-plain``:
+the same on a plain ``Session`` bound to one of the harness's engines, the baseline). The
+router is never opened: its topology is set, and its pools are stubs whose connection
+answers at once. To measure another tree, put its ``src`` first on ``PYTHONPATH`` (and run
+from its root for ``sqlalchemy``).
 """
 
 from __future__ import annotations
@@ -106,10 +107,11 @@ class _SyncPool:
         return None
 
 
-def _sync_router_ops(n: int) -> None:
+def _sync_router_ops(n: int, read_timeout: float | None = None) -> None:
     config = router.RouterConfig(
         primary=router.NodeConfig(dsn="postgresql://app@p.invalid/app", name="primary"),
         replicas=[router.NodeConfig(dsn="postgresql://app@r.invalid/app", name="replica1")],
+        read_timeout=read_timeout,
     )
     r = router.Router(config)
     seen = {
@@ -155,6 +157,8 @@ def main() -> None:
         _sqlalchemy_ops(n, plain=True)
     elif op == "sync-read":
         _sync_router_ops(n)
+    elif op == "sync-read-deadline":
+        _sync_router_ops(n, read_timeout=30.0)
     else:
         asyncio.run(_router_ops(op, n))
 

@@ -91,7 +91,7 @@ def test_finished_deadlines_do_not_pile_up_in_the_watchdog() -> None:
     for _ in range(5000):
         with _deadline_for(conn, 60.0):
             pass
-    assert len(_deadline._watchdog()._heap) < 2 * _deadline._COMPACT_AT
+    assert _deadline._watchdog().pending() < 2 * _deadline._COMPACT_AT
     assert conn.cancels == 0
     # The compacted heap is still the one the watchdog thread waits on: deadlines fire.
     with _deadline_for(conn, 0.05) as deadline:
@@ -112,3 +112,35 @@ def test_the_watchdog_thread_serves_many_threads() -> None:
     for thread in threads:
         thread.join(10)
     wait_until(lambda: all(c.cancels == 1 for c in conns), what="every statement cancelled")
+
+
+def test_a_shorter_deadline_wakes_the_watchdog_waiting_for_a_longer_one() -> None:
+    """Deadlines are armed without a lock: one that passes before the watchdog would wake
+    must still wake it, whatever it was waiting for."""
+    slow, fast = FakeConnection(), FakeConnection()
+    with _deadline_for(slow, 60.0) as long_one:
+        for timeout in (0.3, 0.05):  # later than, then before, the watchdog's wake-up
+            started = time.monotonic()
+            fast.ended.clear()
+            with _deadline_for(fast, timeout) as short:
+                assert fast.ended.wait(5)
+            assert short.expired
+            assert time.monotonic() - started < timeout + 1.0
+    assert not long_one.expired
+    assert slow.cancels == 0
+    assert fast.cancels == 2
+
+
+def test_a_statement_ending_as_its_deadline_passes_is_given_up_or_not_never_both() -> None:
+    """The statement's end and its expiry race for the deadline: the one that comes first
+    decides, the block is always left, and a statement that was not given up on never sees a
+    cancel."""
+    outcomes = set()
+    for i in range(300):
+        conn = FakeConnection()
+        with _deadline_for(conn, 0.001) as deadline:
+            conn.ended.wait(0.001 * (i % 3))
+        outcomes.add(deadline.expired)
+        assert conn.cancels == (1 if deadline.expired else 0)
+    wait_until(lambda: _deadline._watchdog().pending() == 0, what="every deadline dropped")
+    assert outcomes == {True, False}, outcomes
