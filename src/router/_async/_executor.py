@@ -394,6 +394,7 @@ class Executor:
             in_flight = stats.in_flight
             in_flight.append(None)
             started = time.perf_counter()
+            instead: Decision | None = None
             try:
                 result = await self._on_node(
                     pool, decision, call, scope, write=write, read_only=emulate
@@ -403,8 +404,7 @@ class Executor:
                     stats.errors += 1
                     Telemetry.fail(span, again)
                     raise
-                decision = again.instead  # nothing was sent: not an error of the node
-                continue
+                instead = again.instead  # nothing was sent: not an error of the node
             except BaseException as exc:
                 stats.errors += 1
                 Telemetry.fail(span, exc)
@@ -412,6 +412,11 @@ class Executor:
             finally:
                 in_flight.pop()
                 span.end()
+            if instead is not None:
+                # Outside the try: mypyc (tools/build_mypyc.py) compiles no `continue` in a
+                # try/finally.
+                decision = instead
+                continue
             stats.latency.update(time.perf_counter() - started)
             if write:
                 stats.writes += 1

@@ -19,8 +19,7 @@ import math
 import threading
 import time
 import weakref
-from collections.abc import Callable
-from typing import Any, Final, Self
+from typing import Any, Final
 
 import psycopg
 import psycopg_pool
@@ -29,6 +28,7 @@ from psycopg.pq import TransactionStatus
 
 from router._pool_logs import quiet_reconnects
 from router._stats import NodeStats, PoolSettings
+from router._sync._connect import reporting as _reporting
 from router._sync._driver import closed as connection_closed
 from router._sync._driver import discard
 from router.errors import PoolTimeout
@@ -368,23 +368,3 @@ class NodePool:
         idle = pool.get_stats().get("pool_available", 0)
         lent = len(self._lent)
         return {"size": idle + lent, "idle": idle, "in_use": lent, "waiting": waiting}
-
-
-def _reporting(
-    on_error: Callable[[BaseException], None],
-) -> type[psycopg.Connection[Any]]:
-    """A connection class that reports a failure to connect to *on_error* (psycopg_pool
-    connects on its worker threads, and only logs the failure)."""
-
-    class ReportingConnection(psycopg.Connection[Any]):
-        router_pool_connection = True  # its pool's reconnect records go to DEBUG
-
-        @classmethod
-        def connect(cls, conninfo: str = "", **kwargs: Any) -> Self:
-            try:
-                return super().connect(conninfo, **kwargs)
-            except (psycopg.Error, OSError) as exc:
-                on_error(exc)
-                raise
-
-    return ReportingConnection
