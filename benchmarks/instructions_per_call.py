@@ -8,14 +8,14 @@ prints nothing; callgrind's ``Collected`` line (stderr) is the count. Run it wit
 1000 and 3000) and divide the difference by the difference of N. *OP*: ``read``
 (``AsyncRouter.fetchrow`` to a replica), ``write`` (``execute`` and its commit position),
 ``session-read`` (``AsyncSession.fetchrow``), ``sync-read`` (the sync ``Router.fetchrow``
-to a replica, on stub pools likewise), ``sync-read-deadline`` (the same with
-``read_timeout=30``: a read deadline armed and disarmed per call), or ``sqlalchemy`` (a new
-routed SQLAlchemy session, ``begin``, two ``get_bind`` for a select, one for an insert,
-``close``: the unit tests' ``Harness``, run from the repository root; ``sqlalchemy-plain``:
-the same on a plain ``Session`` bound to one of the harness's engines, the baseline). The
-router is never opened: its topology is set, and its pools are stubs whose connection
-answers at once. To measure another tree, put its ``src`` first on ``PYTHONPATH`` (and run
-from its root for ``sqlalchemy``).
+to a replica: the router's ``NodePool`` over a stub psycopg_pool), ``sync-read-deadline``
+(the same with ``read_timeout=30``: a read deadline armed and disarmed per call), or
+``sqlalchemy`` (a new routed SQLAlchemy session, ``begin``, two ``get_bind`` for a select, one
+for an insert, ``close``: the unit tests' ``Harness``, run from the repository root;
+``sqlalchemy-plain``: the same on a plain ``Session`` bound to one of the harness's engines,
+the baseline). The router is never opened: its topology is set, and its pools are stubs whose
+connection answers at once. To measure another tree, put its ``src`` first on ``PYTHONPATH``
+(and run from its root for ``sqlalchemy``).
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from __future__ import annotations
 import asyncio
 import sys
 from typing import Any
+
+from psycopg.pq import TransactionStatus
 
 import router
 from router.core import GateParams, Lsn, NodeStatus, Topology, tick
@@ -85,9 +87,15 @@ async def _router_ops(op: str, n: int) -> None:
         await call()
 
 
+class _PgConn:
+    # What driver.closed() looks at before the first release (a statement under way).
+    transaction_status = TransactionStatus.ACTIVE
+
+
 class _SyncConn:
     closed = False
     broken = False
+    pgconn = _PgConn()
 
     def execute(self, *args: Any, **kw: Any) -> _SyncConn:
         return self
@@ -97,13 +105,16 @@ class _SyncConn:
 
 
 class _SyncPool:
-    def __init__(self, real: Any) -> None:
-        self.name, self.stats, self._conn = real.name, real.stats, _SyncConn()
+    """psycopg_pool's part, under the router's own ``NodePool`` (kept: compiled with mypyc,
+    ``tools/build_mypyc.py``, the executor accepts nothing but a ``NodePool``)."""
 
-    def acquire(self) -> _SyncConn:
+    def __init__(self) -> None:
+        self._conn = _SyncConn()
+
+    def getconn(self, timeout: float | None = None) -> _SyncConn:
         return self._conn
 
-    def release(self, conn: _SyncConn, *, dirty: bool = False, settled: bool = False) -> None:
+    def putconn(self, conn: _SyncConn) -> None:
         return None
 
 
@@ -121,8 +132,8 @@ def _sync_router_ops(n: int, read_timeout: float | None = None) -> None:
     gate = GateParams(max_lag_bytes=10**15, max_lag_seconds=None)
     r._monitor.topology = tick(Topology.initial(["primary", "replica1"]), seen, 0.0, gate)
     r.engine.system_id = 7
-    for name in list(r._pools):
-        r._pools[name] = _SyncPool(r._pools[name])  # type: ignore[assignment]
+    for pool in r._pools.values():
+        pool._pool = _SyncPool()  # type: ignore[assignment]
     query = "SELECT * FROM items WHERE id = %s"
     for _ in range(WARMUP + n):
         r.fetchrow(query, (1,))

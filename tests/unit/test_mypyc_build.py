@@ -1,0 +1,103 @@
+"""The optional mypyc build (``tools/build_mypyc.py``): when built, the compiled modules are
+the ones loaded; otherwise the pure-Python sources are, and never a mix.
+
+``ROUTER_MYPYC=1`` says the run must be compiled (a CI pass after the build), ``ROUTER_MYPYC=0``
+that it must be pure Python; unset, either is accepted as long as it is all one or the other.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+import router
+
+ROOT = Path(__file__).resolve().parents[2]
+# Where `router` is imported from (a tree put first on PYTHONPATH, or this checkout).
+SRC = Path(router.__file__).resolve().parent.parent
+
+
+def _tool() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("build_mypyc", ROOT / "tools" / "build_mypyc.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["build_mypyc"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+build_mypyc = _tool()
+
+
+def _module_names() -> list[str]:
+    return [path.removesuffix(".py").replace("/", ".") for path in build_mypyc.MODULES]
+
+
+def _loaded() -> dict[str, bool]:
+    """Each module of the build: whether the compiled one is loaded."""
+    found = {}
+    for name in _module_names():
+        module = importlib.import_module(name)
+        assert module.__file__ is not None
+        found[name] = module.__file__.endswith(".so")
+    return found
+
+
+def test_the_build_covers_the_sync_hot_path() -> None:
+    names = set(_module_names())
+    for name in (
+        "router._engine",
+        "router._scope",
+        "router._stats",
+        "router._sync._executor",
+        "router._sync._pool",
+        "router._sync._driver",
+        "router._sync._session",
+        "router.core._route",
+        "router.core._eligibility",
+        "router.core._topology",
+    ):
+        assert name in names
+    for path in build_mypyc.MODULES:
+        assert (SRC / path).is_file(), path
+
+
+def test_all_compiled_or_none() -> None:
+    loaded = _loaded()
+    compiled = {name for name, so in loaded.items() if so}
+    assert compiled in (set(), set(loaded)), f"a partial build: only {sorted(compiled)}"
+    wanted = os.environ.get("ROUTER_MYPYC")
+    if wanted == "1":
+        assert compiled == set(loaded), "ROUTER_MYPYC=1 but the pure-Python modules are loaded"
+    elif wanted == "0":
+        assert not compiled, "ROUTER_MYPYC=0 but compiled modules are loaded"
+
+
+@pytest.mark.skipif(
+    not any(_loaded().values()), reason="pure Python: nothing compiled to check (the fallback)"
+)
+def test_compiled_modules_come_from_the_build() -> None:
+    # Each shim and the shared library of the compiled code are where the build puts them.
+    shared = list(SRC.glob(f"{build_mypyc.GROUP}__mypyc*.so"))
+    assert len(shared) == 1
+    for path in build_mypyc.MODULES:
+        stem = SRC / path.removesuffix(".py")
+        assert list(stem.parent.glob(f"{stem.name}.*.so")), path
+
+
+def test_the_fallback_is_the_source() -> None:
+    # Without the build (or after `--clean`), the same modules load from their .py files: the
+    # .py sources stay in the tree and nothing imports the compiled code by name.
+    if any(_loaded().values()):
+        pytest.skip("compiled: the fallback is checked in the pure-Python pass")
+    for name in _module_names():
+        module = sys.modules[name]
+        assert module.__file__ is not None
+        assert module.__file__.endswith(".py")
