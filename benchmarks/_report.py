@@ -3,9 +3,16 @@
 
 from __future__ import annotations
 
+import gc
+import random
 import statistics
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+Fetchrow = Callable[[int], Any]
 
 BASELINE = "raw"
 
@@ -104,3 +111,58 @@ def check_routing(name: str, router: Any, replica: str) -> None:
         raise SystemExit(f"{name}: reads not all routed to {replica}: {decisions}")
     if any(node["errors"] for node in stats["nodes"].values()):
         raise SystemExit(f"{name}: errors during the run: {stats['nodes']}")
+
+
+def _worker(fetchrow: Fetchrow, ids: list[int], start: int, until: float, out: list[Any]) -> None:
+    clock = time.perf_counter
+    n = len(ids)
+    i = start
+    latencies: list[float] = []
+    append = latencies.append
+    while True:
+        began = clock()
+        if began >= until:
+            break
+        fetchrow(ids[i % n])
+        append(clock() - began)
+        i += 1
+    out.append(latencies)
+
+
+def _threads(fetchrow: Fetchrow, concurrency: int, ids: list[int], until: float) -> list[Any]:
+    out: list[Any] = []
+    threads = [
+        threading.Thread(
+            target=_worker,
+            args=(fetchrow, ids, random.randrange(len(ids)), until, out),
+        )
+        for _ in range(concurrency)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return out
+
+
+def measure_threads(
+    fetchrow: Fetchrow, concurrency: int, ids: list[int], warmup: float, duration: float
+) -> Run:
+    """*concurrency* threads calling *fetchrow* on *ids* in turn for *duration* s (after
+    *warmup* s): ops, wall and process CPU seconds, latency percentiles."""
+    if warmup > 0:
+        _threads(fetchrow, concurrency, ids, time.perf_counter() + warmup)
+    gc.collect()
+    cpu = time.process_time()
+    began = time.perf_counter()
+    done = _threads(fetchrow, concurrency, ids, began + duration)
+    seconds = time.perf_counter() - began
+    cpu = time.process_time() - cpu
+    latencies = sorted(x for worker in done for x in worker)
+    return Run(
+        ops=len(latencies),
+        seconds=seconds,
+        cpu_seconds=cpu,
+        p50_us=percentile(latencies, 0.50) * 1e6,
+        p99_us=percentile(latencies, 0.99) * 1e6,
+    )

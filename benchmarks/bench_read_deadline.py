@@ -42,14 +42,11 @@ first on ``PYTHONPATH``.
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import platform
 import random
 import statistics
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,7 +54,7 @@ from typing import Any
 
 import psycopg
 import psycopg_pool
-from _report import Level, Run, check_routing, percentile, summary, table
+from _report import Level, check_routing, measure_threads, summary, table
 
 import router
 from router.testing import LocalCluster, PgBouncers
@@ -120,59 +117,6 @@ def _open(name: str, way: Way, k: int) -> Subject:
     return Subject(name, lambda key: r.fetchrow(QUERY, (key,)), r.close, router=r)
 
 
-def _worker(fetchrow: Fetchrow, ids: list[int], start: int, until: float, out: list[Any]) -> None:
-    clock = time.perf_counter
-    n = len(ids)
-    i = start
-    latencies: list[float] = []
-    append = latencies.append
-    while True:
-        began = clock()
-        if began >= until:
-            break
-        fetchrow(ids[i % n])
-        append(clock() - began)
-        i += 1
-    out.append(latencies)
-
-
-def _threads(subject: Subject, concurrency: int, ids: list[int], until: float) -> list[Any]:
-    out: list[Any] = []
-    threads = [
-        threading.Thread(
-            target=_worker,
-            args=(subject.fetchrow, ids, random.randrange(len(ids)), until, out),
-        )
-        for _ in range(concurrency)
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return out
-
-
-def _measure(
-    subject: Subject, concurrency: int, ids: list[int], warmup: float, duration: float
-) -> Run:
-    if warmup > 0:
-        _threads(subject, concurrency, ids, time.perf_counter() + warmup)
-    gc.collect()
-    cpu = time.process_time()
-    began = time.perf_counter()
-    done = _threads(subject, concurrency, ids, began + duration)
-    seconds = time.perf_counter() - began
-    cpu = time.process_time() - cpu
-    latencies = sorted(x for worker in done for x in worker)
-    return Run(
-        ops=len(latencies),
-        seconds=seconds,
-        cpu_seconds=cpu,
-        p50_us=percentile(latencies, 0.50) * 1e6,
-        p99_us=percentile(latencies, 0.99) * 1e6,
-    )
-
-
 def _level(args: argparse.Namespace, way: Way, concurrency: int, ids: list[int]) -> Level:
     level = Level(concurrency, concurrency, {name: [] for name in args.subjects})
     subjects: list[Subject] = []
@@ -186,7 +130,9 @@ def _level(args: argparse.Namespace, way: Way, concurrency: int, ids: list[int])
         for rnd in range(args.rounds):
             shift = rnd % len(subjects)
             for subject in subjects[shift:] + subjects[:shift]:
-                run = _measure(subject, concurrency, ids, args.warmup, args.duration)
+                run = measure_threads(
+                    subject.fetchrow, concurrency, ids, args.warmup, args.duration
+                )
                 level.runs[subject.name].append(run)
                 print(
                     f"  {way.name:<9} c={concurrency:<3} round {rnd + 1}/{args.rounds}"
