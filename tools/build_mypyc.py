@@ -10,7 +10,7 @@ compiled modules are the ones loaded (``router._engine.__file__`` ends in ``.so`
 setuptools, a C compiler and Python's headers; ~2.5 min on 2 busy cores. The build's
 temporary files go to ``build/mypyc`` (git-ignored, as the ``.so``).
 
-What changes when compiled (the tests pass both ways: ``ROUTER_MYPYC=1`` / ``0`` makes
+What changes when compiled (the tests pass both ways: ``MYPYC_ROUTER=1`` / ``0`` makes
 ``tests/unit/test_mypyc_build.py`` insist on one): compiled classes are native, so their
 instances take no new attributes and their methods cannot be patched per instance (the
 module's own calls bind early); a wrong argument type at their boundary is a ``TypeError``;

@@ -1,7 +1,7 @@
 """The optional mypyc build (``tools/build_mypyc.py``): when built, the compiled modules are
 the ones loaded; otherwise the pure-Python sources are, and never a mix.
 
-``ROUTER_MYPYC=1`` says the run must be compiled (a CI pass after the build), ``ROUTER_MYPYC=0``
+``MYPYC_ROUTER=1`` says the run must be compiled (a CI pass after the build), ``MYPYC_ROUTER=0``
 that it must be pure Python; unset, either is accepted as long as it is all one or the other.
 """
 
@@ -73,11 +73,11 @@ def test_all_compiled_or_none() -> None:
     loaded = _loaded()
     compiled = {name for name, so in loaded.items() if so}
     assert compiled in (set(), set(loaded)), f"a partial build: only {sorted(compiled)}"
-    wanted = os.environ.get("ROUTER_MYPYC")
+    wanted = os.environ.get("MYPYC_ROUTER")
     if wanted == "1":
-        assert compiled == set(loaded), "ROUTER_MYPYC=1 but the pure-Python modules are loaded"
+        assert compiled == set(loaded), "MYPYC_ROUTER=1 but the pure-Python modules are loaded"
     elif wanted == "0":
-        assert not compiled, "ROUTER_MYPYC=0 but compiled modules are loaded"
+        assert not compiled, "MYPYC_ROUTER=0 but compiled modules are loaded"
 
 
 @pytest.mark.skipif(
