@@ -482,3 +482,24 @@ def test_the_drivers_statement_caches_by_url_and_environment() -> None:
         with pytest.raises(ConfigurationError) as info:
             RouterConfig.from_url(f"postgresql://h/db?router_{option}={value}")
         assert info.value.field == f"url: router_{option}"
+
+
+def test_kubernetes_service_links_of_a_service_named_router_are_not_configuration() -> None:
+    # Kubernetes gives every pod these for a Service called "router": from_env() refused
+    # them as unknown variables, so an app in that namespace could not start.
+    env = {
+        "ROUTER_URL": "postgresql://h1,h2/db",
+        "ROUTER_SERVICE_HOST": "10.0.0.7",
+        "ROUTER_SERVICE_PORT": "5432",
+        "ROUTER_SERVICE_PORT_POSTGRES": "5432",
+        "ROUTER_PORT": "tcp://10.0.0.7:5432",
+        "ROUTER_PORT_5432_TCP": "tcp://10.0.0.7:5432",
+        "ROUTER_PORT_5432_TCP_ADDR": "10.0.0.7",
+        "ROUTER_PORT_5432_TCP_PORT": "5432",
+        "ROUTER_PORT_5432_TCP_PROTO": "tcp",
+    }
+    config = RouterConfig.from_env(env)
+    assert [n.host for n in config.all_nodes] == ["h1", "h2"]
+    # A typo that merely looks alike is still one.
+    with pytest.raises(ConfigurationError, match="ROUTER_PORTS"):
+        RouterConfig.from_env({**env, "ROUTER_PORTS": "1"})

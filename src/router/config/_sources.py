@@ -283,11 +283,23 @@ def config_from_url(
 OTHER_VARIABLES: frozenset[str] = frozenset({"PATRONI", "RELIABILITY_REPORT"})
 
 
+#: What Kubernetes puts in every pod's environment for a Service of the same name (a Service
+#: called ``router``: ``ROUTER_SERVICE_HOST``, ``ROUTER_PORT_5432_TCP_ADDR``, ...). Not
+#: configuration, and not typos: ignored.
+_SERVICE_LINKS: Final = re.compile(
+    r"(SERVICE_HOST|SERVICE_PORT(_\w+)?|PORT(_\d+_(TCP|UDP|SCTP)(_(ADDR|PORT|PROTO))?)?)"
+)
+
+
 def config_from_env(config_cls: type[Any], env: Mapping[str, str], prefix: str) -> Any:
     """``RouterConfig.from_env`` on the mapping ``env``."""
     others = {f"{prefix}{name}" for name in OTHER_VARIABLES}
     mine = {
-        key: value for key, value in env.items() if key.startswith(prefix) and key not in others
+        key: value
+        for key, value in env.items()
+        if key.startswith(prefix)
+        and key not in others
+        and not _SERVICE_LINKS.fullmatch(key.removeprefix(prefix))
     }
     url_var, primary_var, replicas_var, password_var = (
         f"{prefix}{name}" for name in ("URL", "PRIMARY_URL", "REPLICA_URLS", "PASSWORD")
