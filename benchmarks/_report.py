@@ -166,3 +166,23 @@ def measure_threads(
         p50_us=percentile(latencies, 0.50) * 1e6,
         p99_us=percentile(latencies, 0.99) * 1e6,
     )
+
+
+def measure_rounds(
+    level: Level, subjects: list[Any], ids: list[int], args: Any, label: str = ""
+) -> None:
+    """``args.rounds`` rounds of :func:`measure_threads` over *subjects* (each with ``name``
+    and ``fetchrow``) at ``level.concurrency``, the order rotated each round so that no
+    subject always runs first; each run added to ``level.runs`` and printed."""
+    concurrency = level.concurrency
+    for rnd in range(args.rounds):
+        shift = rnd % len(subjects)
+        for subject in subjects[shift:] + subjects[:shift]:
+            run = measure_threads(subject.fetchrow, concurrency, ids, args.warmup, args.duration)
+            level.runs[subject.name].append(run)
+            print(
+                f"  {label}c={concurrency:<3} round {rnd + 1}/{args.rounds} {subject.name:<16}"
+                f" {run.ops_per_s:>8.0f} ops/s  p50 {run.p50_us:>6.0f} µs"
+                f"  p99 {run.p99_us:>6.0f} µs  cpu/call {run.cpu_us:>5.1f} µs",
+                flush=True,
+            )

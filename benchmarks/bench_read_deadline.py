@@ -54,7 +54,7 @@ from typing import Any
 
 import psycopg
 import psycopg_pool
-from _report import Level, check_routing, measure_threads, summary, table
+from _report import Level, check_routing, measure_rounds, summary, table
 
 import router
 from router.testing import LocalCluster, PgBouncers
@@ -127,20 +127,7 @@ def _level(args: argparse.Namespace, way: Way, concurrency: int, ids: list[int])
             row = subject.fetchrow(ids[0])
             if row is None or row[0] != ids[0]:
                 raise SystemExit(f"{subject.name}: wrong answer {row!r}")
-        for rnd in range(args.rounds):
-            shift = rnd % len(subjects)
-            for subject in subjects[shift:] + subjects[:shift]:
-                run = measure_threads(
-                    subject.fetchrow, concurrency, ids, args.warmup, args.duration
-                )
-                level.runs[subject.name].append(run)
-                print(
-                    f"  {way.name:<9} c={concurrency:<3} round {rnd + 1}/{args.rounds}"
-                    f" {subject.name:<16} {run.ops_per_s:>8.0f} ops/s"
-                    f"  p50 {run.p50_us:>6.0f} µs  p99 {run.p99_us:>6.0f} µs"
-                    f"  cpu/call {run.cpu_us:>5.1f} µs",
-                    flush=True,
-                )
+        measure_rounds(level, subjects, ids, args, f"{way.name:<9} ")
         for subject in subjects:
             if subject.router is not None:
                 check_routing(subject.name, subject.router, "replica1")

@@ -38,7 +38,7 @@ from typing import Any, Literal
 
 import psycopg
 import psycopg_pool
-from _report import Level, check_routing, measure_threads, summary, table
+from _report import Level, check_routing, measure_rounds, summary, table
 
 import router
 from router.testing import LocalCluster
@@ -96,19 +96,7 @@ def _level(
             row = subject.fetchrow(ids[0])
             if row is None or row[0] != ids[0]:
                 raise SystemExit(f"{subject.name}: wrong answer {row!r}")
-        for rnd in range(args.rounds):
-            shift = rnd % len(subjects)
-            for subject in subjects[shift:] + subjects[:shift]:
-                run = measure_threads(
-                    subject.fetchrow, concurrency, ids, args.warmup, args.duration
-                )
-                level.runs[subject.name].append(run)
-                print(
-                    f"  c={concurrency:<3} round {rnd + 1}/{args.rounds} {subject.name:<16}"
-                    f" {run.ops_per_s:>8.0f} ops/s  p50 {run.p50_us:>6.0f} µs"
-                    f"  p99 {run.p99_us:>6.0f} µs  cpu/call {run.cpu_us:>5.1f} µs",
-                    flush=True,
-                )
+        measure_rounds(level, subjects, ids, args)
         for subject in subjects:
             if subject.router is not None:
                 check_routing(subject.name, subject.router, "replica1")
