@@ -24,8 +24,10 @@ pytestmark = pytest.mark.integration
 
 _OWNER = textwrap.dedent(
     """
-    import json, sys, time
+    import faulthandler, json, signal, sys, time
     from router.testing import LocalCluster
+
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # where it hangs, if it does
 
     cluster = LocalCluster(replicas=1).start()
     print(json.dumps({"dir": str(cluster.base_dir), "pids": [n.pid for n in cluster.nodes]}),
@@ -79,7 +81,18 @@ def _assert_gone(info: dict[str, Any]) -> None:
 
 
 def _finish(proc: subprocess.Popen[str]) -> tuple[int, str]:
-    _, err = proc.communicate(timeout=60)
+    try:
+        _, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        # Say where the owner is stuck (its threads' stacks), then end it: a failure, with
+        # the evidence, not a child and its pipes left to the next test.
+        proc.send_signal(signal.SIGUSR1)
+        try:
+            _, err = proc.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate()
+        pytest.fail(f"the cluster owner did not exit within 60 s; its stderr:\n{err}")
     return proc.returncode, err
 
 
