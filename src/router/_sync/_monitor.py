@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
+from router import _fork
 from router._patroni import fetch_cluster
 from router._sync import _driver as driver
 from router._sync._runtime import Lock, Loop, blocking, gather, guard, settle, sleep
@@ -152,8 +153,22 @@ class Monitor:
 
     def start(self) -> None:
         self._loop.start()
+        _fork.on_fork(self)
+
+    def _after_fork(self) -> None:
+        """In the child of a fork: the parent's check connections stay the parent's, neither
+        used nor closed here, and no round is under way (its thread is not here; the loop
+        starts again)."""
+        for conn in self._conns.values():
+            _fork.abandon(conn)
+        self._conns = {}
+        self._round_lock = Lock()
+        self._running = {}
+        self._late = {}
+        self._stragglers = set()
 
     def close(self) -> None:
+        _fork.forget(self)
         self._closed = True
         self._loop.stop()
         settle(self._stragglers)

@@ -26,6 +26,7 @@ import psycopg_pool
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.pq import TransactionStatus
 
+from router import _fork
 from router._pool_logs import quiet_reconnects
 from router._stats import NodeStats, PoolSettings
 from router._sync._connect import reporting as _reporting
@@ -89,6 +90,8 @@ class NodePool:
         # connection was set for the role its node has.
         self._read_only_sessions: weakref.WeakSet[psycopg.Connection[Any]] = weakref.WeakSet()
         self._flipped = False
+        # In the child of a fork: whether the pool reopens filled (None: it was not open).
+        self._reopen: bool | None = None
         self._lock = threading.Lock()
         # Two counters kept as list lengths: append() and pop() are each one atomic step,
         # where `n += 1` under a lock is three lock operations per call on the hot path.
@@ -191,8 +194,45 @@ class NodePool:
             reconnect_timeout=0.0,
         )
         self._pool.open(wait=False)
+        _fork.on_fork(self)
+
+    def _after_fork(self) -> None:
+        """In the child of a fork: the parent's connections stay the parent's (a server
+        session each, on a socket this process shares), neither used nor closed here; the
+        bookkeeping of the parent's threads goes."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            _fork.abandon(pool)
+        self._lock = threading.Lock()
+        self._in_use = []
+        self._lent = []
+        self._returned = {}
+        self._read_only_sessions = weakref.WeakSet()
+        self._flipped = False
+        self._reopen = None if pool is None else pool.min_size > 0
+
+    def _resume_after_fork(self) -> None:
+        """Open this process's own pool (at its first use), set for the node's role as the
+        parent last knew it (the monitor corrects it at its first round)."""
+        with self._lock:
+            if self._pool is None and self._reopen is not None:
+                self.open(fill=self._reopen)
+                self._reopen = None
+
+    def _not_open(self) -> psycopg_pool.ConnectionPool[psycopg.Connection[Any]]:
+        """:meth:`acquire` found no pool: in the child of a fork, this process's own opens
+        now (and the rest of the router resumes); else the pool is not open."""
+        if self._reopen is not None:
+            self._resume_after_fork()
+            _fork.resume()
+        pool = self._pool
+        if pool is None:
+            raise RuntimeError(f"the pool of {self.name} is not open")
+        return pool
 
     def close(self) -> None:
+        _fork.forget(self)
+        self._reopen = None
         pool, self._pool = self._pool, None
         if pool is not None:
             # A worker still connecting ends by connect_timeout (libpq cannot be interrupted).
@@ -205,7 +245,7 @@ class NodePool:
         """A connection of this node; :class:`PoolTimeout` if none is free in time."""
         pool = self._pool
         if pool is None:
-            raise RuntimeError(f"the pool of {self.name} is not open")
+            pool = self._not_open()
         in_use = self._in_use
         in_use.append(None)
         if len(in_use) > self._settings.max_size:

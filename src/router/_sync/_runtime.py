@@ -6,10 +6,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
+
+from router import _fork
 
 __all__ = [
     "Background",
@@ -43,7 +46,23 @@ def guard() -> threading.Lock:
     return _GUARD
 
 
-_EXECUTOR = ThreadPoolExecutor(max_workers=32, thread_name_prefix="router-gather")
+def _new_executor() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=32, thread_name_prefix="router-gather")
+
+
+_EXECUTOR = _new_executor()
+
+
+def _after_fork() -> None:
+    """In the child of a fork: the guard may have been held by a thread that is not here, and
+    the thread pool counts the parent's idle workers (it would wait for them, not start its
+    own)."""
+    global _GUARD, _EXECUTOR  # noqa: PLW0603 - a new process: new module state
+    _GUARD = threading.Lock()
+    _EXECUTOR = _new_executor()
+
+
+_fork.at_fork(_after_fork)
 
 
 def _submit(thunk: Callable[[], Any]) -> Future[Any]:
@@ -99,12 +118,29 @@ def settle(stragglers: set[Any]) -> None:
         future.cancel()  # only if it has not started
 
 
+#: Every Background, weakly (one per router, whether opened or not).
+_BACKGROUNDS: weakref.WeakSet[Background] = weakref.WeakSet()
+
+
+def _backgrounds_after_fork() -> None:
+    for background in list(_BACKGROUNDS):
+        background._after_fork()
+
+
+_fork.at_fork(_backgrounds_after_fork)
+
+
 class Background:
     """Fire-and-forget work (e.g. syncing pools after a topology change) on daemon threads,
     waited for (briefly) on close."""
 
     def __init__(self) -> None:
         self._threads: set[threading.Thread] = set()
+        self._lock = threading.Lock()
+        _BACKGROUNDS.add(self)
+
+    def _after_fork(self) -> None:
+        self._threads = set()
         self._lock = threading.Lock()
 
     def spawn(self, fn: Callable[[], Any], name: str) -> None:
@@ -147,11 +183,21 @@ class Loop:
             self._stopping = False
             self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
             self._thread.start()
+            _fork.on_fork(self)
+
+    def _after_fork(self) -> None:
+        self._thread = None
+        self._wake = threading.Event()
+
+    def _resume_after_fork(self) -> None:
+        # It ran in the parent (else it would not be registered): it runs in the child too.
+        self.start()
 
     def wake(self) -> None:
         self._wake.set()
 
     def stop(self) -> None:
+        _fork.forget(self)
         thread, self._thread = self._thread, None
         if thread is None:
             return

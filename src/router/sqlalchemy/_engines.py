@@ -40,6 +40,7 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import PoolResetState, QueuePool
 
+from router import _fork
 from router._async import _driver as async_driver
 from router._async._dsn import asyncpg_dsn
 from router._engine import RoutingEngine
@@ -154,6 +155,8 @@ def sync_node_engine(
     }
 
     def do_connect(dialect: Any, record: Any, cargs: list[Any], cparams: dict[str, Any]) -> None:
+        # The first connection of a forked child: the core's monitor runs again.
+        _fork.resume()
         for key in _URL_PARAMS:
             cparams.pop(key, None)
         cargs[:] = [conninfo]

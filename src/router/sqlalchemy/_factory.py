@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.ext.asyncio import async_sessionmaker as sa_async_sessionmaker
 from sqlalchemy.orm import sessionmaker as sa_sessionmaker
 
+from router import _fork
 from router._async._router import AsyncRouter
 from router._sync._router import Router
 from router.config import RouterConfig
@@ -100,9 +101,22 @@ class RoutedSessionmaker(sa_sessionmaker[RoutedSession]):
             if not self._opened:
                 self._core.open()
                 self._opened = True
+                _fork.on_fork(self)
+
+    def _after_fork(self) -> None:
+        """In the child of a fork (``gunicorn --preload``, Celery's prefork pool): each
+        engine gets a new pool of its own, the parent's connections left to the parent,
+        neither used nor closed here (SQLAlchemy's ``dispose(close=False)``). The core's
+        pools and monitor redo themselves."""
+        for engine in self._engines.values():
+            _fork.abandon(engine.pool)
+            engine.dispose(close=False)
+        self._open_lock = threading.Lock()
+        self._routing.after_fork()
 
     def close(self) -> None:
         """Dispose of the engines and close the core (idempotent)."""
+        _fork.forget(self)
         self._routing.close()
         for engine in self._engines.values():
             engine.dispose()

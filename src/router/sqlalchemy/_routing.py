@@ -90,6 +90,10 @@ class Routing:
 
     # -- lifecycle ---------------------------------------------------------------------
 
+    def after_fork(self) -> None:
+        """In the child of a fork: the lock another thread may have held is not held."""
+        self._lock = threading.Lock()
+
     def refresh(self) -> None:
         """Open the core on first use, and follow role changes. Sessions call it when the
         core's topology is not :attr:`seen` (an identity check on every ``get_bind``)."""
