@@ -13,14 +13,21 @@ its own rows.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import random
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
+from examples.marketplace.serving import ROOT, free_port, router_url
 from sqlalchemy import text
 
 from router import PoolConfig, Router, RouterConfig
@@ -191,3 +198,68 @@ def test_a_forked_child_of_a_sqlalchemy_factory_has_connections_of_its_own(
         assert parent <= _alive(cluster, app)
     finally:
         factory.close()
+
+
+def test_gunicorn_preload_workers_each_have_sessions_and_a_monitor_of_their_own(
+    cluster_db: ClusterDatabase, cluster: LocalCluster
+) -> None:
+    """The deployment shape: ``gunicorn --preload`` with the router opened at import in the
+    master (``fork_app.py``), two workers, real HTTP."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "FORK_APP_URL": router_url(cluster, cluster_db.name),
+        "PYTHONPATH": str(ROOT),
+    }
+    command = [
+        sys.executable, "-m", "gunicorn", "--preload", "-w", "2", "-b", f"127.0.0.1:{port}",
+        "--log-level", "warning", "tests.integration.fork_app:app",
+    ]  # fmt: skip
+    proc = subprocess.Popen(command, env=env, cwd=ROOT, start_new_session=True)
+    try:
+        replies: dict[int, list[dict[str, Any]]] = {}
+
+        def who() -> bool:
+            try:
+                with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
+                    reply = client.get("/who", headers={"Connection": "close"}).json()
+            except httpx.HTTPError:
+                assert proc.poll() is None, f"gunicorn exited with {proc.returncode}"
+                return False
+            replies.setdefault(reply["worker"], []).append(reply)
+            return len(replies) == 2
+
+        wait_until(who, timeout=60, what="both gunicorn workers to answer")
+        master = {tuple(s) for s in next(iter(replies.values()))[0]["master"]}
+        assert len(master) == 2
+
+        def sessions(worker: int) -> set[Session]:
+            return {tuple(r[k]) for r in replies[worker] for k in ("read", "write")}
+
+        # Each worker's monitor runs: its rounds go on after the fork.
+        first = {w: r[0]["rounds"] for w, r in replies.items()}
+        wait_until(
+            lambda: who() and all(r[-1]["rounds"] >= first[w] + 3 for w, r in replies.items()),
+            timeout=30,
+            what="both workers' monitors to run rounds",
+        )
+        a, b = (sessions(w) for w in replies)
+        assert not (a | b) & master, "a worker ran on the master's server sessions"
+        assert not a & b, "two workers shared a server session"
+        # The master's sessions are still open: no worker closed them.
+        assert master <= _alive(cluster, "fork-gunicorn")
+
+        def echo(v: int) -> int:
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+                return int(client.get("/echo", params={"v": v}).json()["v"])
+
+        values = random.sample(range(1 << 30), 200)
+        with ThreadPoolExecutor(8) as pool:
+            assert list(pool.map(echo, values)) == values
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
