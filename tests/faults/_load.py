@@ -194,6 +194,10 @@ class Load:
         self.ops: list[Op] = []
         self.ledger = Ledger()
         self.stale: list[str] = []
+        #: The stale reads of :meth:`_saw` and :meth:`_saw_events` again, with the node that
+        #: served each and its op (when it ran): a read the *primary* answered with less than
+        #: an acknowledged write is a write a failover lost, not a read sent too far behind.
+        self.stale_reads: list[tuple[str, str | None, Op]] = []
         self.misrouted: list[str] = []
         self.changes: list[Change] = []
         self.left_behind: set[asyncio.Task[None]] = set()
@@ -343,17 +347,24 @@ class Load:
         for row_id, v in rows:
             known = user.known.get(row_id)
             if known is not None and v < known:
-                self.stale.append(
+                self._stale(
+                    op,
                     f"user {user.number} {op.kind} [{op.phase}] on {self._where()}: id {row_id}"
-                    f" v={v}, own acknowledged write v={known}"
+                    f" v={v}, own acknowledged write v={known}",
                 )
 
     def _saw_events(self, user: _User, op: Op, seqs: list[int]) -> None:
         if user.event_floor and (not seqs or max(seqs) < user.event_floor):
-            self.stale.append(
+            self._stale(
+                op,
                 f"user {user.number} {op.kind} [{op.phase}] on {self._where()}: latest event"
-                f" {max(seqs, default=None)}, own acknowledged insert {user.event_floor}"
+                f" {max(seqs, default=None)}, own acknowledged insert {user.event_floor}",
             )
+
+    def _stale(self, op: Op, what: str) -> None:
+        decision = self.rt.last_decision
+        self.stale.append(what)
+        self.stale_reads.append((what, None if decision is None else decision.node, op))
 
     def _wrote(self, op: Op, port: int, started: float) -> str:
         """The node a write statement ran on, checked against the router's decision."""

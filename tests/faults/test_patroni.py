@@ -667,6 +667,22 @@ async def test_no_stale_read_your_writes_read(run: Run, request: pytest.FixtureR
             f"{len(run.lost)} acknowledged writes lost by async replication: {run.lost[:5]};"
             f" {len(stale)} stale reads: {stale[:5]}"
         )
+    if run.scenario.may_lose and stale:
+        # A write the failover lost and the user overwrote later is not in the final state
+        # (run.lost), but a read between shows it: one the primary of the moment answered
+        # with less than the acknowledged write is that loss (the primary is what the data
+        # is); one a standby answered is a read sent too far behind, whatever was lost.
+        def on_primary(node: str | None, op: Op) -> bool:
+            ended = op.ended or op.started
+            return node in run.watcher.writable_during(op.started - 0.05, ended + 0.05)
+
+        lost = [what for what, node, op in run.load.stale_reads if on_primary(node, op)]
+        behind = [what for what in stale if what not in lost]
+        assert not behind, behind[:10]
+        pytest.skip(
+            f"{len(lost)} reads the primary answered without an acknowledged write: writes"
+            f" the failover lost (async replication), overwritten later: {lost[:5]}"
+        )
     assert not stale, stale[:10]
 
 
