@@ -152,7 +152,10 @@ def test_reaping_spares_live_owners_and_detached_clusters(tmp_path: Path) -> Non
 
 
 def _router_postmasters() -> set[int]:
+    """Our harness's live postmasters, but those of clusters another live process owns (a
+    suite or a script running beside this one on the machine: not ours to judge)."""
     found = set()
+    others = _others_clusters()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -160,13 +163,32 @@ def _router_postmasters() -> set[int]:
             cmd = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if cmd and cmd[0].endswith(b"/postgres") and any(b"/router-cluster-" in c for c in cmd):
+        if (
+            cmd
+            and cmd[0].endswith(b"/postgres")
+            and any(b"/router-cluster-" in c for c in cmd)
+            and not any(str(d).encode() in c for d in others for c in cmd)
+        ):
             found.add(int(entry.name))
     return {pid for pid in found if pid_alive(pid)}
 
 
+def _others_clusters() -> set[Path]:
+    """Cluster directories whose owner is another live process (the inner sessions here run
+    in subprocesses that have exited by the time anything is compared)."""
+    found = set()
+    for base in Path(tempfile.gettempdir()).glob("router-cluster-*"):
+        try:
+            owner = json.loads((base / "cluster.json").read_text()).get("owner_pid")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(owner, int) and owner != os.getpid() and pid_alive(owner):
+            found.add(base)
+    return found
+
+
 def _cluster_dirs() -> set[Path]:
-    return set(Path(tempfile.gettempdir()).glob("router-cluster-*"))
+    return set(Path(tempfile.gettempdir()).glob("router-cluster-*")) - _others_clusters()
 
 
 def test_a_failing_test_session_twice_in_a_row_leaves_nothing(pytester: pytest.Pytester) -> None:

@@ -15,7 +15,14 @@ from urllib.parse import quote
 import psycopg
 
 from router.testing._errors import ClusterError
-from router.testing._proc import pid_alive, signal_group, spawn_as, tail, wait_pid_gone
+from router.testing._proc import (
+    children,
+    pid_alive,
+    signal_group,
+    spawn_as,
+    tail,
+    wait_pid_gone,
+)
 
 __all__ = ["Node", "NodeRole", "StopMode"]
 
@@ -143,9 +150,18 @@ class Node:
         if pid is None:
             self._proc = None
             return
+        # A server's children lead process groups of their own (PostgreSQL calls setsid()
+        # in each): killed one by one first, else a backend would answer its client until
+        # it noticed its postmaster gone, later on a loaded machine.
+        backends = children(pid)
+        for child in backends:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGKILL)
         signal_group(pid, signal.SIGKILL)
         if not wait_pid_gone(pid, timeout, self._proc):
             raise ClusterError(f"{self.name} (pid {pid}) survived SIGKILL for {timeout:g} s")
+        for child in backends:
+            wait_pid_gone(child, timeout)
         self._proc = None
 
     def _forget_process(self) -> None:
