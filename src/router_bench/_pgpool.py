@@ -61,6 +61,7 @@ from router.testing._proc import (
     chown_to,
     free_port,
     pid_alive,
+    processes_where,
     resolve_server_user,
     run_as,
     signal_group,
@@ -620,15 +621,4 @@ def _last_fatal(log: str) -> str:
 
 def _group_members(pgid: int) -> list[int]:
     """Live (non-zombie) processes whose process group is *pgid*."""
-    members = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_bytes()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(b")") + 2 :].split()
-        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
-            members.append(int(entry.name))
-    return members
+    return processes_where(2, pgid)

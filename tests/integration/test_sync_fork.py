@@ -15,7 +15,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 import random
-import signal
 import subprocess
 import sys
 import threading
@@ -27,7 +26,7 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from examples.marketplace.serving import ROOT, free_port, router_url
+from examples.marketplace.serving import ROOT, free_port, router_url, stop
 from sqlalchemy import text
 
 from router import PoolConfig, Router, RouterConfig
@@ -257,9 +256,4 @@ def test_gunicorn_preload_workers_each_have_sessions_and_a_monitor_of_their_own(
         with ThreadPoolExecutor(8) as pool:
             assert list(pool.map(echo, values)) == values
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop(proc)

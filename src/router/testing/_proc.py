@@ -182,8 +182,9 @@ def signal_group(pid: int, sig: signal.Signals) -> None:
         os.killpg(pid, sig)
 
 
-def children(pid: int) -> list[int]:
-    """The processes whose parent is *pid* (Linux ``/proc``; none elsewhere)."""
+def processes_where(field: int, value: int) -> list[int]:
+    """Live (non-zombie) processes whose ``/proc/<pid>/stat`` field *field* (counted after
+    the command name: 1 the parent, 2 the process group) is *value*; none without ``/proc``."""
     found = []
     for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else ():
         if not entry.name.isdigit():
@@ -193,9 +194,14 @@ def children(pid: int) -> list[int]:
         except OSError:
             continue
         fields = stat[stat.rfind(b")") + 2 :].split()
-        if len(fields) > 1 and int(fields[1]) == pid:
+        if len(fields) > field and int(fields[field]) == value and fields[0] not in (b"Z", b"X"):
             found.append(int(entry.name))
     return found
+
+
+def children(pid: int) -> list[int]:
+    """The live processes whose parent is *pid*."""
+    return processes_where(1, pid)
 
 
 def wait_pid_gone(pid: int, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> bool:
