@@ -1,4 +1,4 @@
-"""Compile the sync hot path with mypyc, in place (an optional speed-up; the pure-Python
+"""Compile the sync and async hot paths with mypyc, in place (an optional speed-up; the pure-Python
 modules stay and are the fallback).
 
     .venv/bin/python tools/build_mypyc.py           # build: src/router/**/<module>.*.so
@@ -16,6 +16,11 @@ instances take no new attributes and their methods cannot be patched per instanc
 module's own calls bind early); a wrong argument type at their boundary is a ``TypeError``;
 their class docstrings are gone at run time (``help(router.Decision)``). Modules whose public
 entry points take what applications pass stay Python (``STAY_PYTHON``).
+
+mypyc (2.4) ignores a ``raise`` statement's ``from`` clause (the exception would lose its
+``__cause__``): the compiled modules write ``raise caused(X, Y) from Y``
+(``router/core/_chain.py``), and ``tests/unit/test_mypyc_build.py`` refuses any other
+``raise ... from`` in them.
 """
 
 from __future__ import annotations
@@ -51,16 +56,26 @@ STAY_PYTHON = {
     "_nodes.py",
 }
 
-#: The modules compiled, relative to ``src`` (the sync read path: the routing engine, its
-#: scope and stats, the pure core, the sync executor, pool, driver and session).
+#: The modules compiled, relative to ``src`` (the read paths: the routing engine, its scope
+#: and stats, the pure core, the sync and async executors, pools, drivers and sessions). Kept
+#: Python beside them: the public ``Router``/``AsyncRouter`` and ``Queries`` classes (the
+#: public face, which applications may subclass or patch), the monitors (not per statement),
+#: ``_runtime.py``, and ``_sync/_connect.py``/``_async/_connect.py`` (the driver's connection
+#: subclasses: a subclass of psycopg's ``Connection`` or asyncpg's, which has a metaclass,
+#: cannot be a mypyc class).
 MODULES = [
     "router/_engine.py",
     "router/_scope.py",
     "router/_stats.py",
+    "router/_telemetry.py",
     "router/_sync/_executor.py",
     "router/_sync/_pool.py",
     "router/_sync/_driver.py",
     "router/_sync/_session.py",
+    "router/_async/_executor.py",
+    "router/_async/_pool.py",
+    "router/_async/_driver.py",
+    "router/_async/_session.py",
     *sorted(
         f"router/core/{p.name}"
         for p in (SRC / "router" / "core").glob("*.py")

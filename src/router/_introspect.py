@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -90,7 +89,7 @@ def explain(engine: _Routing, sql: str) -> Explanation:
 def stats(
     topology: Topology,
     pools: Mapping[str, _Pool],
-    decisions: Counter[tuple[str, str]],
+    decisions: Mapping[tuple[str, str], int],
     rounds: int,
 ) -> dict[str, Any]:
     nodes = {}

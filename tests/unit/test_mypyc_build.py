@@ -7,6 +7,7 @@ that it must be pure Python; unset, either is accepted as long as it is all one 
 
 from __future__ import annotations
 
+import ast
 import importlib
 import importlib.util
 import os
@@ -17,6 +18,7 @@ from types import ModuleType
 import pytest
 
 import router
+from router.core import caused
 
 ROOT = Path(__file__).resolve().parents[2]
 # Where `router` is imported from (a tree put first on PYTHONPATH, or this checkout).
@@ -50,7 +52,7 @@ def _loaded() -> dict[str, bool]:
     return found
 
 
-def test_the_build_covers_the_sync_hot_path() -> None:
+def test_the_build_covers_the_sync_and_async_hot_paths() -> None:
     names = set(_module_names())
     for name in (
         "router._engine",
@@ -60,6 +62,10 @@ def test_the_build_covers_the_sync_hot_path() -> None:
         "router._sync._pool",
         "router._sync._driver",
         "router._sync._session",
+        "router._async._executor",
+        "router._async._pool",
+        "router._async._driver",
+        "router._async._session",
         "router.core._route",
         "router.core._eligibility",
         "router.core._topology",
@@ -101,3 +107,59 @@ def test_the_fallback_is_the_source() -> None:
         module = sys.modules[name]
         assert module.__file__ is not None
         assert module.__file__.endswith(".py")
+
+
+def _raises_with_cause(path: Path) -> list[ast.Raise]:
+    return [
+        node
+        for node in ast.walk(ast.parse(path.read_text(), str(path)))
+        if isinstance(node, ast.Raise) and node.cause is not None
+    ]
+
+
+def test_every_raise_from_in_the_build_keeps_its_cause_compiled() -> None:
+    # mypyc ignores a raise's `from` clause: compiled, `raise X from Y` would raise X without
+    # its __cause__ (and with its context shown). The build's modules say
+    # `raise caused(X, Y) from Y` (router/core/_chain.py), which is the same pure or compiled.
+    wrong = []
+    for path in build_mypyc.MODULES:
+        for node in _raises_with_cause(SRC / path):
+            exc, cause = node.exc, node.cause
+            assert cause is not None
+            if not (
+                isinstance(exc, ast.Call)
+                and isinstance(exc.func, ast.Name)
+                and exc.func.id == "caused"
+                and len(exc.args) == 2
+                and ast.dump(exc.args[1]) == ast.dump(cause)
+            ):
+                wrong.append(f"{path}:{node.lineno}: {ast.unparse(node)}")
+    assert not wrong, "use `raise caused(X, Y) from Y`:\n" + "\n".join(wrong)
+
+
+def test_the_guard_sees_a_bare_raise_from(tmp_path: Path) -> None:
+    # The check above can fail: a plain `raise X from Y` is what it looks for.
+    source = tmp_path / "m.py"
+    source.write_text("try:\n    pass\nexcept E as e:\n    raise F() from e\n")
+    (found,) = _raises_with_cause(source)
+    assert isinstance(found.exc, ast.Call)
+    assert isinstance(found.exc.func, ast.Name)
+    assert found.exc.func.id == "F"
+
+
+@pytest.mark.parametrize("cause", [ValueError("the cause"), None])
+def test_caused_is_what_raise_from_does(cause: BaseException | None) -> None:
+    # The same cause, and the context suppressed, as `raise ... from` (core/_chain.py is one of
+    # the build's modules; the compiled raise itself is tested through the modules that use it,
+    # e.g. tests/unit/test_connect_closed.py).
+    def raising() -> None:
+        try:
+            {}["the context"]
+        except KeyError:
+            raise caused(RuntimeError("raised"), cause) from cause
+
+    with pytest.raises(RuntimeError) as info:
+        raising()
+    assert info.value.__cause__ is cause
+    assert info.value.__suppress_context__ is True
+    assert isinstance(info.value.__context__, KeyError)

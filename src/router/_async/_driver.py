@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 
@@ -12,7 +12,7 @@ from router._async._dsn import asyncpg_dsn
 from router._catalog_load import load_catalog_async
 from router._pooler import note_pooler_mismatch
 from router._scope import Call
-from router.core import FunctionCatalog
+from router.core import FunctionCatalog, caused
 
 __all__ = [
     "BROKEN_PROTOCOL",
@@ -40,7 +40,9 @@ __all__ = [
     "terminate",
 ]
 
-Connection = asyncpg.Connection
+# An explicit alias: mypyc (tools/build_mypyc.py) takes the bare assignment of an untyped
+# module's class for a variable, not a type.
+Connection: TypeAlias = asyncpg.Connection
 
 #: Failures of the connection itself (not of the statement): a read that met one before any
 #: row came back may run again elsewhere.
@@ -138,7 +140,7 @@ async def open_connection(*args: Any, **kwargs: Any) -> asyncpg.Connection:
     except BaseException as exc:
         failed = connect_failed(exc)
         if failed is not exc:
-            raise failed from exc
+            raise caused(failed, exc) from exc
         raise
 
 
@@ -149,7 +151,7 @@ async def run_held(conn: asyncpg.Connection, call: Call) -> Any:
         return await run(conn, call)
     except BROKEN_PROTOCOL as exc:
         terminate(conn)
-        raise connection_lost(exc) from exc
+        raise caused(connection_lost(exc), exc) from exc
 
 
 def abandoned(exc: BaseException) -> bool:

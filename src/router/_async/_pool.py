@@ -18,10 +18,12 @@ from typing import Any
 
 import asyncpg
 
+from router._async._connect import ResettingConnection
 from router._async._driver import closed as connection_closed
 from router._async._driver import connect_failed, settle
 from router._pool_logs import quiet_reconnects
 from router._stats import NodeStats, PoolSettings
+from router.core import caused
 from router.errors import PoolTimeout
 
 __all__ = ["NodePool"]
@@ -33,34 +35,6 @@ async def _no_reset(conn: asyncpg.Connection) -> None:
     """The pool's reset hook: nothing. :meth:`NodePool.release` decides."""
 
 
-class _Connection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg has no types
-    """asyncpg's connection, reset to a new session's state: ``DISCARD ALL`` drops what
-    asyncpg's reset query leaves (temporary tables, ``PREPARE``d statements, cached plans,
-    sequences' state) besides what it does drop (settings, ``WITH HOLD`` cursors, advisory
-    locks, ``LISTEN``)."""
-
-    #: Whether this session was set ``default_transaction_read_only = on`` (for a replica).
-    read_only_session = False
-
-    def mark_read_only_session(self, read_only: bool) -> None:
-        # A method: the pool hands out a proxy, which forwards calls (not assignments).
-        self.read_only_session = read_only
-
-    def get_reset_query(self) -> str:
-        return _DISCARD
-
-    async def reset(self, *, timeout: float | None = None) -> None:
-        try:
-            await super().reset(timeout=timeout)
-        finally:
-            # The server forgot every prepared statement, asyncpg's cached ones too (whatever
-            # came of the DISCARD: a connection it failed on is closed by the caller).
-            # Forget them here without the Close each would otherwise cost: asyncpg does the
-            # same when its connection ends.
-            self._mark_stmts_as_closed()
-
-
-_DISCARD = "DISCARD ALL"
 _READ_ONLY = "SET default_transaction_read_only = on"
 _READ_WRITE = "RESET default_transaction_read_only"
 
@@ -76,7 +50,7 @@ class NodePool:
         self._pool: asyncpg.Pool | None = None
         self._read_only = False
         # Whether the role changed since the pool opened: until then every connection's
-        # session was set for the role the node has (see _Connection.read_only_session).
+        # session was set for the role the node has (see ResettingConnection.read_only_session).
         self._flipped = False
         # Server pid -> when that connection was opened: asyncpg has no max lifetime. Until
         # ``_next_expiry`` no connection can be due, and releases skip the check.
@@ -147,7 +121,7 @@ class NodePool:
             "timeout": s.connect_timeout,
             "init": self._init,
             "reset": _no_reset,
-            "connection_class": _Connection,
+            "connection_class": ResettingConnection,
         }
         try:
             min_size = s.min_size if fill else 0
@@ -199,7 +173,7 @@ class NodePool:
             self._in_use -= 1
             failed = connect_failed(exc)
             if failed is not exc:
-                raise failed from exc
+                raise caused(failed, exc) from exc
             raise
         stats.acquired += 1
         return conn
@@ -211,7 +185,7 @@ class NodePool:
         try:
             return await pool.acquire(timeout=self._settings.acquire_timeout)
         except TimeoutError:
-            raise PoolTimeout(self.name, self._settings.acquire_timeout) from None
+            raise caused(PoolTimeout(self.name, self._settings.acquire_timeout), None) from None
         finally:
             stats.waiting -= 1
             stats.acquire_wait += time.perf_counter() - started
@@ -223,7 +197,12 @@ class NodePool:
         left inside a transaction (not possible when *settled*: a single statement that
         neither begins nor ends one). A connection that cannot be reset is closed instead."""
         try:
-            await self._release(conn, dirty, settled)
+            pool = self._pool
+            if settled and not dirty and pool is not None and time.monotonic() < self._next_expiry:
+                # The common case, as _release() has it (here: one coroutine less per call).
+                await pool.release(conn)
+            else:
+                await self._release(conn, dirty, settled)
         finally:
             self._in_use -= 1
 

@@ -17,7 +17,7 @@ from router._catalog_load import load_catalog as _load_catalog
 from router._pooler import note_pooler_mismatch
 from router._scope import Call
 from router._sync._deadline import Deadline
-from router.core import FunctionCatalog
+from router.core import FunctionCatalog, caused
 
 __all__ = [
     "BROKEN_PROTOCOL",
@@ -141,7 +141,9 @@ def _run_within(conn: Connection, call: Call, timeout: float) -> Any:
         if conn.broken or conn.closed
         else "cancelled on the server"
     )
-    raise TimeoutError(f"no answer within {timeout:g} s: the statement was {how}") from failure
+    raise caused(
+        TimeoutError(f"no answer within {timeout:g} s: the statement was {how}"), failure
+    ) from failure
 
 
 def _run(conn: Connection, call: Call) -> Any:
@@ -199,7 +201,7 @@ def fetchrow(conn: Connection, sql: str, timeout: float) -> Any:
             pass
         return cur.fetchone()
     except e.QueryCanceled as exc:
-        raise TimeoutError(f"no answer within {timeout:g} s") from exc
+        raise caused(TimeoutError(f"no answer within {timeout:g} s"), exc) from exc
 
 
 def connect_monitor(dsn: str, timeout: float, application_name: str) -> Connection:
@@ -225,7 +227,7 @@ def connect_monitor(dsn: str, timeout: float, application_name: str) -> Connecti
             raise
         # The kernel gave up on an unanswered handshake (tcp_user_timeout), which libpq
         # words as "server closed the connection unexpectedly": say what happened.
-        raise TimeoutError(f"no answer within {timeout:g} s") from None
+        raise caused(TimeoutError(f"no answer within {timeout:g} s"), None) from None
 
 
 def discard(conn: Connection) -> None:

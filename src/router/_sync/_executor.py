@@ -54,6 +54,7 @@ from router.core import (
     Reason,
     Role,
     Topology,
+    caused,
     refused_by_standby,
 )
 from router.errors import (
@@ -255,7 +256,7 @@ class Executor:
         try:
             return self._run(scope, decision, call, write=False)
         except _Retry as failed:
-            raise failed.cause from None
+            raise caused(failed.cause, None) from None
 
     def _write(self, scope: Scope, call: Call) -> Any:
         decision = self.engine.decide_write(call.classification)
@@ -268,7 +269,7 @@ class Executor:
             try:
                 return self._run(scope, retried, call, write=True)
             except _Retry:
-                raise _surfaced(broken.cause) from None
+                raise caused(_surfaced(broken.cause), None) from None
         except driver.READ_ONLY_ERRORS:
             # The node we believed primary is not (a failover happened): the statement wrote
             # nothing, so rediscover and try once on the new primary.
@@ -360,7 +361,7 @@ class Executor:
                         failed.add(again.node)
                         raise
         except _Retry as last:
-            raise _surfaced(last.cause) from None
+            raise caused(_surfaced(last.cause), None) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _run(self, scope: Scope, decision: Decision, call: Call, *, write: bool) -> Any:
@@ -410,7 +411,8 @@ class Executor:
                 raise
             finally:
                 in_flight.pop()
-                span.end()
+                if span is not NO_SPAN:  # NO_SPAN.end() does nothing
+                    span.end()
             if instead is not None:
                 # Outside the try: mypyc (tools/build_mypyc.py) compiles no `continue` in a
                 # try/finally.
@@ -446,12 +448,12 @@ class Executor:
         except PoolTimeout as exc:
             if write:
                 raise
-            raise _Retry(node, exc) from exc
+            raise caused(_Retry(node, exc), exc) from exc
         except driver.CONNECT_ERRORS as exc:
             self.monitor.report_failure(node, FailureKind.CONNECT_FAILED, type(exc).__name__)
             if write:
                 raise
-            raise _Retry(node, exc) from exc
+            raise caused(_Retry(node, exc), exc) from exc
         # The caller's own statement is under way (not one of the router's).
         running = False
         given_up = False
@@ -495,10 +497,10 @@ class Executor:
                 # dead, and the driver would wait for a cancel's confirmation as long.
                 driver.terminate(conn)
             if not write and isinstance(exc, Exception) and (lost or broken or driver.closed(conn)):
-                raise _Retry(node, exc) from exc
+                raise caused(_Retry(node, exc), exc) from exc
             if write and broken:
                 self.monitor.report_failure(node, FailureKind.BROKEN_CONNECTION, type(exc).__name__)
-                raise _Retry(node, exc) from exc
+                raise caused(_Retry(node, exc), exc) from exc
             raise
         finally:
             if given_up:
@@ -548,7 +550,7 @@ class Executor:
         except driver.BROKEN_PROTOCOL as exc:
             # The connection had already received the server's goodbye: nothing was sent.
             driver.terminate(conn)
-            raise driver.connection_lost(exc) from exc
+            raise caused(driver.connection_lost(exc), exc) from exc
         except BaseException as exc:
             if driver.abandoned(exc):
                 driver.terminate(conn)

@@ -32,6 +32,7 @@ from router._stats import NodeStats, PoolSettings
 from router._sync._connect import reporting as _reporting
 from router._sync._driver import closed as connection_closed
 from router._sync._driver import discard
+from router.core import caused
 from router.errors import PoolTimeout
 
 __all__ = ["NodePool"]
@@ -256,7 +257,7 @@ class NodePool:
                 self._refence(pool, conn)
         except psycopg_pool.PoolTimeout:
             in_use.pop()
-            raise PoolTimeout(self.name, self._settings.acquire_timeout) from None
+            raise caused(PoolTimeout(self.name, self._settings.acquire_timeout), None) from None
         except BaseException:
             in_use.pop()
             raise
@@ -278,7 +279,7 @@ class NodePool:
                 self._refence(pool, conn)
         except psycopg_pool.PoolTimeout:
             self._in_use.pop()
-            raise PoolTimeout(self.name, self._settings.acquire_timeout) from None
+            raise caused(PoolTimeout(self.name, self._settings.acquire_timeout), None) from None
         except BaseException:
             self._in_use.pop()
             raise
@@ -327,7 +328,7 @@ class NodePool:
         while True:
             error = self._connect_error
             if self._connect_failures != failures and error is not None:
-                raise psycopg.OperationalError(f"{self.name}: {error}") from error
+                raise caused(psycopg.OperationalError(f"{self.name}: {error}"), error) from error
             left = deadline - time.monotonic()
             if left <= 0:
                 raise psycopg_pool.PoolTimeout(f"no connection of {self.name} in time")

@@ -38,6 +38,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Final
 
+from router.core._chain import caused
 from router.core._lsn import Lsn
 from router.errors import ForeignToken, InvalidToken
 
@@ -125,7 +126,7 @@ def decode(token: object, *, system_id: int | None = None) -> Position:
     try:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError):  # pragma: no cover - the pattern admits only base64
-        raise InvalidToken("malformed", token) from None
+        raise caused(InvalidToken("malformed", token), None) from None
     # 27 characters carry 162 bits for 160: the last character's two spare bits must be zero,
     # so that one position has one token.
     if base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=") != text:
