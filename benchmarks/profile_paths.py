@@ -1095,7 +1095,9 @@ def _loop_child(subjects: list[str], n: int, primary: str, replica: str, threads
     }
     for subject in subjects:
         if subject.startswith("async-"):
-            _async_loop_child(subject, n, primary, replica)
+            # ``async-routed/1``: the concurrency after the slash (8 without one).
+            name, _, c = subject.partition("/")
+            _async_loop_child(name, n, primary, replica, int(c or 8))
             continue
         if subject.startswith("sa-"):
             _sa_loop_child(subject, n, primary, replica)
@@ -1130,7 +1132,8 @@ def _reduce_loop(
 
 
 def _async_loop_child(subject: str, n: int, primary: str, replica: str, c: int = 8) -> None:
-    """*n* fetchrows by *c* tasks on one loop, the loop run inside functools.reduce."""
+    """*n* fetchrows by *c* tasks on one loop, the loop run inside functools.reduce
+    (``--cg-subjects async-raw/1,async-routed/1``: *c* = 1; 8 without the slash)."""
 
     async def no_reset(_conn: Any) -> None:
         return None
