@@ -54,9 +54,15 @@ __all__ = [
 ]
 
 SCHEMA = """
-DROP TABLE IF EXISTS load_items, load_events;
+DROP TABLE IF EXISTS load_items, load_events, load_trace;
 CREATE TABLE load_items (id bigint PRIMARY KEY, owner int NOT NULL, v bigint NOT NULL);
 CREATE TABLE load_events (owner int NOT NULL, seq bigint NOT NULL, PRIMARY KEY (owner, seq));
+-- Every value an update gave a row, written by the server in the update's own transaction:
+-- an acknowledged update a failover lost is missing here even after a later one overwrote it.
+CREATE TABLE load_trace (id bigint NOT NULL, v bigint NOT NULL);
+CREATE OR REPLACE FUNCTION load_trace() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO load_trace (id, v) VALUES (NEW.id, NEW.v); RETURN NULL; END $$;
+CREATE TRIGGER load_trace AFTER UPDATE ON load_items FOR EACH ROW EXECUTE FUNCTION load_trace();
 """
 
 POINT = "SELECT v FROM load_items WHERE id = $1"
@@ -152,6 +158,10 @@ class Ledger:
 
     inserts: set[tuple[int, int]] = field(default_factory=set)
     updates: dict[int, int] = field(default_factory=dict)  # id -> latest acknowledged value
+    #: Every acknowledged update, (id, v).
+    acked_updates: set[tuple[int, int]] = field(default_factory=set)
+    #: What :func:`check_ledger` found lost: ("update", id, v) and ("insert", owner, seq).
+    lost: set[tuple[str, int, int]] = field(default_factory=set)
     unknown_inserts: set[tuple[int, int]] = field(default_factory=set)
     unknown_updates: dict[int, set[int]] = field(default_factory=dict)
     #: (started, ended, node the server said it is) of every acknowledged write statement.
@@ -194,10 +204,10 @@ class Load:
         self.ops: list[Op] = []
         self.ledger = Ledger()
         self.stale: list[str] = []
-        #: The stale reads of :meth:`_saw` and :meth:`_saw_events` again, with the node that
-        #: served each and its op (when it ran): a read the *primary* answered with less than
-        #: an acknowledged write is a write a failover lost, not a read sent too far behind.
-        self.stale_reads: list[tuple[str, str | None, Op]] = []
+        #: The stale reads of :meth:`_saw` and :meth:`_saw_events` again, each with the write
+        #: it did not see, as :attr:`Ledger.lost` names writes: a stale read of a write the
+        #: failover lost is that loss, not a read sent too far behind.
+        self.stale_reads: list[tuple[str, tuple[str, int, int], Op]] = []
         self.misrouted: list[str] = []
         self.changes: list[Change] = []
         self.left_behind: set[asyncio.Task[None]] = set()
@@ -349,6 +359,7 @@ class Load:
             if known is not None and v < known:
                 self._stale(
                     op,
+                    ("update", row_id, known),
                     f"user {user.number} {op.kind} [{op.phase}] on {self._where()}: id {row_id}"
                     f" v={v}, own acknowledged write v={known}",
                 )
@@ -357,14 +368,14 @@ class Load:
         if user.event_floor and (not seqs or max(seqs) < user.event_floor):
             self._stale(
                 op,
+                ("insert", user.number, user.event_floor),
                 f"user {user.number} {op.kind} [{op.phase}] on {self._where()}: latest event"
                 f" {max(seqs, default=None)}, own acknowledged insert {user.event_floor}",
             )
 
-    def _stale(self, op: Op, what: str) -> None:
-        decision = self.rt.last_decision
+    def _stale(self, op: Op, write: tuple[str, int, int], what: str) -> None:
         self.stale.append(what)
-        self.stale_reads.append((what, None if decision is None else decision.node, op))
+        self.stale_reads.append((what, write, op))
 
     def _wrote(self, op: Op, port: int, started: float) -> str:
         """The node a write statement ran on, checked against the router's decision."""
@@ -392,6 +403,7 @@ class Load:
 
     def _acked_update(self, user: _User, row_id: int, v: int) -> None:
         self.ledger.updates[row_id] = v
+        self.ledger.acked_updates.add((row_id, v))
         user.known[row_id] = v
         user.last_written = row_id
 
@@ -547,12 +559,21 @@ async def check_ledger(dsn: str, ledger: Ledger) -> list[str]:
     try:
         values = dict(await conn.fetch("SELECT id, v FROM load_items"))
         events = {(r[0], r[1]) for r in await conn.fetch("SELECT owner, seq FROM load_events")}
+        trace = {(r[0], r[1]) for r in await conn.fetch("SELECT id, v FROM load_trace")}
     finally:
         await conn.close()
     problems = []
     lost_inserts = sorted(ledger.inserts - events)
     if lost_inserts:
         problems.append(f"{len(lost_inserts)} acknowledged inserts lost: {lost_inserts[:10]}")
+    lost_updates = sorted(ledger.acked_updates - trace)
+    if lost_updates:
+        problems.append(
+            f"{len(lost_updates)} acknowledged updates lost (id, v): {lost_updates[:10]}"
+        )
+    ledger.lost = {("insert", *key) for key in lost_inserts} | {
+        ("update", *key) for key in lost_updates
+    }
     for row_id, acked in sorted(ledger.updates.items()):
         v = values.get(row_id)
         later = {u for u in ledger.unknown_updates.get(row_id, ()) if u > acked}
