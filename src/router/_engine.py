@@ -43,7 +43,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from random import Random
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from router._context import attach as attach_shared_floor
 from router._introspect import last_errors
@@ -71,7 +71,7 @@ from router.core import (
     encode_token,
     policy_from_name,
 )
-from router.core._route import choose_read, choose_write, pick_read, plain_read
+from router.core._route import choose_read, choose_write, plain_read, read_of
 from router.errors import InvalidQuery, NoReplicaAvailable, PrimaryUnavailable, TopologyError
 
 __all__ = ["RoutingEngine", "TopologySource"]
@@ -94,6 +94,27 @@ class TopologySource(Protocol):
     def report_failure(self, name: str, kind: FailureKind, detail: str = "") -> None: ...
 
     def request_rediscovery(self, suspect: str | None = None) -> None: ...
+
+
+class _ReadPlan(NamedTuple):
+    """The everyday read, precomputed for one topology value and consistency level (see
+    :meth:`RoutingEngine.read_decision`): valid while the monitor's topology *is* that value,
+    as :func:`eligible`'s own memo is (it lives on the topology value)."""
+
+    topology: Topology | None
+    consistency: Consistency | None
+    #: ``eligible(topology, consistency)``'s replicas (no floor), in configuration order.
+    replicas: tuple[str, ...]
+    #: Their stats: the candidates handed to the policy.
+    candidates: list[NodeStats]
+    #: The lowest replay position among them (``None``: one never reported any): a floor at
+    #: or below it leaves the same replicas eligible (:func:`eligible` answers the same).
+    lowest: Lsn | None
+    #: The everyday decision of each (``core.plain_read``: one value per node).
+    reads: dict[str, Decision]
+
+
+_NO_PLAN = _ReadPlan(None, None, (), [], None, {})
 
 
 def _policy(config: RouterConfig) -> Policy:
@@ -171,6 +192,9 @@ class RoutingEngine:
         # The common read's candidates (each eligible replica's stats), kept for the
         # eligibility value they were made from: see _quick_read.
         self._candidates: tuple[Eligibility | None, list[NodeStats]] = (None, [])
+        # The everyday read precomputed for the latest topology value and a consistency
+        # level (one value, replaced whole: a thread never sees a mix): see read_decision.
+        self._plan = _NO_PLAN
 
     # -- state -------------------------------------------------------------------------
 
@@ -311,7 +335,29 @@ class RoutingEngine:
                 + last_errors(topology)
             )
         if not exclude and not retry:
-            quick = self._quick_read(topology, scope)
+            # The everyday read, in this frame: the plan made by _quick_read for this very
+            # topology value and level, a floor every planned replica has passed (eligible()
+            # would answer the same value), and what _quick_read would then do.
+            plan = self._plan
+            floor = scope.floor
+            if (
+                plan.topology is topology
+                and plan.consistency is scope.consistency
+                and (floor is None or (plan.lowest is not None and floor <= plan.lowest))
+            ):
+                sticky = scope.sticky
+                if sticky is not None and scope.parent is not None and sticky in plan.reads:
+                    return plan.reads[sticky]  # a session's replica while it stays eligible
+                choice = self._policy(plan.candidates, self._rng)
+                # (eligible() never lists the primary: a candidate's decision is plain_read's.)
+                if choice is not None:
+                    found = plan.reads.get(choice.name)
+                    if found is not None:
+                        return found
+                picked = read_of(topology.primary, choice)
+                quick = picked if picked.node is not None else None  # see _quick_read
+            else:
+                quick = self._quick_read(topology, scope)
             if quick is not None:
                 return quick
         excluded = frozenset(exclude) if exclude else _NOTHING
@@ -382,6 +428,20 @@ class RoutingEngine:
         consistency = scope.consistency
         if consistency is Consistency.STRONG or self._primary_weight > 0:
             return None
+        plan = self._plan
+        if plan.topology is not topology or plan.consistency is not consistency:
+            # The plan for this topology value and level (read_decision serves the next reads
+            # from it): eligible()'s memoized answer without a floor.
+            base = eligible(topology, consistency)
+            replicas = base.replicas
+            plan = self._plan = _ReadPlan(
+                topology,
+                consistency,
+                replicas,
+                [self._stats[n] for n in replicas],
+                base.min_replay,
+                {n: plain_read(n) for n in replicas},
+            )
         found = eligible(topology, consistency, floor=scope.read_floor)
         replicas = found.replicas
         if not replicas:
@@ -389,11 +449,15 @@ class RoutingEngine:
         sticky = scope.sticky
         if sticky is not None and scope.parent is not None and sticky in replicas:
             return plain_read(sticky)  # a session's replica while it stays eligible
-        kept = self._candidates
-        if kept[0] is not found:
-            # One step (a tuple) so that a thread never sees a list of another value.
-            kept = self._candidates = (found, [self._stats[n] for n in replicas])
-        decision = pick_read(topology.primary, kept[1], self._policy, self._rng)
+        if replicas is plan.replicas:
+            candidates = plan.candidates
+        else:
+            kept = self._candidates
+            if kept[0] is not found:
+                # One step (a tuple) so that a thread never sees a list of another value.
+                kept = self._candidates = (found, [self._stats[n] for n in replicas])
+            candidates = kept[1]
+        decision = read_of(topology.primary, self._policy(candidates, self._rng))
         # No primary and a policy that declined: the general path says why (it asks the
         # policy again; the one built-in policy that declines, primary-only, is stateless).
         return decision if decision.node is not None else None

@@ -166,3 +166,30 @@ def test_an_exclusion_eligibility_makes_holds_on_the_short_path() -> None:
     sticky.sticky = "r2"
     nodes = {engine.read_decision(s).node for s in (engine.scope, sticky) for _ in range(6)}
     assert nodes == {"r1"}
+
+
+@pytest.mark.parametrize("policy", ["round-robin", "random", "least-outstanding"])
+def test_the_plan_follows_every_new_topology(policy: str) -> None:
+    # One engine lives through a run of topologies (each a new value, as the monitor makes
+    # them; some equal in content to an earlier one): its precomputed read must be made
+    # again for each, exactly when eligible()'s memo (kept on the topology value) is.
+    names = sorted(TOPOLOGIES)
+    run = [TOPOLOGIES[n] for n in names] + [_topology(4400, 4400) for _ in range(2)]
+    run += [TOPOLOGIES[n] for n in reversed(names)]
+    results = []
+    for quick in (True, False):
+        engine = _engine(policy, run[0])
+        session = engine.new_scope()
+        sticky = engine.new_scope()
+        eventual = engine.new_scope("eventual")
+        out: list[object] = []
+        # One level at a time: a plan is made per level too (a change of level alone would
+        # make it again).
+        for scopes in ([engine.scope, session, sticky], [eventual]):
+            for topology in run:
+                engine._monitor.topology = topology  # type: ignore[misc]
+                sticky.sticky = "r2"
+                out.extend(_decisions(engine, scopes, 12, quick=quick))
+        results.append(out)
+    assert results[0] == results[1]
+    assert {d.node for d in results[0] if isinstance(d, Decision)} >= {"r1", "r2"}

@@ -18,7 +18,15 @@ from router.core._lsn import Lsn
 from router.core._policies import Candidate, CandidateLike, Policy
 from router.core._topology import Topology
 
-__all__ = ["Decision", "Reason", "choose_read", "choose_write", "pick_read", "plain_read"]
+__all__ = [
+    "Decision",
+    "Reason",
+    "choose_read",
+    "choose_write",
+    "pick_read",
+    "plain_read",
+    "read_of",
+]
 
 
 class Reason(StrEnum):
@@ -173,7 +181,13 @@ def pick_read(
     """The decision among *candidates* (eligible replicas, and the primary when it is offered
     with ``primary_read_weight``) that *policy* picks: the one step of :func:`choose_read`
     that the routing engine's precomputed read path (``RoutingEngine.read_decision``) shares."""
-    choice = policy(candidates, rng)
+    return read_of(primary, policy(candidates, rng))
+
+
+def read_of(primary: str | None, choice: CandidateLike | None) -> Decision:
+    """The decision for the candidate a policy picked (``None``: the primary-only policy's
+    answer): the second half of :func:`pick_read`, for a caller that asked the policy itself
+    (``RoutingEngine.read_decision``'s precomputed plan)."""
     if choice is None:
         return _on_primary(primary, Reason.CLASSIFIER, "policy primary-only")
     if choice.name == primary:

@@ -167,7 +167,19 @@ class Routing:
         used here). Before a read moves to another node than the session's last, its floor
         rises past that read (the rules are :class:`~router._scope.Scope`'s)."""
         engine = self.engine
-        decision = self._decide_read(scope)
+        decision = engine.read_decision(scope)
+        if (
+            decision.wait_for is None
+            and not decision.primary
+            and scope.seen_on is None
+            and not engine.redirects
+        ):
+            # The everyday read (a replica, nothing to confirm, no earlier read of the
+            # session to settle: Scope.unsettled is false while seen_on is None, no redirect):
+            # what the steps below come to then.
+            engine.read_served(scope, decision)
+            return decision
+        decision = self._decide_read(scope, decision)
         if decision.primary and engine.unverified(scope):
             # No replica has the floor, and it is not known to exist on the primary's
             # timeline (imported, or raised before a failover): it may name WAL lost in a
@@ -188,9 +200,11 @@ class Routing:
             engine.read_served(scope, decision)
         return decision
 
-    def _decide_read(self, scope: Scope) -> Decision:
+    def _decide_read(self, scope: Scope, decision: Decision | None = None) -> Decision:
+        """*decision* (default: the engine's read decision now), settled and confirmed."""
         engine = self.engine
-        decision = engine.read_decision(scope)
+        if decision is None:
+            decision = engine.read_decision(scope)
         if engine.needs_settling(scope, decision):
             lsn = self._position_or_none()
             if lsn is not None:

@@ -184,7 +184,7 @@ def classify_statement(
     # each time, as SQLAlchemy itself does.
     attributes = clause.__dict__
     memo = attributes.get(_MEMO)
-    classifier = texts.classifier
+    classifier = texts._classifier  # (the property's value, without its frame)
     # Read before classifying: a catalog set meanwhile leaves the memo stale, not wrong.
     generation = 0 if classifier is None else classifier.generation
     if memo is not None and memo[0] == id(clause) and memo[1] is texts and memo[2] == generation:
