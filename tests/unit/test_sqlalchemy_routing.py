@@ -570,3 +570,39 @@ def test_a_failed_connect_hides_the_password_and_is_reported() -> None:
         assert "s3cret" not in repr(failed.value)
         health = factory.router._monitor.topology.by_name["p"]
         assert health.last_failure == "connect_failed"
+
+
+# Routing.read carries the everyday read (a replica, nothing to settle, confirm or redirect)
+# out at once: a read that needs any of those still takes every step.
+
+
+def test_a_read_moving_to_another_replica_reads_the_primary_position_first(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[int] = []
+    monkeypatch.setattr(h.routing, "commit_position", lambda: asked.append(1) or Lsn(150))
+    s = h.Session()
+    first = h.node(s, READ)
+    s.rollback()  # the next transaction decides again (monotonic reads: first read at 100)
+    other = "r2" if first == "r1" else "r1"
+    behind = {first: 90, other: 200}
+    h.core._monitor.topology = _topology(behind["r1"], behind["r2"])
+    assert asked == []
+    assert h.node(s, READ) == other
+    assert asked == [1]  # settled: the floor rose past what the first read saw
+    assert s._router_scope.floor == Lsn(200)  # then read on other, known at 200
+
+
+@pytest.mark.parametrize("consistency", [None, "strong"])
+def test_a_read_on_the_primary_checks_an_imported_floor_there(
+    h: Harness, monkeypatch: pytest.MonkeyPatch, consistency: str | None
+) -> None:
+    # read_your_writes: a replica is asked first (it has not replayed 500), then the
+    # primary; strong: the primary at once.
+    asked: list[int] = []
+    monkeypatch.setattr(h.routing, "commit_position", lambda: asked.append(1) or Lsn(600))
+    token = encode_token(Position(7, Lsn(500)))  # past every replica (100)
+    s = h.Session(after=token, consistency=consistency)
+    assert h.node(s, READ) == "p"
+    assert asked == [1]  # the floor is not known on this timeline: the primary's position
+    assert s._router_scope.seen_on is None  # a read on the primary is not a replica's read
