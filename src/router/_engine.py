@@ -431,9 +431,12 @@ class RoutingEngine:
         plan = self._plan
         if plan.topology is not topology or plan.consistency is not consistency:
             # The plan for this topology value and level (read_decision serves the next reads
-            # from it): eligible()'s memoized answer without a floor.
+            # from it): eligible()'s memoized answer without a floor. None without a replica
+            # (a policy is never asked to choose among none: the general path decides).
             base = eligible(topology, consistency)
             replicas = base.replicas
+            if not replicas:
+                return None
             plan = self._plan = _ReadPlan(
                 topology,
                 consistency,

@@ -175,6 +175,7 @@ def test_the_plan_follows_every_new_topology(policy: str) -> None:
     # again for each, exactly when eligible()'s memo (kept on the topology value) is.
     names = sorted(TOPOLOGIES)
     run = [TOPOLOGIES[n] for n in names] + [_topology(4400, 4400) for _ in range(2)]
+    run += [_no_replica(), TOPOLOGIES["both-caught-up"], _no_replica()]
     run += [TOPOLOGIES[n] for n in reversed(names)]
     results = []
     for quick in (True, False):
@@ -193,3 +194,20 @@ def test_the_plan_follows_every_new_topology(policy: str) -> None:
         results.append(out)
     assert results[0] == results[1]
     assert {d.node for d in results[0] if isinstance(d, Decision)} >= {"r1", "r2"}
+
+
+def _no_replica() -> Topology:
+    """The primary alone: both replicas down."""
+    t = _topology(4400, 4400, down="r1")
+    return tick(t, {"r2": CheckFailure(FailureKind.BROKEN_CONNECTION)}, 2.0, PARAMS)
+
+
+@pytest.mark.parametrize("policy", ["round-robin", "random", "least-outstanding", "latency"])
+def test_no_replica_is_decided_by_the_general_path(policy: str) -> None:
+    # No plan is made of no replica: a policy is never asked to choose among none.
+    results = []
+    for quick in (True, False):
+        engine = _engine(policy, _no_replica())
+        results.append(_decisions(engine, [engine.scope, engine.new_scope()], 6, quick=quick))
+    assert results[0] == results[1]
+    assert all(isinstance(d, Decision) and d.node == "p" for d in results[0])
