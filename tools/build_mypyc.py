@@ -133,6 +133,9 @@ def build(opt_level: str, modules: list[str]) -> None:
             "--inplace",
             "--build-temp",
             str(ROOT / "build" / "mypyc" / "temp"),
+            # Else setuptools stages the modules in src/build/lib.*, which --clean would miss.
+            "--build-lib",
+            str(ROOT / "build" / "mypyc" / "lib"),
         ],
     )
     print(f"built {len(built())} files in {time.monotonic() - started:.0f} s")
