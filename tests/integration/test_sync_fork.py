@@ -12,6 +12,7 @@ its own rows.
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
 import os
 import random
@@ -29,8 +30,8 @@ import pytest
 from examples.marketplace.serving import ROOT, free_port, router_url, stop
 from sqlalchemy import text
 
-from router import PoolConfig, Router, RouterConfig
-from router.sqlalchemy import sessionmaker
+from router import AsyncRouter, PoolConfig, Router, RouterConfig
+from router.sqlalchemy import async_sessionmaker, sessionmaker
 from router.testing import LocalCluster
 from router.testing.pytest_plugin import ClusterDatabase
 from tests.integration.async_support import execute_on
@@ -257,3 +258,62 @@ def test_gunicorn_preload_workers_each_have_sessions_and_a_monitor_of_their_own(
             assert list(pool.map(echo, values)) == values
     finally:
         stop(proc)
+
+
+def test_an_async_router_in_a_forked_child_refuses_and_leaves_the_parent_alone(
+    cluster_db: ClusterDatabase, cluster: LocalCluster
+) -> None:
+    """asyncio's loop and asyncpg's connections do not survive a fork: the child's first
+    statement says so, touching nothing of the parent's (before, it ran on the parent's
+    connection from another loop and the parent's next statement broke: InternalClientError)."""
+    app = "fork-async"
+    loop = asyncio.new_event_loop()
+    router = loop.run_until_complete(AsyncRouter(_config(cluster_db, app)).open())
+    try:
+        parent = {tuple(loop.run_until_complete(router.fetchrow(WHO))) for _ in range(10)}
+        parent.add(tuple(loop.run_until_complete(router.fetchrow(WRITE))))
+
+        def child() -> str:
+            async def read() -> Any:
+                return await asyncio.wait_for(router.fetchrow(WHO), 10)
+
+            with pytest.raises(RuntimeError) as caught:
+                asyncio.run(read())
+            return str(caught.value)
+
+        proc, end = _fork(child)
+        said = _answer(proc, end, lambda: None)
+        assert "does not survive a fork" in said, said
+        again = {tuple(loop.run_until_complete(router.fetchrow(WHO))) for _ in range(10)}
+        assert again <= parent | _alive(cluster, app)
+        assert parent <= _alive(cluster, app)
+    finally:
+        loop.run_until_complete(router.close())
+        loop.close()
+
+
+def test_an_async_session_factory_in_a_forked_child_refuses(
+    cluster_db: ClusterDatabase,
+) -> None:
+    loop = asyncio.new_event_loop()
+    factory = async_sessionmaker(_config(cluster_db, "fork-sa-async"))
+
+    async def who() -> Any:
+        async with factory() as s:
+            return (await s.execute(text(WHO))).one()
+
+    try:
+        loop.run_until_complete(who())
+
+        def child() -> str:
+            with pytest.raises(RuntimeError) as caught:
+                asyncio.run(asyncio.wait_for(who(), 10))
+            return str(caught.value)
+
+        proc, end = _fork(child)
+        said = _answer(proc, end, lambda: None)
+        assert "does not survive a fork" in said, said
+        loop.run_until_complete(who())  # the parent's own connections still serve it
+    finally:
+        loop.run_until_complete(factory.aclose())
+        loop.close()

@@ -18,6 +18,7 @@ from typing import Any
 
 import asyncpg
 
+from router import _fork
 from router._async._connect import ResettingConnection
 from router._async._driver import closed as connection_closed
 from router._async._driver import connect_failed, settle
@@ -52,6 +53,8 @@ class NodePool:
         # Whether the role changed since the pool opened: until then every connection's
         # session was set for the role the node has (see ResettingConnection.read_only_session).
         self._flipped = False
+        # Set in the child of a fork: the pool was the parent's (see _after_fork).
+        self._forked = False
         # Server pid -> when that connection was opened: asyncpg has no max lifetime. Until
         # ``_next_expiry`` no connection can be due, and releases skip the check.
         self._born: dict[int, tuple[float, weakref.ref[asyncpg.Connection]]] = {}
@@ -131,8 +134,20 @@ class NodePool:
             # when it comes back.
             logger.warning("%s: could not open its connections (%s); will retry", self.name, exc)
             self._pool = await asyncpg.create_pool(self._dsn, min_size=0, **kwargs)
+        _fork.on_fork(self)
+
+    def _after_fork(self) -> None:
+        """In the child of a fork: asyncio's loop and tasks, and this pool's connections, are
+        the parent's; none of them survives a fork. The connections are left to the parent,
+        neither used nor closed here (a statement on one would interleave with the parent's on
+        the same server session), and the router says so at its first use (:meth:`acquire`)."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            _fork.abandon(pool)
+            self._forked = True
 
     async def close(self) -> None:
+        _fork.forget(self)
         settling = list(self._settling)
         for task in settling:
             task.cancel()
@@ -147,6 +162,17 @@ class NodePool:
             except (TimeoutError, OSError):
                 pool.terminate()
 
+    def _not_open(self) -> str:
+        if self._forked:
+            return (
+                f"the pool of {self.name} was opened in the parent of this forked process: an"
+                " AsyncRouter (or the async SQLAlchemy factory) does not survive a fork"
+                " (asyncio's loop and the connections are the parent's). Open one in each"
+                " worker process, e.g. in the application's lifespan; the sync Router redoes"
+                " itself after a fork"
+            )
+        return f"the pool of {self.name} is not open"
+
     def terminate(self) -> None:
         if self._pool is not None:
             self._pool.terminate()
@@ -157,7 +183,7 @@ class NodePool:
         open one raises the driver's connection errors (see :func:`connect_failed`)."""
         pool = self._pool
         if pool is None:
-            raise RuntimeError(f"the pool of {self.name} is not open")
+            raise RuntimeError(self._not_open())
         stats = self.stats
         self._in_use += 1
         try:

@@ -191,9 +191,21 @@ class RoutedAsyncSessionmaker(sa_async_sessionmaker[RoutedAsyncSession]):
             if not self._opened:
                 await self._core.open()
                 self._opened = True
+                _fork.on_fork(self)
+
+    def _after_fork(self) -> None:
+        """In the child of a fork: the engines' asyncpg connections and the core's loop are
+        the parent's and do not survive it; the next statement says so (the core's pools
+        refuse too), and nothing of the parent's is used or closed here."""
+        self._routing.after_fork(
+            "this async session factory was opened in the parent of this forked process: it"
+            " does not survive a fork (asyncio's loop and the connections are the parent's)."
+            " Make one in each worker process, e.g. in the application's lifespan"
+        )
 
     async def aclose(self) -> None:
         """Dispose of the engines and close the core (idempotent)."""
+        _fork.forget(self)
         self._routing.close()
         for engine in self._engines.values():
             await engine.dispose()

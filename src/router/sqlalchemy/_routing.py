@@ -87,18 +87,25 @@ class Routing:
         self._variants: dict[tuple[str, str], Decision] = {}
         self._lock = threading.Lock()
         self.state = State.NEW
+        # What refresh() says once closed.
+        self._closed: str = _CLOSED
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    def after_fork(self) -> None:
-        """In the child of a fork: the lock another thread may have held is not held."""
+    def after_fork(self, refuse: str | None = None) -> None:
+        """In the child of a fork: the lock another thread may have held is not held; with
+        *refuse*, the factory cannot serve here (the async one) and says so at the next
+        statement (``seen`` unset makes every session call :meth:`refresh`)."""
         self._lock = threading.Lock()
+        if refuse is not None:
+            self._closed = refuse
+            self.close()
 
     def refresh(self) -> None:
         """Open the core on first use, and follow role changes. Sessions call it when the
         core's topology is not :attr:`seen` (an identity check on every ``get_bind``)."""
         if self.state is State.CLOSED:
-            raise RuntimeError(_CLOSED)
+            raise RuntimeError(self._closed)
         if self.state is State.NEW:
             self._open_core()
             self.state = State.OPEN
