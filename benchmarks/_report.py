@@ -25,6 +25,18 @@ class Run:
     p50_us: float
     p99_us: float
 
+    @classmethod
+    def of(cls, latencies: list[float], seconds: float, cpu: float) -> Run:
+        """A run of these per-call latencies (s, any order), *seconds* long, *cpu* s of CPU."""
+        latencies = sorted(latencies)
+        return cls(
+            ops=len(latencies),
+            seconds=seconds,
+            cpu_seconds=cpu,
+            p50_us=percentile(latencies, 0.50) * 1e6,
+            p99_us=percentile(latencies, 0.99) * 1e6,
+        )
+
     @property
     def ops_per_s(self) -> float:
         return self.ops / self.seconds
@@ -158,14 +170,7 @@ def measure_threads(
     done = _threads(fetchrow, concurrency, ids, began + duration)
     seconds = time.perf_counter() - began
     cpu = time.process_time() - cpu
-    latencies = sorted(x for worker in done for x in worker)
-    return Run(
-        ops=len(latencies),
-        seconds=seconds,
-        cpu_seconds=cpu,
-        p50_us=percentile(latencies, 0.50) * 1e6,
-        p99_us=percentile(latencies, 0.99) * 1e6,
-    )
+    return Run.of([x for worker in done for x in worker], seconds, cpu)
 
 
 def measure_rounds(
@@ -186,3 +191,72 @@ def measure_rounds(
                 f"  p99 {run.p99_us:>6.0f} µs  cpu/call {run.cpu_us:>5.1f} µs",
                 flush=True,
             )
+
+
+# -- callgrind and stubs, for the instruction counts ---------------------------------------
+
+
+def callgrind_dumps(script: str, args: list[str]) -> list[int]:
+    """Run ``python script *args`` under callgrind, counting only inside
+    ``functools.reduce`` (the measured part: each reduce is one dump), and return each dump's
+    instruction total, in order."""
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+    import tempfile  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "cg.out"
+        cmd = [
+            "valgrind",
+            "--tool=callgrind",
+            "--collect-atstart=no",
+            "--toggle-collect=functools_reduce",
+            "--dump-after=functools_reduce",
+            f"--callgrind-out-file={out}",
+            sys.executable,
+            script,
+            *args,
+        ]
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if done.returncode:
+            raise SystemExit(f"callgrind child failed:\n{done.stderr[-3000:]}")
+        dumps = []
+        for path in Path(tmp).glob("cg.out.*"):
+            suffix = path.name.rsplit(".", 1)[1]
+            if not suffix.isdigit():
+                continue
+            total = 0
+            for line in path.read_text().splitlines():
+                if line.startswith(("totals:", "summary:")):
+                    total = int(line.split()[1])
+                    break
+            dumps.append((int(suffix), total))
+        return [total for _, total in sorted(dumps)]
+
+
+def stub_router(flavour: str = "async", **options: Any) -> Any:
+    """An ``AsyncRouter`` (or, *flavour* ``"sync"``, a ``Router``) over two made-up nodes
+    (``primary``, ``replica1``, never connected to; *options* for the ``RouterConfig``) with
+    the topology a monitor round would give it: the replica far past the primary and within
+    any lag gate. Its pools are the caller's to replace."""
+    import router  # noqa: PLC0415
+    from router.core import GateParams, Lsn, NodeStatus, Topology, tick  # noqa: PLC0415
+
+    config = router.RouterConfig(
+        primary=router.NodeConfig(dsn="postgresql://app@p.invalid/app", name="primary"),
+        replicas=[router.NodeConfig(dsn="postgresql://app@r.invalid/app", name="replica1")],
+        **options,
+    )
+    r = router.AsyncRouter(config) if flavour == "async" else router.Router(config)
+    seen = {
+        "primary": NodeStatus(in_recovery=False, wal_lsn=Lsn(100)),
+        "replica1": NodeStatus(in_recovery=True, replay_lsn=Lsn(2**40)),
+    }
+    gate = GateParams(max_lag_bytes=10**15, max_lag_seconds=None)
+    r._monitor.topology = tick(Topology.initial(["primary", "replica1"]), seen, 0.0, gate)
+    if hasattr(r, "engine"):
+        r.engine.system_id = 7
+    else:  # before the routing engine (issue 13)
+        r._system_id = 7
+    return r

@@ -17,17 +17,15 @@ import argparse
 import asyncio
 import functools
 import json
-import subprocess
-import sys
-import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from _report import callgrind_dumps, stub_router
+
 import router
 from router._async import _driver as driver
 from router._scope import Call
-from router.core import GateParams, Lsn, NodeStatus, Topology, tick
 
 QUERY = "SELECT * FROM items WHERE id = $1"
 WARMUP = 300
@@ -70,18 +68,7 @@ class _AsyncpgPool:
 
 
 def _router() -> router.AsyncRouter:
-    config = router.RouterConfig(
-        primary=router.NodeConfig(dsn="postgresql://app@p.invalid/app", name="primary"),
-        replicas=[router.NodeConfig(dsn="postgresql://app@r.invalid/app", name="replica1")],
-    )
-    r = router.AsyncRouter(config)
-    seen = {
-        "primary": NodeStatus(in_recovery=False, wal_lsn=Lsn(100)),
-        "replica1": NodeStatus(in_recovery=True, replay_lsn=Lsn(2**40)),
-    }
-    gate = GateParams(max_lag_bytes=10**15, max_lag_seconds=None)
-    r._monitor.topology = tick(Topology.initial(["primary", "replica1"]), seen, 0.0, gate)
-    r.engine.system_id = 7
+    r: router.AsyncRouter = stub_router()
     for pool in r._executor.pools.values():
         pool._pool = _AsyncpgPool()
     return r
@@ -154,36 +141,10 @@ def _child(n: int) -> None:
 
 
 def _measure(n: int) -> dict[str, float]:
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "cg.out"
-        cmd = [
-            "valgrind",
-            "--tool=callgrind",
-            "--collect-atstart=no",
-            "--toggle-collect=functools_reduce",
-            "--dump-after=functools_reduce",
-            f"--callgrind-out-file={out}",
-            sys.executable,
-            __file__,
-            "--child",
-            "--n",
-            str(n),
-        ]
-        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if done.returncode:
-            raise SystemExit(f"callgrind child failed:\n{done.stderr[-3000:]}")
-        totals = []
-        for path in Path(tmp).glob("cg.out.*"):
-            suffix = path.name.rsplit(".", 1)[1]
-            if suffix.isdigit():
-                for line in path.read_text().splitlines():
-                    if line.startswith(("totals:", "summary:")):
-                        totals.append((int(suffix), int(line.split()[1])))
-                        break
-        totals.sort()
-        if len(totals) != len(PIECES):
-            raise SystemExit(f"callgrind: {len(totals)} dumps for {len(PIECES)} pieces")
-        return {name: t / n for (name, _), (_, t) in zip(PIECES, totals, strict=True)}
+    totals = callgrind_dumps(__file__, ["--child", "--n", str(n)])
+    if len(totals) != len(PIECES):
+        raise SystemExit(f"callgrind: {len(totals)} dumps for {len(PIECES)} pieces")
+    return {name: t / n for (name, _), t in zip(PIECES, totals, strict=True)}
 
 
 def main() -> None:

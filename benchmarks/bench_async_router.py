@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import asyncpg
-from _report import Level, Run, check_routing, percentile, summary, table
+from _report import Level, Run, check_routing, summary, table
 
 import router
 from router.testing import LocalCluster
@@ -117,14 +117,7 @@ async def _measure(
     done = await asyncio.gather(*(_worker(subject.fetchrow, ids, o, until) for o in offsets))
     seconds = time.perf_counter() - began
     cpu = time.process_time() - cpu
-    latencies = sorted(x for worker in done for x in worker)
-    return Run(
-        ops=len(latencies),
-        seconds=seconds,
-        cpu_seconds=cpu,
-        p50_us=percentile(latencies, 0.50) * 1e6,
-        p99_us=percentile(latencies, 0.99) * 1e6,
-    )
+    return Run.of([x for worker in done for x in worker], seconds, cpu)
 
 
 async def _level(

@@ -56,7 +56,7 @@ from typing import Any
 
 import psycopg
 import sqlalchemy
-from _report import Run, percentile
+from _report import Run
 from sqlalchemy import URL, String, create_engine, make_url, select
 from sqlalchemy.ext.asyncio import async_sessionmaker as plain_async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -88,17 +88,6 @@ class Case:
     flavour: str
     operation: str
     runs: dict[str, list[Run]] = field(default_factory=dict)
-
-
-def _run(latencies: list[float], seconds: float, cpu: float) -> Run:
-    latencies.sort()
-    return Run(
-        ops=len(latencies),
-        seconds=seconds,
-        cpu_seconds=cpu,
-        p50_us=percentile(latencies, 0.50) * 1e6,
-        p99_us=percentile(latencies, 0.99) * 1e6,
-    )
 
 
 # -- the operations ------------------------------------------------------------------------
@@ -164,7 +153,7 @@ def _measure_sync(fn: Callable[[int], Any], ids: list[int], warmup: float, durat
         fn(ids[i % n])
         append(clock() - start)
         i += 1
-    return _run(latencies, clock() - began, time.process_time() - cpu)
+    return Run.of(latencies, clock() - began, time.process_time() - cpu)
 
 
 async def _measure_async(
@@ -190,7 +179,7 @@ async def _measure_async(
         await fn(ids[i % n])
         append(clock() - start)
         i += 1
-    return _run(latencies, clock() - began, time.process_time() - cpu)
+    return Run.of(latencies, clock() - began, time.process_time() - cpu)
 
 
 # -- the subjects --------------------------------------------------------------------------

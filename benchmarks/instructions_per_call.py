@@ -24,10 +24,8 @@ import asyncio
 import sys
 from typing import Any
 
+from _report import stub_router
 from psycopg.pq import TransactionStatus
-
-import router
-from router.core import GateParams, Lsn, NodeStatus, Topology, tick
 
 QUERY = "SELECT * FROM items WHERE id = $1"
 WARMUP = 500
@@ -59,21 +57,7 @@ class _Pool:
 
 
 async def _router_ops(op: str, n: int) -> None:
-    config = router.RouterConfig(
-        primary=router.NodeConfig(dsn="postgresql://app@p.invalid/app", name="primary"),
-        replicas=[router.NodeConfig(dsn="postgresql://app@r.invalid/app", name="replica1")],
-    )
-    r = router.AsyncRouter(config)
-    seen = {
-        "primary": NodeStatus(in_recovery=False, wal_lsn=Lsn(100)),
-        "replica1": NodeStatus(in_recovery=True, replay_lsn=Lsn(2**40)),
-    }
-    gate = GateParams(max_lag_bytes=10**15, max_lag_seconds=None)
-    r._monitor.topology = tick(Topology.initial(["primary", "replica1"]), seen, 0.0, gate)
-    if hasattr(r, "engine"):
-        r.engine.system_id = 7
-    else:  # before the routing engine (issue 13)
-        r._system_id = 7  # type: ignore[attr-defined]
+    r = stub_router()
     for name in list(r._pools):
         r._pools[name] = _Pool(r._pools[name])  # type: ignore[assignment]
     session = r.session()
@@ -119,19 +103,7 @@ class _SyncPool:
 
 
 def _sync_router_ops(n: int, read_timeout: float | None = None) -> None:
-    config = router.RouterConfig(
-        primary=router.NodeConfig(dsn="postgresql://app@p.invalid/app", name="primary"),
-        replicas=[router.NodeConfig(dsn="postgresql://app@r.invalid/app", name="replica1")],
-        read_timeout=read_timeout,
-    )
-    r = router.Router(config)
-    seen = {
-        "primary": NodeStatus(in_recovery=False, wal_lsn=Lsn(100)),
-        "replica1": NodeStatus(in_recovery=True, replay_lsn=Lsn(2**40)),
-    }
-    gate = GateParams(max_lag_bytes=10**15, max_lag_seconds=None)
-    r._monitor.topology = tick(Topology.initial(["primary", "replica1"]), seen, 0.0, gate)
-    r.engine.system_id = 7
+    r = stub_router("sync", read_timeout=read_timeout)
     for pool in r._pools.values():
         pool._pool = _SyncPool()  # type: ignore[assignment]
     query = "SELECT * FROM items WHERE id = %s"

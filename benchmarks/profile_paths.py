@@ -56,9 +56,7 @@ import random
 import re
 import resource
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import defaultdict
@@ -70,6 +68,7 @@ from typing import Any
 import asyncpg
 import psycopg
 import psycopg_pool
+from _report import callgrind_dumps
 from opentelemetry.trace import INVALID_SPAN
 from sqlalchemy import String, create_engine, make_url, select
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
@@ -1247,56 +1246,25 @@ def _callgrind(
     subjects: list[str], n: int, primary: str, replica: str, threads: int
 ) -> dict[str, float]:
     """Instructions per call of each subject (one valgrind run for all of them)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "cg.out"
-        cmd = [
-            "valgrind",
-            "--tool=callgrind",
-            "--collect-atstart=no",
-            "--toggle-collect=functools_reduce",
-            "--dump-after=functools_reduce",
-            f"--callgrind-out-file={out}",
-            sys.executable,
-            __file__,
-            "--loop-child",
-            ",".join(subjects),
-            "--n",
-            str(n),
-            "--primary",
-            primary,
-            "--replica",
-            replica,
-            "--threads",
-            str(threads),
-        ]
-        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if done.returncode:
-            raise SystemExit(f"callgrind child failed:\n{done.stderr[-3000:]}")
-        parts = []
-        for path in Path(tmp).glob("cg.out.*"):
-            suffix = path.name.rsplit(".", 1)[1]
-            if not suffix.isdigit():
-                continue
-            total = 0
-            for line in path.read_text().splitlines():
-                if line.startswith(("totals:", "summary:")):
-                    total = int(line.split()[1])
-                    break
-            parts.append((int(suffix), total))
-        parts.sort()
-        totals = [t for _, t in parts]
-        # One dump per thread of a sync subject; one per async subject (a single loop).
-        single = ("async-", "sa-")
-        per = [1 if s.startswith(single) else threads for s in subjects]
-        if len(totals) != sum(per):
-            raise SystemExit(f"callgrind: {len(totals)} dumps for {subjects} x {threads}")
-        found: dict[str, float] = {}
-        at = 0
-        for subject, k in zip(subjects, per, strict=True):
-            calls = n if subject.startswith(single) else n // threads * threads
-            found[subject] = sum(totals[at : at + k]) / calls
-            at += k
-        return found
+    totals = callgrind_dumps(
+        __file__,
+        [
+            "--loop-child", ",".join(subjects), "--n", str(n), "--primary", primary,
+            "--replica", replica, "--threads", str(threads),
+        ],
+    )  # fmt: skip
+    # One dump per thread of a sync subject; one per async subject (a single loop).
+    single = ("async-", "sa-")
+    per = [1 if s.startswith(single) else threads for s in subjects]
+    if len(totals) != sum(per):
+        raise SystemExit(f"callgrind: {len(totals)} dumps for {subjects} x {threads}")
+    found: dict[str, float] = {}
+    at = 0
+    for subject, k in zip(subjects, per, strict=True):
+        calls = n if subject.startswith(single) else n // threads * threads
+        found[subject] = sum(totals[at : at + k]) / calls
+        at += k
+    return found
 
 
 def _section_callgrind(args: argparse.Namespace, primary: str, replica: str, ids: list[int]) -> Any:
