@@ -11,8 +11,11 @@ import pytest
 T = TypeVar("T")
 
 
-def wait_until(condition: Callable[[], T], timeout: float = 10.0, what: str = "condition") -> T:
-    """Return the first truthy value of *condition()*; fail the test after *timeout* s."""
+def wait_until(
+    condition: Callable[[], T | None], timeout: float = 10.0, what: str = "condition"
+) -> T:
+    """Return the first truthy value of *condition()* (so never ``None``: a condition typed
+    ``-> X | None`` gives an ``X``); fail the test after *timeout* s."""
     deadline = time.monotonic() + timeout
     while True:
         value = condition()

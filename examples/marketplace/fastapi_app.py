@@ -29,8 +29,8 @@ try:  # run as a package (tests, benchmark) or from this directory (uvicorn --ap
     from . import baselines
     from .models import LoginSession, Notification, Project
 except ImportError:  # pragma: no cover
-    import baselines  # type: ignore[no-redef]
-    from models import LoginSession, Notification, Project  # type: ignore[no-redef]
+    import baselines  # type: ignore[import-not-found,no-redef]
+    from models import LoginSession, Notification, Project  # type: ignore[import-not-found,no-redef]
 
 MODE = os.environ.get("MARKET_MODE", "router")
 if MODE not in baselines.MODES:

@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from router.cli import main
-from router.testing import LocalCluster
+from router.testing import LocalCluster, Node
 from router.testing.pytest_plugin import ClusterDatabase
 from router_bench._output import read_result
 from router_bench._plan import PlanOptions, build_plan
@@ -232,8 +232,12 @@ def test_a_cluster_given_by_url_keeps_its_data(
     assert _rows(cluster_db, "SELECT * FROM orders ORDER BY id") == before
     # Every subject closed its connections (they all say application_name=router-bench).
     for node in cluster_db.cluster.nodes:
+
+        def ended(node: Node = node) -> bool:
+            return _bench_sessions(cluster_db.dsn(node)) == 0
+
         wait_until(
-            lambda node=node: _bench_sessions(cluster_db.dsn(node)) == 0,
+            ended,
             timeout=10,
             what=f"the bench's sessions on {node.name} to end",
         )

@@ -10,7 +10,7 @@ from sqlalchemy.dialects import postgresql
 import router
 from router.config import NodeConfig, RouterConfig
 from router_bench._plan import SubjectSpec, prepared_subjects
-from router_bench._schema import WORKLOADS
+from router_bench._schema import WORKLOADS, WorkloadName
 from router_bench._subjects import SqlalchemyClient, router_config
 from router_bench._target import Target, TargetNode
 from router_bench._workloads import (
@@ -27,9 +27,11 @@ from router_bench._workloads import (
 N = 20_000
 
 
-def _ops(workload: str, seed: int = 1, worker: int = 0, workers: int = 4, rows: int = 1000) -> list:
+def _ops(
+    workload: WorkloadName, seed: int = 1, worker: int = 0, workers: int = 4, rows: int = 1000
+) -> list[tuple[Op, int]]:
     pick = OpPicker(
-        workload,  # type: ignore[arg-type]
+        workload,
         worker_rng(seed, 0, 0, worker),
         worker=worker,
         workers=workers,
@@ -53,7 +55,7 @@ def test_every_workload_has_a_mix_summing_to_one() -> None:
         ("ryw", {Op.RYW: 1.0}),
     ],
 )
-def test_operation_shares(workload: str, expected: dict[Op, float]) -> None:
+def test_operation_shares(workload: WorkloadName, expected: dict[Op, float]) -> None:
     counts = Counter(op for op, _ in _ops(workload))
     assert set(counts) == set(expected)
     for op, share in expected.items():
@@ -121,7 +123,7 @@ def _target() -> Target:
 def test_the_sqlalchemy_statements_are_classified_alike() -> None:
     spec = SubjectSpec("sqlalchemy/round-robin/eventual", "router", "sqlalchemy")
     client = SqlalchemyClient(spec, _target().base_config, "router_bench_items_2000")
-    dialect = postgresql.asyncpg.dialect()  # type: ignore[attr-defined]
+    dialect = postgresql.asyncpg.dialect()
     for statement, route in [
         (client._point, router.Route.READ),
         (client._list, router.Route.READ),

@@ -28,6 +28,7 @@ SDIST_NEEDS = [
     "README.md",
     "src/router/__init__.py",
     "src/router/py.typed",
+    "src/router_bench/py.typed",
     "src/router/testing/pytest_plugin.py",
     "tests/conftest.py",
     "tests/deploy/quickstart.py",
@@ -107,6 +108,7 @@ def test_the_wheel_holds_the_package_and_its_metadata(built: tuple[Path, Path]) 
     expected = {p.removeprefix("src/") for p in packages} | {metadata_name.split("/")[0]}
     assert {n.split("/")[0] for n in names} == expected
     assert "router/py.typed" in names
+    assert "router_bench/py.typed" in names
     assert "router/testing/pytest_plugin.py" in names
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
     assert metadata["Name"] == NAME

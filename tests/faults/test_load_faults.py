@@ -859,7 +859,7 @@ async def test_a_statement_abandoned_on_a_dead_link_frees_its_connection_at_once
     async with Proxy(replica.host, replica.port, name="replica1") as proxy:
         base = _router_config(fault_cluster, "load-abandoned", {"replica1": proxy.port})
         # One replica, behind the proxy: reads go there first, then to the primary.
-        config = base.replace(replicas=[r for r in base.replicas if r.name == "replica1"])
+        config = base.replace(replicas=[r for r in base.replica_nodes if r.name == "replica1"])
         command_timeout = config.pool.command_timeout
         assert command_timeout is not None
         async with AsyncRouter(config) as rt:

@@ -71,7 +71,7 @@ async def test_spans_say_where_and_why_and_keep_secrets(
     assert spans
     by_route: dict[str, dict[str, object]] = {}
     for span in spans:
-        attributes = dict(span.attributes or {})
+        attributes: dict[str, object] = dict(span.attributes or {})
         by_route.setdefault(str(attributes.get("router.route")), attributes)
         seen.append(repr(attributes))
         seen.extend(str(e.attributes) for e in span.events)

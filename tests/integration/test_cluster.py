@@ -8,7 +8,7 @@ import time
 import psycopg
 import pytest
 
-from router.testing import ClusterError, LocalCluster
+from router.testing import ClusterError, LocalCluster, Node
 from router.testing.pytest_plugin import ClusterDatabase
 from tests.support import wait_until
 
@@ -19,7 +19,7 @@ _STREAMING = "SELECT EXISTS (SELECT FROM pg_stat_wal_receiver WHERE status = 'st
 
 def _one(dsn: str, query: str, params: tuple[object, ...] = ()) -> object:
     with psycopg.connect(dsn, autocommit=True) as conn:
-        row = conn.execute(query, params).fetchone()  # type: ignore[arg-type]
+        row = conn.execute(query, params).fetchone()
     assert row is not None
     return row[0]
 
@@ -185,8 +185,12 @@ def test_stopping_the_primary_fails_writes_and_replicas_reconnect_after_start(
     cluster.start_node(cluster.primary)
     _insert(cluster_db, "after-start")
     for replica in cluster.replicas:
+
+        def streams(r: Node = replica) -> object:
+            return _one(r.dsn, _STREAMING)
+
         wait_until(
-            lambda r=replica: _one(r.dsn, _STREAMING),
+            streams,
             what=f"{replica.name} to stream again",
         )
     cluster.wait_caught_up()

@@ -60,7 +60,7 @@ def bouncers(pgbouncers: PgBouncers, db: ClusterDatabase) -> PgBouncers:
 
 
 def _config(bouncers: PgBouncers, db: ClusterDatabase, **options: object) -> RouterConfig:
-    return bouncers.router_config(db.name, **{**FAST, **options})  # type: ignore[arg-type]
+    return bouncers.router_config(db.name, **{**FAST, **options})
 
 
 def _ports(cluster: LocalCluster) -> tuple[int, set[int]]:
@@ -498,7 +498,8 @@ async def test_async_pgbouncer_killed_in_front_of_a_replica(
         bouncers.start_node(lost)
 
         async def back() -> bool:
-            return await r.fetchval("SELECT inet_server_port()") == lost.port
+            port: int = await r.fetchval("SELECT inet_server_port()")
+            return port == lost.port
 
         deadline = time.monotonic() + 15
         while not await back():

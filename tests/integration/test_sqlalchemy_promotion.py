@@ -62,7 +62,7 @@ async def test_async_sessions_right_after_a_promotion_all_write_on_the_new_prima
             await asyncio.gather(*(read() for _ in range(8)))
         try:
             await asyncio.to_thread(_switch_over, cluster, old, new)
-            monitor = factory.router.engine.monitor
+            monitor = factory.router._monitor
             monitor.request_rediscovery()
             await monitor.check()
             assert factory.router.stats()["primary"] == "replica1"
@@ -112,7 +112,7 @@ def test_sync_sessions_right_after_a_promotion_all_write_on_the_new_primary(
         outcomes: list[str] = []
         try:
             _switch_over(cluster, old, new)
-            monitor = factory.router.engine.monitor
+            monitor = factory.router._monitor
             monitor.request_rediscovery()
             monitor.check()
             assert factory.router.stats()["primary"] == "replica1"

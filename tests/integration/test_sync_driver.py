@@ -50,7 +50,7 @@ def test_psycopg_parameters_and_status(one: router.Router) -> None:
     # Several statements without parameters: the last one's status, as asyncpg gives it.
     assert one.execute("SELECT 1; UPDATE notes SET body = 'x' WHERE id = 4") == "UPDATE 1"
     with pytest.raises(TypeError, match="pass a str"):
-        one.execute(psycopg.sql.SQL("SELECT 1"))  # type: ignore[arg-type]
+        one.execute(psycopg.sql.SQL("SELECT 1"))
 
 
 def test_statements_are_prepared_after_the_threshold(db: ClusterDatabase) -> None:
@@ -86,7 +86,8 @@ def test_threads_share_one_router(db: ClusterDatabase) -> None:
 
         def work(i: int) -> bool:
             rt.execute("INSERT INTO notes VALUES (%s, 'thread')", (1000 + i,))
-            return rt.fetchval("SELECT count(*) FROM notes WHERE id = %s", (1000 + i,)) == 1
+            count: int = rt.fetchval("SELECT count(*) FROM notes WHERE id = %s", (1000 + i,))
+            return count == 1
 
         with ThreadPoolExecutor(max_workers=16) as ex:
             assert all(ex.map(work, range(200)))
@@ -140,4 +141,8 @@ def test_a_router_at_interpreter_exit_monitors_and_closes_without_errors(
     assert "cannot schedule" not in done.stderr, done.stderr
     assert done.stdout.split() == ["closed", "True"]
     for dsn in [db.primary_dsn, *replicas]:
-        wait_for(lambda dsn=dsn: backends(dsn, "router-exit") == 0, 10, "the connections gone")
+
+        def gone(dsn: str = dsn) -> bool:
+            return backends(dsn, "router-exit") == 0
+
+        wait_for(gone, 10, "the connections gone")

@@ -76,7 +76,8 @@ def test_every_write_case_runs_on_the_primary(r: router.Router, db: ClusterDatab
     """Each WRITE case of the classifier's table, sent through a session (so statements that
     pin are accepted), inside BEGIN ... ROLLBACK so it leaves nothing behind, runs on the
     primary."""
-    misrouted, refused_by_standby = [], []
+    misrouted: list[tuple[str, router.Explanation | router.Decision]] = []
+    refused_by_standby: list[str] = []
     # As the router classifies them with the catalog it loads from the primary (which holds the
     # fixture's functions): cases that are WRITE only for want of a catalog are READ here.
     write_cases = server_write_cases(db.primary_dsn)

@@ -360,8 +360,8 @@ def test_open_and_close_are_bounded_with_a_node_that_never_answers(
     try:
         config = db.router_config(application_name=APP, **FAST)  # default timeouts
         replica2 = db.cluster.replicas[1]
-        dead = _on_port(config.replicas[1], replica2.port, hole.getsockname()[1])
-        config = config.replace(replicas=[config.replicas[0], dead])
+        dead = _on_port(config.replica_nodes[1], replica2.port, hole.getsockname()[1])
+        config = config.replace(replicas=[config.replica_nodes[0], dead])
         rt = router.Router(config)
         started = monotonic()
         rt.open()
@@ -415,9 +415,9 @@ def test_open_can_wait_for_the_primary_and_say_why_it_did_not_answer(
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         free = probe.getsockname()[1]
-    nowhere = config.replace(
-        primary=_on_port(config.primary, db.cluster.primary.port, free), replicas=[]
-    )
+    primary = config.primary_node
+    assert primary is not None
+    nowhere = config.replace(primary=_on_port(primary, db.cluster.primary.port, free), replicas=[])
     with pytest.raises(router.PrimaryUnavailable, match="primary: "):
         router.Router(nowhere).open(wait_for_primary=0.5)
     # A cluster that answers: open() returns once the primary does, ready to write.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from functools import partial
 
 import httpx
 import psycopg
@@ -34,7 +35,7 @@ CLOSE = {"Connection": "close"}
 def url(cluster_db: ClusterDatabase) -> str:
     create_schema(cluster_db.router_config(), users=20, projects=200, notifications=200)
     for dsn in cluster_db.replica_dsns:
-        wait_until(lambda dsn=dsn: _seeded(dsn), timeout=30, what="the seed on every replica")
+        wait_until(partial(_seeded, dsn), timeout=30, what="the seed on every replica")
     return router_url(cluster_db.cluster, cluster_db.name)
 
 
@@ -65,7 +66,7 @@ def server(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def delayed(cluster: LocalCluster) -> Iterator[LocalCluster]:
+def delayed(cluster: LocalCluster) -> LocalCluster:
     """Every replica applies WAL DELAY seconds late (undone after the test)."""
     for replica in cluster.replicas:
         cluster.set_apply_delay(replica, DELAY)
@@ -175,8 +176,13 @@ def test_other_clients_and_later_reads_stay_on_replicas(server: str, delayed: Lo
         # position, no longer needed, is dropped.
         lsn = primary_lsn(delayed)
         _replayed_everywhere(delayed, lsn)
+
+        def on_a_replica() -> httpx.Response | None:
+            r = writer.get("/which", headers=CLOSE)
+            return r if r.json()["port"] in replicas else None
+
         later = wait_until(
-            lambda: (r := writer.get("/which", headers=CLOSE)).json()["port"] in replicas and r,
+            on_a_replica,
             timeout=20,
             what="the writer's reads back on a replica",
         )

@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator
+from functools import partial
 from itertools import count
+from typing import TypedDict
 
 import httpx
 import psycopg
@@ -34,12 +36,20 @@ DELAY = 0.5
 _keys = count(1)
 
 
+class _Job(TypedDict):
+    """A background job's payload, as a queue would carry it: a key and the request's
+    position (``job_token()``)."""
+
+    k: int
+    router_position: str | None
+
+
 @pytest.fixture(scope="module")
 def table(cluster_db: ClusterDatabase) -> str:
     with Router(cluster_db.router_config()) as db:
         db.execute("CREATE TABLE IF NOT EXISTS web_kv (k int PRIMARY KEY, v int)")
     for dsn in cluster_db.replica_dsns:
-        wait_until(lambda dsn=dsn: _has_table(dsn), timeout=30, what="web_kv on the replicas")
+        wait_until(partial(_has_table, dsn), timeout=30, what="web_kv on the replicas")
     return "web_kv"
 
 
@@ -175,7 +185,7 @@ async def test_a_job_resumes_the_request_position_in_a_worker(
         with resume(None):  # what the middleware does for a request
             async with web.session() as session:
                 await session.execute("INSERT INTO web_kv VALUES ($1, 3)", k)
-            payload = {"k": k, "router_position": job_token()}
+            payload = _Job(k=k, router_position=job_token())
         assert payload["router_position"] is not None
 
         async def job(position: str | None) -> tuple[object, object]:

@@ -540,11 +540,12 @@ def test_primary_alone_is_enough() -> None:
 
 @pytest.mark.parametrize(
     ("make", "field", "words"),
+    # Each call is deliberately wrong (mypy refuses them too): what does an untyped caller get?
     [
-        (lambda: RouterConfig(primry=NodeConfig(dsn=DSN)), "primry", "did you mean 'primary'"),
-        (lambda: PoolConfig(max_sise=3), "max_sise", "did you mean 'max_size'"),
-        (lambda: RetryConfig(tries=3), "tries", "RetryConfig has no such field"),
-        (lambda: NodeConfig(DSN), "NodeConfig", "keyword arguments only"),
+        (lambda: RouterConfig(primry=NodeConfig(dsn=DSN)), "primry", "did you mean 'primary'"),  # type: ignore[call-arg]
+        (lambda: PoolConfig(max_sise=3), "max_sise", "did you mean 'max_size'"),  # type: ignore[call-arg]
+        (lambda: RetryConfig(tries=3), "tries", "RetryConfig has no such field"),  # type: ignore[call-arg]
+        (lambda: NodeConfig(DSN), "NodeConfig", "keyword arguments only"),  # type: ignore[call-arg]
     ],
 )
 def test_a_field_that_does_not_exist_is_named(make: Any, field: str, words: str) -> None:

@@ -149,6 +149,6 @@ async def test_the_sqlalchemy_async_engines_raise_the_same_error(
                 await conn.execute(text("SELECT 1"))
     finally:
         await engine.dispose()
-    assert type(raised.value.orig.__cause__) is asyncpg.ConnectionDoesNotExistError, repr(
-        raised.value
-    )
+    orig = raised.value.orig
+    assert orig is not None, repr(raised.value)
+    assert type(orig.__cause__) is asyncpg.ConnectionDoesNotExistError, repr(raised.value)

@@ -9,6 +9,8 @@ import threading
 import time
 from typing import Any
 
+import psycopg
+
 from router._sync import _deadline
 from router._sync._deadline import Deadline
 from tests.support import wait_until
@@ -30,7 +32,7 @@ class FakeConnection:
 
     @property
     def pgconn(self) -> Any:
-        raise _deadline.psycopg.OperationalError("no socket here")
+        raise psycopg.OperationalError("no socket here")
 
 
 def _deadline_for(conn: FakeConnection, timeout: float) -> Deadline:

@@ -9,9 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from router.core._eligibility import Cause, Consistency, Eligibility, Staleness, eligible
-from router.core._health import FailureKind
 from router.core._lsn import Lsn
-from router.core._nodes import Health, NodeHealth, Role
+from router.core._nodes import FailureKind, Health, NodeHealth, Role
 from router.core._topology import Topology
 
 MiB = 1024 * 1024

@@ -17,6 +17,7 @@ import router
 from router._engine import RoutingEngine
 from router._scope import Scope
 from router._stats import NodeStats
+from router.config import PolicyLiteral
 from router.core import (
     CheckFailure,
     Decision,
@@ -65,7 +66,7 @@ class _Monitor:
 _OFF = ("no-such-node",)
 
 
-def _engine(policy: str, topology: Topology, **config: Any) -> RoutingEngine:
+def _engine(policy: PolicyLiteral, topology: Topology, **config: Any) -> RoutingEngine:
     cfg = router.RouterConfig(
         primary=router.NodeConfig(dsn="postgresql://app@p.invalid/app", name="p"),
         replicas=[
@@ -121,7 +122,7 @@ TOPOLOGIES = {
 @pytest.mark.parametrize("name", sorted(TOPOLOGIES))
 @pytest.mark.parametrize("floor", [None, 500, 4000, 4450])
 def test_the_short_path_decides_as_the_general_one(
-    policy: str, name: str, floor: int | None
+    policy: PolicyLiteral, name: str, floor: int | None
 ) -> None:
     topology = TOPOLOGIES[name]
     results = []
@@ -169,7 +170,7 @@ def test_an_exclusion_eligibility_makes_holds_on_the_short_path() -> None:
 
 
 @pytest.mark.parametrize("policy", ["round-robin", "random", "least-outstanding"])
-def test_the_plan_follows_every_new_topology(policy: str) -> None:
+def test_the_plan_follows_every_new_topology(policy: PolicyLiteral) -> None:
     # One engine lives through a run of topologies (each a new value, as the monitor makes
     # them; some equal in content to an earlier one): its precomputed read must be made
     # again for each, exactly when eligible()'s memo (kept on the topology value) is.
@@ -203,7 +204,7 @@ def _no_replica() -> Topology:
 
 
 @pytest.mark.parametrize("policy", ["round-robin", "random", "least-outstanding", "latency"])
-def test_no_replica_is_decided_by_the_general_path(policy: str) -> None:
+def test_no_replica_is_decided_by_the_general_path(policy: PolicyLiteral) -> None:
     # No plan is made of no replica: a policy is never asked to choose among none.
     results = []
     for quick in (True, False):

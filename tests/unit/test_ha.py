@@ -39,6 +39,7 @@ def test_parse_maps_members_to_nodes_by_address() -> None:
 
 
 def test_parse_refuses_what_is_not_a_cluster() -> None:
+    body: object  # what a /cluster endpoint may answer: any JSON, or none
     for body in (None, [], {"members": "x"}, {"members": [1]}, "<html>"):
         assert parse_cluster(body, ADDRESSES) is None
 

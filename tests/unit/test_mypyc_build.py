@@ -152,8 +152,9 @@ def test_caused_is_what_raise_from_does(cause: BaseException | None) -> None:
     # the build's modules; the compiled raise itself is tested through the modules that use it,
     # e.g. tests/unit/test_connect_closed.py).
     def raising() -> None:
+        empty: dict[str, object] = {}
         try:
-            {}["the context"]
+            empty["the context"]
         except KeyError:
             raise caused(RuntimeError("raised"), cause) from cause
 

@@ -27,7 +27,10 @@ def test_version_is_pep440() -> None:
 
 
 def test_typed_marker_ships() -> None:
+    import router_bench
+
     assert (Path(router.__file__).parent / "py.typed").is_file()
+    assert (Path(router_bench.__file__).parent / "py.typed").is_file()
 
 
 def test_configuration_error_names_the_field() -> None:

@@ -97,7 +97,7 @@ class Ticket(Base):
 
 core_table = Table("kv", MetaData(), Column("k", Integer, primary_key=True), Column("v", Integer))
 
-DIALECTS = [postgresql.psycopg.dialect(), postgresql.asyncpg.dialect()]  # type: ignore[no-untyped-call]
+DIALECTS = [postgresql.psycopg.dialect(), postgresql.asyncpg.dialect()]
 
 
 def _route(clause: Any, dialect: Any = DIALECTS[0]) -> Route:
@@ -580,7 +580,12 @@ def test_a_read_moving_to_another_replica_reads_the_primary_position_first(
     h: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     asked: list[int] = []
-    monkeypatch.setattr(h.routing, "commit_position", lambda: asked.append(1) or Lsn(150))
+
+    def commit_position() -> Lsn:
+        asked.append(1)
+        return Lsn(150)
+
+    monkeypatch.setattr(h.routing, "commit_position", commit_position)
     s = h.Session()
     first = h.node(s, READ)
     s.rollback()  # the next transaction decides again (monotonic reads: first read at 100)
@@ -600,7 +605,12 @@ def test_a_read_on_the_primary_checks_an_imported_floor_there(
     # read_your_writes: a replica is asked first (it has not replayed 500), then the
     # primary; strong: the primary at once.
     asked: list[int] = []
-    monkeypatch.setattr(h.routing, "commit_position", lambda: asked.append(1) or Lsn(600))
+
+    def commit_position() -> Lsn:
+        asked.append(1)
+        return Lsn(600)
+
+    monkeypatch.setattr(h.routing, "commit_position", commit_position)
     token = encode_token(Position(7, Lsn(500)))  # past every replica (100)
     s = h.Session(after=token, consistency=consistency)
     assert h.node(s, READ) == "p"

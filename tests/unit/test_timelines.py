@@ -5,6 +5,7 @@ says: positions on two timelines do not compare."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 
 import pytest
@@ -32,7 +33,7 @@ def standby(replay: Lsn, timeline: int | None, *, sees: bool = True) -> NodeStat
     return NodeStatus(in_recovery=True, replay_lsn=replay, timeline=timeline, sees_receiver=sees)
 
 
-def run(*rounds: dict[str, Observation], ha: HaView | None = None) -> Topology:
+def run(*rounds: Mapping[str, Observation], ha: HaView | None = None) -> Topology:
     topology = Topology.initial(["a", "b", "c"])
     for i, observations in enumerate(rounds):
         topology = tick(topology, observations, float(i), PARAMS, ha=ha)

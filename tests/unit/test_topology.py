@@ -6,7 +6,7 @@ import pytest
 
 from router.core._health import GateParams
 from router.core._lsn import Lsn
-from router.core._nodes import CheckFailure, FailureKind, Health, NodeStatus, Observation, Role
+from router.core._nodes import CheckFailure, FailureKind, Health, NodeStatus, Role
 from router.core._topology import Topology, tick
 
 PARAMS = GateParams(readmit_hold=1.0, failures_to_down=2, probe_backoff_initial=0.5)
@@ -28,7 +28,7 @@ def replica(behind: int = 0) -> NodeStatus:
 
 
 DOWN = CheckFailure(FailureKind.CONNECT_FAILED)
-HEALTHY: dict[str, Observation] = {"p": primary(), "r1": replica(), "r2": replica(100)}
+HEALTHY: dict[str, NodeStatus] = {"p": primary(), "r1": replica(), "r2": replica(100)}
 
 
 def settled() -> Topology:

@@ -23,7 +23,7 @@ class _Cluster:
 
 def _commit(shared: SharedFloor | None, lsn: int = 500) -> None:
     assert shared is not None
-    shared._join(_Cluster())  # type: ignore[arg-type]
+    shared._join(_Cluster())
     shared.record_commit(Lsn(lsn))
 
 
