@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 Fetchrow = Callable[[int], Any]
 
@@ -257,6 +257,6 @@ def stub_router(flavour: str = "async", **options: Any) -> Any:
     r._monitor.topology = tick(Topology.initial(["primary", "replica1"]), seen, 0.0, gate)
     if hasattr(r, "engine"):
         r.engine.system_id = 7
-    else:  # before the routing engine (issue 13)
-        r._system_id = 7
+    else:  # before the routing engine (issue 13): measuring an older checkout
+        cast(Any, r)._system_id = 7
     return r

@@ -258,7 +258,7 @@ async def _hot_path(primary: str, replica: str, n: int, repeat: int) -> dict[str
         # The whole routed call with the I/O taken away: a stub pool in place of replica1's
         # asyncpg pool (so the router's overhead includes its NodePool).
         stub = _StubPool()
-        node_pool._pool = stub  # type: ignore[assignment]
+        node_pool._pool = stub
         try:
 
             async def direct() -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from _report import stub_router
@@ -59,9 +60,9 @@ class _Pool:
 async def _router_ops(op: str, n: int) -> None:
     r = stub_router()
     for name in list(r._pools):
-        r._pools[name] = _Pool(r._pools[name])  # type: ignore[assignment]
+        r._pools[name] = _Pool(r._pools[name])
     session = r.session()
-    calls = {
+    calls: dict[str, Callable[[], Awaitable[object]]] = {
         "read": lambda: r.fetchrow(QUERY, 1),
         "write": lambda: r.execute("UPDATE items SET x = 1 WHERE id = $1", 1),
         "session-read": lambda: session.fetchrow(QUERY, 1),
@@ -105,7 +106,7 @@ class _SyncPool:
 def _sync_router_ops(n: int, read_timeout: float | None = None) -> None:
     r = stub_router("sync", read_timeout=read_timeout)
     for pool in r._pools.values():
-        pool._pool = _SyncPool()  # type: ignore[assignment]
+        pool._pool = _SyncPool()
     query = "SELECT * FROM items WHERE id = %s"
     for _ in range(WARMUP + n):
         r.fetchrow(query, (1,))

@@ -29,8 +29,8 @@ def _ratio(value: float, reference: float | None) -> str:
 def main(path: str) -> None:
     result = read_result(Path(path))
     cells: dict[tuple[str, int], dict[str, Cell]] = {}
-    for cell in result["cells"]:
-        cells.setdefault((cell["workload"], cell["concurrency"]), {})[cell["subject"]] = cell
+    for entry in result["cells"]:
+        cells.setdefault((entry["workload"], entry["concurrency"]), {})[entry["subject"]] = entry
     order = [s["name"] for s in result["subjects"]]
     print(f"`{result['command']}` ({result['started_at']} to {result['finished_at']})\n")
     for (workload, concurrency), by_name in sorted(cells.items()):
