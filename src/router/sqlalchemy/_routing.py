@@ -71,12 +71,16 @@ class Routing:
         self.classify: Callable[[ClauseElement], Classification] = partial(
             classify_statement, self._texts, engine.classify
         )
-        self._record = engine.record
+        #: Counts a decision in the core's and makes it the current task's (or thread's)
+        #: ``last_decision`` (the sessions' ``get_bind`` calls it with each engine it hands
+        #: out).
+        self.record = engine.record
         self.monitor = engine.monitor
         #: A new session's consistency and parent scope, unless it asks otherwise.
         self.consistency = Consistency(str(config.consistency))
         self.root_scope = engine.scope
-        self._emulate = config.emulate_replicas
+        #: Replica emulation: the primary stands in for replicas, read-only.
+        self.emulate = config.emulate_replicas
         #: Behind a transaction pooler: statements that leave session state are refused, and
         #: replicas' transactions are READ ONLY (their connections cannot start read-only).
         self.pooled = config.pooler_mode is PoolerMode.TRANSACTION
@@ -167,25 +171,16 @@ class Routing:
             self._variants[key] = found
         return found
 
-    def read(self, scope: Scope) -> Decision:
+    def read(self, scope: Scope, decision: Decision | None = None) -> Decision:
         """Where a transaction's reads go: a replica at or past the scope's floor, else
         the primary (per the core's fallback). A replica the monitor has not yet seen at the
         floor has its replay position confirmed with one query (no wait: ``ryw_wait`` is not
         used here). Before a read moves to another node than the session's last, its floor
-        rises past that read (the rules are :class:`~router._scope.Scope`'s)."""
+        rises past that read (the rules are :class:`~router._scope.Scope`'s). *decision*: the
+        engine's read decision for *scope*, already made (``RoutedSession.get_bind`` serves
+        the everyday read, a replica with nothing to confirm or settle, in its own frame: what
+        these steps come to then)."""
         engine = self.engine
-        decision = engine.read_decision(scope)
-        if (
-            decision.wait_for is None
-            and not decision.primary
-            and scope.seen_on is None
-            and not engine.redirects
-        ):
-            # The everyday read (a replica, nothing to confirm, no earlier read of the
-            # session to settle: Scope.unsettled is false while seen_on is None, no redirect):
-            # what the steps below come to then.
-            engine.read_served(scope, decision)
-            return decision
         decision = self._decide_read(scope, decision)
         if decision.primary and engine.unverified(scope):
             # No replica has the floor, and it is not known to exist on the primary's
@@ -243,23 +238,8 @@ class Routing:
             logger.warning("could not read the primary's position (%s)", type(exc).__name__)
             return None
 
-    def bind(self, decision: Decision, readonly: bool) -> Engine:
-        """The engine for *decision*, counted in the core's decisions and made the current
-        task's (or thread's) ``last_decision``. On the primary, a read-only session (and
-        replica emulation) gets connections whose transactions are READ ONLY."""
-        node = decision.node
-        assert node is not None
-        self._record(decision)
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug("statement to %s (%s: %s)", node, decision.reason.value, decision.detail)
-        if decision.primary:
-            if readonly or (self._emulate and decision.reason is Reason.SHADOW):
-                return self._read_only_bind(node)
-        elif self.pooled:
-            return self._read_only_bind(node)
-        return self.binds[node]
-
-    def _read_only_bind(self, node: str) -> Engine:
+    def read_only_bind(self, node: str) -> Engine:
+        """*node*'s engine with ``postgresql_readonly``: its transactions are READ ONLY."""
         found = self._read_only_binds.get(node)
         if found is None:
             found = self.binds[node].execution_options(postgresql_readonly=True)

@@ -273,17 +273,47 @@ class RoutedSession(Session):
         ):
             decision = routing.variant(routing.write(), Reason.CONSISTENCY, _BLIND)
         else:
-            decision = self._router_read = routing.read(scope)
+            core = routing.engine
+            decision = core.read_decision(scope)
+            if (
+                decision.wait_for is None
+                and not decision.primary
+                and scope.seen_on is None
+                and not core.redirects
+            ):
+                # The everyday read (a replica, nothing to confirm, no earlier read of the
+                # session to settle: Scope.unsettled is false while seen_on is None, no
+                # redirect): what Routing.read's steps come to then, in this frame.
+                core.read_served(scope, decision)
+            else:
+                decision = routing.read(scope, decision)
+            self._router_read = decision
         self._router_last = decision
-        engine = routing.bind(decision, self._router_readonly)
+        # The engine for the decision, counted in the core's decisions (Routing.record) and
+        # made the current task's (or thread's) last_decision; here rather than in a method
+        # of Routing: this runs for every statement.
+        routing.record(decision)
+        node = decision.node
+        assert node is not None
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("statement to %s (%s: %s)", node, decision.reason.value, decision.detail)
         if decision.primary:
+            # On the primary, a read-only session (and replica emulation) gets connections
+            # whose transactions are READ ONLY.
+            if self._router_readonly or (routing.emulate and decision.reason is Reason.SHADOW):
+                engine = routing.read_only_bind(node)
+            else:
+                engine = routing.binds[node]
             if decision.reason is not Reason.SHADOW:
-                self._router_on_primary = decision.node
+                self._router_on_primary = node
             if self._router_locals is not None:
                 self._router_replay(engine)
-        elif cls is not None and cls.effects and Effect.SET_LOCAL in cls.effects:
+            return engine
+        if cls is not None and cls.effects and Effect.SET_LOCAL in cls.effects:
             self._router_keep_local(clause)
-        return engine
+        # Behind a transaction pooler a replica's transactions are READ ONLY (its
+        # connections cannot start read-only).
+        return routing.read_only_bind(node) if routing.pooled else routing.binds[node]
 
     def _router_keep_local(self, clause: ClauseElement | None) -> None:
         """Keep a transaction-local setting (``SET LOCAL``, ``set_config(..., true)``, ``SET

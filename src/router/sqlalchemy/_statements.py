@@ -192,6 +192,17 @@ def classify_statement(
         return cls
     if kind is _TEXT:
         cls, kept = classify(clause.text), True  # type: ignore[attr-defined]
+    elif (
+        classifier is not None
+        and (key := clause._generate_cache_key()) is not None
+        and (found := texts._texts.get(key.key)) is not None
+        and found[1] is not None
+        and found[2] == generation
+    ):
+        # classify_keyed's answer for a shape classified before (a statement built anew per
+        # call, as the ORM's get() does), in this frame; SQLAlchemy memoizes the cache key
+        # on the statement, for its own compiled cache too. Anything else takes its steps.
+        cls, kept = found[1], True
     else:
         cls, kept = texts.classify_keyed(clause, classify)
     if kept:
