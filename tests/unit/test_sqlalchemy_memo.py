@@ -58,6 +58,25 @@ def test_a_kept_classification_follows_the_classifier_and_the_factory() -> None:
     assert _classify(StatementText(DIALECTS[0], 100, other), other, lookup) is Route.WRITE
 
 
+def test_a_shape_seen_before_is_answered_from_its_record_and_only_a_classified_one() -> None:
+    """A statement built anew per call (the ORM's get() does) finds its shape's
+    classification by SQLAlchemy's cache key (classify_statement's own frame), while the
+    classifier's generation holds; a record of the text alone (StatementText.of) is not
+    taken for one."""
+    classifier = Classifier()
+    texts = StatementText(DIALECTS[0], 100, classifier)
+
+    def fresh() -> ClauseElement:
+        return select(func.app_lookup(User.id)).where(User.id == 3)
+
+    assert texts.of(fresh()) is not None  # the text alone is kept: no classification yet
+    assert _classify(texts, classifier, fresh()) is Route.WRITE  # unknown function
+    assert _classify(texts, classifier, fresh()) is Route.WRITE  # from the record
+    classifier.set_catalog(FunctionCatalog.from_rows([("public", "app_lookup", "s")]))
+    assert _classify(texts, classifier, fresh()) is Route.READ
+    assert _classify(texts, classifier, fresh()) is Route.READ
+
+
 def test_a_routed_session_routes_a_repeated_statement_and_its_derivatives() -> None:
     h = Harness()
     try:
