@@ -13,8 +13,8 @@ again as it is checked out.
 Behind a transaction pooler (``pooler_mode="transaction"``) nothing is set at start-up or for
 the session (PgBouncer refuses such start-up parameters, and a session setting would leak to
 its other clients): the replicas' fence is the driver's ``BEGIN READ ONLY`` instead (see
-``Routing.bind``), and asyncpg's prepared statements get names unique across clients (the
-pooler shares server connections, where asyncpg's counters would collide).
+``RoutedSession.get_bind``), and asyncpg's prepared statements get names unique across
+clients (the pooler shares server connections, where asyncpg's counters would collide).
 
 SQLAlchemy's pool only rolls back a connection it gets back: settings, temporary tables,
 prepared statements, ``WITH HOLD`` cursors, advisory locks and ``LISTEN`` would go on to the
