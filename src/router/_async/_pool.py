@@ -14,6 +14,7 @@ import logging
 import math
 import time
 import weakref
+from functools import partial
 from typing import Any
 
 import asyncpg
@@ -22,9 +23,10 @@ from router import _fork
 from router._async._connect import ResettingConnection
 from router._async._driver import closed as connection_closed
 from router._async._driver import connect_failed, settle
+from router._async._runtime import finish
 from router._pool_logs import quiet_reconnects
 from router._stats import NodeStats, PoolSettings
-from router.core import caused
+from router.core import caused, raised_in
 from router.errors import PoolTimeout
 
 __all__ = ["NodePool"]
@@ -89,14 +91,18 @@ class NodePool:
         """Set *conn*, opened for the node's other role, for the one it has now; a connection
         that fails it is closed and the error raised (as for a failed connect)."""
         read_only = self._read_only
+        failed: BaseException | None = None
         try:
             await conn.execute(
                 _READ_ONLY if read_only else _READ_WRITE, timeout=self._settings.command_timeout
             )
-        except BaseException:
+        except BaseException as exc:
             conn.terminate()
-            await pool.release(conn)
-            raise
+            failed = exc
+        if failed is not None:
+            # Given back after the `except` block: mypyc mis-compiles an `await` in one
+            # (router/core/_chain.py). finish raises *failed* again.
+            await finish(partial(pool.release, conn), failed)
         conn.mark_read_only_session(read_only)
 
     async def _init(self, conn: asyncpg.Connection) -> None:
@@ -126,6 +132,7 @@ class NodePool:
             "reset": _no_reset,
             "connection_class": ResettingConnection,
         }
+        down: BaseException | None = None
         try:
             min_size = s.min_size if fill else 0
             self._pool = await asyncpg.create_pool(self._dsn, min_size=min_size, **kwargs)
@@ -133,7 +140,15 @@ class NodePool:
             # A node down at start-up is not fatal: the monitor reports it and the pool fills
             # when it comes back.
             logger.warning("%s: could not open its connections (%s); will retry", self.name, exc)
-            self._pool = await asyncpg.create_pool(self._dsn, min_size=0, **kwargs)
+            down = exc
+        if down is not None:
+            # After the `except` block: mypyc mis-compiles an `await` in one
+            # (router/core/_chain.py).
+            try:
+                self._pool = await asyncpg.create_pool(self._dsn, min_size=0, **kwargs)
+            except BaseException as late:
+                raised_in(late, down)
+                raise
         _fork.on_fork(self)
 
     def _after_fork(self) -> None:

@@ -9,12 +9,15 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
+from router.core._chain import raised_in, reraise
+
 __all__ = [
     "Background",
     "Event",
     "Lock",
     "Loop",
     "blocking",
+    "finish",
     "gather",
     "guard",
     "settle",
@@ -38,6 +41,23 @@ def guard() -> contextlib.nullcontext[None]:
 
 async def sleep(seconds: float) -> None:
     await asyncio.sleep(seconds)
+
+
+async def finish(step: Callable[[], Any], failed: BaseException | None) -> None:
+    """What ``finally: await step()`` does at the end of a ``try`` whose block ended with
+    *failed* (``None``: it did not): *step* run, then *failed* raised again; an exception of
+    *step*'s own goes up instead, with *failed* as its context. Called after that block, not
+    in a ``finally``: mypyc mis-compiles an ``await`` in a ``finally`` or ``except`` block
+    of a coroutine (``router/core/_chain.py``), and the generated code has one shape both
+    ways."""
+    try:
+        await step()
+    except BaseException as late:
+        if failed is not None:
+            raised_in(late, failed)
+        raise
+    if failed is not None:
+        reraise(failed)
 
 
 async def blocking(fn: Callable[..., Any], *args: Any) -> Any:

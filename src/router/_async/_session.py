@@ -4,6 +4,7 @@ its routing engine, statements run through its executor (no import of the router
 from __future__ import annotations
 
 import contextlib
+from functools import partial
 from types import TracebackType
 from typing import Any, Self
 
@@ -11,9 +12,10 @@ from router._async import _driver as driver
 from router._async._executor import Executor
 from router._async._pool import NodePool
 from router._async._queries import Queries
+from router._async._runtime import finish
 from router._pooler import refuse_session_state
 from router._scope import LAST_DECISION, Call, Scope, begin_statement
-from router.core import Classification, Decision, Effect, FailureKind, Reason
+from router.core import Classification, Decision, Effect, FailureKind, Reason, reraise
 from router.errors import ReadOnlyViolation, SessionStateError
 
 __all__ = ["AsyncSession", "AsyncTransaction"]
@@ -85,6 +87,8 @@ async def _hold(
             failed.add(node)
             executor.engine.node_failed(node, FailureKind.CONNECT_FAILED, type(exc).__name__)
             continue
+        interrupted: BaseException | None = None
+        caught_up = False
         try:
             caught_up = decision.wait_for is None or await executor.wait_replayed(
                 conn, node, decision.wait_for, ask=decision.ask
@@ -92,8 +96,11 @@ async def _hold(
         except BaseException as exc:
             if driver.abandoned(exc):
                 driver.terminate(conn)  # not left waiting for the cancel's confirmation
-            await pool.release(conn)
-            raise
+            interrupted = exc
+        if interrupted is not None:
+            # Given back after the `except` block: mypyc mis-compiles an `await` in one
+            # (router/core/_chain.py). finish raises it again.
+            await finish(partial(pool.release, conn), interrupted)
         if not caught_up:
             await pool.release(conn)
             decision = executor.engine.missed(node, decision)
@@ -154,13 +161,16 @@ class AsyncTransaction(Queries):
                 self._executor, self._scope, readonly=self._readonly, isolation=self._isolation
             )
         held = self._held
+        failed: BaseException | None = None
         try:
             await self._executor.command(
                 held.conn, begin_statement(self._isolation, self._readonly)
             )
-        except BaseException:
-            await self._release()
-            raise
+        except BaseException as exc:
+            failed = exc
+        if failed is not None:
+            # After the `except` block (see _hold): finish raises *failed* again.
+            await finish(self._release, failed)
         self._wrote_before = held.wrote
         held.wrote = False
         return self
@@ -173,35 +183,37 @@ class AsyncTransaction(Queries):
     ) -> None:
         held = self._active()
         executor = self._executor
+        # The `finally` below is a call after the `try` (see _hold, and finish).
+        failed: BaseException | None = None
         try:
-            if exc is not None:
+            if exc is None:
+                # Given up on (pool.command_timeout), the COMMIT's outcome is unknown: its
+                # TimeoutError goes to the caller, and the connection is closed.
+                await executor.command(held.conn, "COMMIT")
+                if held.wrote:
+                    await executor.after_commit(self._scope, held.conn, held.node)
+            elif driver.abandoned(exc) and self._own:
+                # A statement given up on: the driver has asked its server to cancel it (its
+                # locks must go now, not when it would have ended). The connection waits for
+                # the server to confirm, up to command_timeout, then rolls back (past that, on
+                # a dead link, it is closed and the server rolls back by itself): in the
+                # background for a connection of this transaction's own, so that the caller
+                # has its error now.
+                self._held = None
+                held.pool.abandon(held.conn)
+            else:
                 if driver.abandoned(exc):
-                    # A statement given up on: the driver has asked its server to cancel it
-                    # (its locks must go now, not when it would have ended). The connection
-                    # waits for the server to confirm, up to command_timeout, then rolls back
-                    # (past that, on a dead link, it is closed and the server rolls back by
-                    # itself): in the background for a connection of this transaction's own,
-                    # so that the caller has its error now.
-                    if self._own:
-                        self._held = None
-                        held.pool.abandon(held.conn)
-                        return
-                    await driver.settle(held.conn, executor.command_timeout)
+                    await driver.settle(held.conn, executor.command_timeout)  # as above
                 if not driver.closed(held.conn):
                     # Given up on, it closed the connection: the server rolls back, and the
                     # block's own error is the one to raise.
                     with contextlib.suppress(TimeoutError):
                         await executor.command(held.conn, "ROLLBACK")
-                return
-            # Given up on (pool.command_timeout), the COMMIT's outcome is unknown: its
-            # TimeoutError goes to the caller, and the connection is closed.
-            await executor.command(held.conn, "COMMIT")
-            if held.wrote:
-                await executor.after_commit(self._scope, held.conn, held.node)
-        finally:
-            held.wrote = held.wrote or self._wrote_before
-            changed, held.catalog = held.catalog and exc is None, False
-            await self._release()
+        except BaseException as error:
+            failed = error
+        held.wrote = held.wrote or self._wrote_before
+        changed, held.catalog = held.catalog and exc is None, False
+        await finish(self._release, failed)
         if changed:
             await executor.catalog_changed()
 
@@ -335,13 +347,18 @@ class AsyncSession(Queries):
             await executor.catalog_changed()
         if Effect.TX_END in cls.effects and held is self._in_tx:
             self._in_tx = None
+            # The `finally` below is a call after the `try` (see _hold, and finish).
+            failed: BaseException | None = None
             try:
                 if held.wrote:
                     await executor.after_commit(self._scope, held.conn, held.node)
-            finally:
-                held.wrote = False
-                if held is not self._pinned:
-                    await held.pool.release(held.conn, dirty=held.dirty)
+            except BaseException as exc:
+                failed = exc
+            held.wrote = False
+            if held is not self._pinned:
+                await finish(partial(held.pool.release, held.conn, dirty=held.dirty), failed)
+            elif failed is not None:
+                reraise(failed)
         elif held is self._pinned and self._in_tx is None and held.wrote:
             # Autocommit on the pinned connection: each write commits at once.
             held.wrote = False

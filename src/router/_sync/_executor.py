@@ -43,7 +43,7 @@ from router._stats import State
 from router._sync import _driver as driver
 from router._sync._monitor import Monitor
 from router._sync._pool import NodePool
-from router._sync._runtime import Background, sleep
+from router._sync._runtime import Background, finish, sleep
 from router._telemetry import NO_SPAN, NodeAddress, Telemetry
 from router.config import RouterConfig
 from router.core import (
@@ -55,7 +55,9 @@ from router.core import (
     Role,
     Topology,
     caused,
+    raised_in,
     refused_by_standby,
+    reraise,
 )
 from router.errors import (
     PoolTimeout,
@@ -163,10 +165,13 @@ class Executor:
         assert primary is not None
         pool = self.pools[primary]
         conn = pool.acquire()
+        failed: BaseException | None = None
         try:
-            self.engine.classifier.set_catalog(driver.load_catalog(conn))
-        finally:
-            pool.release(conn)
+            catalog = driver.load_catalog(conn)
+        except BaseException as exc:
+            failed = exc
+        finish(partial(pool.release, conn), failed)  # a `finally` (see finish)
+        self.engine.classifier.set_catalog(catalog)
 
     def catalog_changed(self) -> None:
         """DDL that changes what the router knows from the catalog committed through it:
@@ -260,23 +265,40 @@ class Executor:
 
     def _write(self, scope: Scope, call: Call) -> Any:
         decision = self.engine.decide_write(call.classification)
+        # Each retry runs after its `except` block, which awaits nothing (mypyc: see
+        # router/core/_chain.py); raised_in gives what it raises the block's context.
+        broken: _Retry | None = None
+        refused: BaseException | None = None
         try:
             return self._run(scope, decision, call, write=True)
-        except _Retry as broken:
+        except _Retry as retry:
+            # (Its own name: mypyc gives a name one type in the whole function.)
+            broken = retry
+        except driver.READ_ONLY_ERRORS as exc:
+            refused = exc
+        if broken is not None:
             # The pooled connection was already broken (the server's goodbye read while it
             # was idle): nothing was sent, so once more on a fresh decision and connection.
-            retried = self.engine.primary_for(Reason.RETRY, "resent: nothing was sent")
             try:
+                retried = self.engine.primary_for(Reason.RETRY, "resent: nothing was sent")
                 return self._run(scope, retried, call, write=True)
-            except _Retry:
+            except _Retry as again:
+                raised_in(again, broken)
                 raise caused(_surfaced(broken.cause), None) from None
-        except driver.READ_ONLY_ERRORS:
-            # The node we believed primary is not (a failover happened): the statement wrote
-            # nothing, so rediscover and try once on the new primary.
+            except BaseException as late:
+                raised_in(late, broken)
+                raise
+        # The node we believed primary is not (a failover happened): the statement wrote
+        # nothing, so rediscover and try once on the new primary.
+        assert refused is not None
+        try:
             assert decision.node is not None
             self._rediscover(decision.node)
             retried = self.engine.primary_for(Reason.RETRY, "after 25006")
             return self._run(scope, retried, call, write=True)
+        except BaseException as late:
+            raised_in(late, refused)
+            raise
 
     def _rediscover(self, suspect: str) -> None:
         self.monitor.request_rediscovery(suspect)
@@ -302,10 +324,13 @@ class Executor:
             assert node is not None
             pool = self.pools[node]
             conn = pool.acquire()
+            failed: BaseException | None = None
             try:
-                return self.commit_position(conn)
-            finally:
-                pool.release(conn, settled=True)
+                position = self.commit_position(conn)
+            except BaseException as exc:
+                failed = exc
+            finish(partial(pool.release, conn, settled=True), failed)  # see finish
+            return position
         except _NO_POSITION as exc:
             # Without it the next read may go to the primary or a replica that is merely
             # at the floor; the read is served rather than refused.
@@ -318,10 +343,16 @@ class Executor:
         decision = self.engine.unconfirmed_floor(scope) or self.engine.read_decision(scope)
         if self.engine.needs_settling(scope, decision):
             decision = self.settle(scope, decision)
+        # The retry runs after its `except` block, which awaits nothing (mypyc: see
+        # router/core/_chain.py); raised_in gives what it raises the block's context.
+        failed: BaseException | None = None
+        retry: _Retry | None = None
+        again = ""
         try:
             return self._run(scope, decision, call, write=False)
-        except _Retry as failed:
-            return self._read_retrying(scope, failed, call)
+        except _Retry as first:
+            # (Its own name: mypyc gives a name one type in the whole function.)
+            failed = retry = first
         except driver.STANDBY_REFUSALS as exc:
             ran = LAST_DECISION.get()
             code = getattr(exc, "sqlstate", None)
@@ -335,7 +366,15 @@ class Executor:
             self.engine.classifier.learn_refusal(call.query, why)
             logger.info("a replica refused a read; it runs on the primary from now on: %s", why)
             again = f"{why}; run again on the primary"
+            failed = exc
+        try:
+            if retry is not None:
+                return self._read_retrying(scope, retry, call)
             return self._primary_read(scope, call, again, Reason.RETRY)
+        except BaseException as late:
+            assert failed is not None
+            raised_in(late, failed)
+            raise
 
     def _read_retrying(self, scope: Scope, first: _Retry, call: Call) -> Any:
         failed = {first.node}
@@ -457,6 +496,13 @@ class Executor:
         # The caller's own statement is under way (not one of the router's).
         running = False
         given_up = False
+        # What the `except` block below decided, done after it: mypyc mis-compiles an `await`
+        # in an `except` or `finally` block (router/core/_chain.py), so the block awaits
+        # nothing and the connection goes back (once a `finally`) after it.
+        failed: BaseException | None = None
+        queued = False
+        served = False
+        result: Any = None
         try:
             if decision.wait_for is None or self.wait_replayed(
                 conn, node, decision.wait_for, ask=decision.ask
@@ -468,7 +514,7 @@ class Executor:
                     self.after_commit(scope, conn, node)
                 elif decision.primary and self.engine.unverified(scope):
                     self._settle_after_read(scope, conn, node)
-                return result
+                served = True
         except BaseException as exc:
             # A statement given up on (its timeout, or the task cancelled) says nothing about
             # the node: the monitor judges that.
@@ -487,30 +533,49 @@ class Executor:
                 # it, and the connection goes back once the server confirms (in the
                 # background). It is not run again elsewhere: a timeout is no lost connection.
                 given_up = True
-                if isinstance(exc, TimeoutError) and self.config.pooler_mode == "transaction":
-                    # A read queued in the pooler must not start after its caller heard
-                    # "timed out": see driver.give_up_queued.
-                    driver.give_up_queued(conn, CANCEL_DELIVERY_WAIT)
-                raise
+                # A read queued in the pooler must not start after its caller heard "timed
+                # out": see driver.give_up_queued (awaited below).
+                queued = isinstance(exc, TimeoutError) and self.config.pooler_mode == "transaction"
             elif abandoned:
                 # The router's own statement (bounded by command_timeout): the link may be
                 # dead, and the driver would wait for a cancel's confirmation as long.
                 driver.terminate(conn)
-            if not write and isinstance(exc, Exception) and (lost or broken or driver.closed(conn)):
-                raise caused(_Retry(node, exc), exc) from exc
-            if write and broken:
-                self.monitor.report_failure(node, FailureKind.BROKEN_CONNECTION, type(exc).__name__)
-                raise caused(_Retry(node, exc), exc) from exc
-            raise
-        finally:
             if given_up:
-                pool.abandon(conn)
+                failed = exc
+            elif (
+                not write and isinstance(exc, Exception) and (lost or broken or driver.closed(conn))
+            ):
+                failed = raised_in(caused(_Retry(node, exc), exc), exc)  # `raise ... from exc`
+            elif write and broken:
+                self.monitor.report_failure(node, FailureKind.BROKEN_CONNECTION, type(exc).__name__)
+                failed = raised_in(caused(_Retry(node, exc), exc), exc)  # `raise ... from exc`
             else:
-                # One statement outside any transaction block: nothing can be left open; a
-                # DO or CALL may have left session state, which goes with a reset (not behind
-                # a transaction pooler: its server connection is no longer this one's).
-                dirty = call.classification.opaque and not self.engine.pooled
+                failed = exc
+        if given_up:
+            try:
+                if queued:
+                    driver.give_up_queued(conn, CANCEL_DELIVERY_WAIT)
+            except BaseException as late:
+                assert failed is not None
+                raised_in(late, failed)
+                raise
+            finally:
+                pool.abandon(conn)
+        else:
+            # One statement outside any transaction block: nothing can be left open; a
+            # DO or CALL may have left session state, which goes with a reset (not behind
+            # a transaction pooler: its server connection is no longer this one's).
+            dirty = call.classification.opaque and not self.engine.pooled
+            try:
                 pool.release(conn, dirty=dirty, settled=True)
+            except BaseException as late:
+                if failed is not None:
+                    raised_in(late, failed)
+                raise
+        if failed is not None:
+            reraise(failed)
+        if served:
+            return result
         # The replica did not catch up within ryw_wait (nothing was sent): the primary serves.
         missed = TimeoutError(f"{node} did not replay {decision.wait_for} in time")
         raise _Retry(node, missed, instead=self.engine.missed(node, decision))
@@ -518,12 +583,16 @@ class Executor:
     def _read_only(self, conn: driver.Connection, call: Call) -> Any:
         """*call* inside a READ ONLY transaction (replica emulation on the primary)."""
         self.command(conn, "BEGIN READ ONLY")
+        failed: BaseException | None = None
         try:
             result = driver.run(conn, call)
         except BaseException as exc:
-            if not driver.abandoned(exc) and not driver.closed(conn):
-                self.command(conn, "ROLLBACK")
-            raise
+            failed = exc
+        if failed is not None:
+            # (Once the `except` block's own work: see finish.)
+            if not driver.abandoned(failed) and not driver.closed(conn):
+                finish(partial(self.command, conn, "ROLLBACK"), failed)
+            reraise(failed)
         self.command(conn, "COMMIT")
         return result
 
@@ -603,13 +672,17 @@ class Executor:
             conn = pool.acquire()
         except NO_CONNECTION:
             return
+        failed: BaseException | None = None
+        lsn: Lsn | None = None
         try:
             lsn = self.commit_position(conn)
         except Exception:
-            return
-        finally:
-            pool.release(conn, settled=True)
-        scope.regain_position(lsn, losses)
+            pass  # returns once the connection is back
+        except BaseException as exc:
+            failed = exc
+        finish(partial(pool.release, conn, settled=True), failed)  # a `finally` (see finish)
+        if lsn is not None:
+            scope.regain_position(lsn, losses)
 
     def wait_replayed(
         self, conn: driver.Connection, node: str, target: Lsn, *, ask: bool = False

@@ -13,6 +13,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from router import _fork
+from router.core._chain import raised_in, reraise
 
 __all__ = [
     "Background",
@@ -20,6 +21,7 @@ __all__ = [
     "Lock",
     "Loop",
     "blocking",
+    "finish",
     "gather",
     "guard",
     "settle",
@@ -33,6 +35,23 @@ Event = threading.Event
 sleep = time.sleep
 
 _GUARD = threading.Lock()
+
+
+def finish(step: Callable[[], Any], failed: BaseException | None) -> None:
+    """What ``finally: step()`` does at the end of a ``try`` whose block ended with
+    *failed* (``None``: it did not): *step* run, then *failed* raised again; an exception of
+    *step*'s own goes up instead, with *failed* as its context. Called after that block, not
+    in a ``finally``: mypyc mis-compiles an ``await`` in a ``finally`` or ``except`` block
+    of a coroutine (``router/core/_chain.py``), and the generated code has one shape both
+    ways."""
+    try:
+        step()
+    except BaseException as late:
+        if failed is not None:
+            raised_in(late, failed)
+        raise
+    if failed is not None:
+        reraise(failed)
 
 
 def blocking(fn: Callable[..., Any], *args: Any) -> Any:

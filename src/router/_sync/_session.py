@@ -5,6 +5,7 @@ its routing engine, statements run through its executor (no import of the router
 from __future__ import annotations
 
 import contextlib
+from functools import partial
 from types import TracebackType
 from typing import Any, Self
 
@@ -14,7 +15,8 @@ from router._sync import _driver as driver
 from router._sync._executor import Executor
 from router._sync._pool import NodePool
 from router._sync._queries import Queries
-from router.core import Classification, Decision, Effect, FailureKind, Reason
+from router._sync._runtime import finish
+from router.core import Classification, Decision, Effect, FailureKind, Reason, reraise
 from router.errors import ReadOnlyViolation, SessionStateError
 
 __all__ = ["Session", "Transaction"]
@@ -84,6 +86,8 @@ def _hold(executor: Executor, scope: Scope, *, readonly: bool, isolation: str | 
             failed.add(node)
             executor.engine.node_failed(node, FailureKind.CONNECT_FAILED, type(exc).__name__)
             continue
+        interrupted: BaseException | None = None
+        caught_up = False
         try:
             caught_up = decision.wait_for is None or executor.wait_replayed(
                 conn, node, decision.wait_for, ask=decision.ask
@@ -91,8 +95,11 @@ def _hold(executor: Executor, scope: Scope, *, readonly: bool, isolation: str | 
         except BaseException as exc:
             if driver.abandoned(exc):
                 driver.terminate(conn)  # not left waiting for the cancel's confirmation
-            pool.release(conn)
-            raise
+            interrupted = exc
+        if interrupted is not None:
+            # Given back after the `except` block: mypyc mis-compiles an `await` in one
+            # (router/core/_chain.py). finish raises it again.
+            finish(partial(pool.release, conn), interrupted)
         if not caught_up:
             pool.release(conn)
             decision = executor.engine.missed(node, decision)
@@ -153,11 +160,14 @@ class Transaction(Queries):
                 self._executor, self._scope, readonly=self._readonly, isolation=self._isolation
             )
         held = self._held
+        failed: BaseException | None = None
         try:
             self._executor.command(held.conn, begin_statement(self._isolation, self._readonly))
-        except BaseException:
-            self._release()
-            raise
+        except BaseException as exc:
+            failed = exc
+        if failed is not None:
+            # After the `except` block (see _hold): finish raises *failed* again.
+            finish(self._release, failed)
         self._wrote_before = held.wrote
         held.wrote = False
         return self
@@ -170,35 +180,37 @@ class Transaction(Queries):
     ) -> None:
         held = self._active()
         executor = self._executor
+        # The `finally` below is a call after the `try` (see _hold, and finish).
+        failed: BaseException | None = None
         try:
-            if exc is not None:
+            if exc is None:
+                # Given up on (pool.command_timeout), the COMMIT's outcome is unknown: its
+                # TimeoutError goes to the caller, and the connection is closed.
+                executor.command(held.conn, "COMMIT")
+                if held.wrote:
+                    executor.after_commit(self._scope, held.conn, held.node)
+            elif driver.abandoned(exc) and self._own:
+                # A statement given up on: the driver has asked its server to cancel it (its
+                # locks must go now, not when it would have ended). The connection waits for
+                # the server to confirm, up to command_timeout, then rolls back (past that, on
+                # a dead link, it is closed and the server rolls back by itself): in the
+                # background for a connection of this transaction's own, so that the caller
+                # has its error now.
+                self._held = None
+                held.pool.abandon(held.conn)
+            else:
                 if driver.abandoned(exc):
-                    # A statement given up on: the driver has asked its server to cancel it
-                    # (its locks must go now, not when it would have ended). The connection
-                    # waits for the server to confirm, up to command_timeout, then rolls back
-                    # (past that, on a dead link, it is closed and the server rolls back by
-                    # itself): in the background for a connection of this transaction's own,
-                    # so that the caller has its error now.
-                    if self._own:
-                        self._held = None
-                        held.pool.abandon(held.conn)
-                        return
-                    driver.settle(held.conn, executor.command_timeout)
+                    driver.settle(held.conn, executor.command_timeout)  # as above
                 if not driver.closed(held.conn):
                     # Given up on, it closed the connection: the server rolls back, and the
                     # block's own error is the one to raise.
                     with contextlib.suppress(TimeoutError):
                         executor.command(held.conn, "ROLLBACK")
-                return
-            # Given up on (pool.command_timeout), the COMMIT's outcome is unknown: its
-            # TimeoutError goes to the caller, and the connection is closed.
-            executor.command(held.conn, "COMMIT")
-            if held.wrote:
-                executor.after_commit(self._scope, held.conn, held.node)
-        finally:
-            held.wrote = held.wrote or self._wrote_before
-            changed, held.catalog = held.catalog and exc is None, False
-            self._release()
+        except BaseException as error:
+            failed = error
+        held.wrote = held.wrote or self._wrote_before
+        changed, held.catalog = held.catalog and exc is None, False
+        finish(self._release, failed)
         if changed:
             executor.catalog_changed()
 
@@ -324,13 +336,18 @@ class Session(Queries):
             executor.catalog_changed()
         if Effect.TX_END in cls.effects and held is self._in_tx:
             self._in_tx = None
+            # The `finally` below is a call after the `try` (see _hold, and finish).
+            failed: BaseException | None = None
             try:
                 if held.wrote:
                     executor.after_commit(self._scope, held.conn, held.node)
-            finally:
-                held.wrote = False
-                if held is not self._pinned:
-                    held.pool.release(held.conn, dirty=held.dirty)
+            except BaseException as exc:
+                failed = exc
+            held.wrote = False
+            if held is not self._pinned:
+                finish(partial(held.pool.release, held.conn, dirty=held.dirty), failed)
+            elif failed is not None:
+                reraise(failed)
         elif held is self._pinned and self._in_tx is None and held.wrote:
             # Autocommit on the pinned connection: each write commits at once.
             held.wrote = False

@@ -22,6 +22,8 @@ from router.core._catalog import RELATIONS_QUERY as RELATIONS_QUERY
 from router.core._catalog import FunctionCatalog
 from router.core._catalog import Volatility as Volatility
 from router.core._chain import caused as caused
+from router.core._chain import raised_in as raised_in
+from router.core._chain import reraise as reraise
 from router.core._classify import Classifier, classify, default_classifier
 from router.core._confirm import CONFIRM_WITHIN as CONFIRM_WITHIN
 from router.core._confirm import confirm_pauses as confirm_pauses
