@@ -1,4 +1,4 @@
-"""Compile the sync hot path with mypyc, in place (an optional speed-up; the pure-Python
+"""Compile the hot path with mypyc, in place (an optional speed-up; the pure-Python
 modules stay and are the fallback).
 
     .venv/bin/python tools/build_mypyc.py           # build: src/router/**/<module>.*.so
@@ -20,7 +20,10 @@ entry points take what applications pass stay Python (``STAY_PYTHON``).
 mypyc (2.4) ignores a ``raise`` statement's ``from`` clause (the exception would lose its
 ``__cause__``): the compiled modules write ``raise caused(X, Y) from Y``
 (``router/core/_chain.py``), and ``tests/unit/test_mypyc_build.py`` refuses any other
-``raise ... from`` in them.
+``raise ... from`` in them. It also mis-compiles an ``await`` in a ``finally`` or ``except``
+block (the exception being handled leaks into the thread's state and is raised again later,
+elsewhere): the compiled coroutines await after the block instead (``router/core/_chain.py``,
+``router._async._runtime.finish``), and the same test refuses such an ``await`` in them.
 """
 
 from __future__ import annotations
@@ -56,14 +59,24 @@ STAY_PYTHON = {
     "_nodes.py",
 }
 
-#: The modules compiled, relative to ``src`` (the sync read path: the routing engine, its
-#: scope, stats and telemetry, the pure core, the sync executor, pool, driver and session; the
-#: async ones are ``ASYNC_MODULES``, not built by default). Kept Python beside them: the public
-#: ``Router``/``AsyncRouter`` and ``Queries`` classes (the public face, which applications may
-#: subclass or patch; compiled, ``fetchrow`` would no longer be a coroutine function to
-#: ``inspect``), the monitors (not per statement), ``_runtime.py``, and
-#: ``_sync/_connect.py``/``_async/_connect.py`` (a subclass of psycopg's ``Connection`` or of
-#: asyncpg's, which has a metaclass, cannot be a mypyc class).
+#: The async read path: the async executor, pool, driver and session (issue 14, steps 5a and
+#: 6a in benchmarks/RESULTS.md: they cut the router's addition to an async read from ~41k to
+#: ~16k instructions). Their coroutines await nothing in a `finally` or `except` block (see
+#: the module docstring).
+ASYNC_MODULES = [
+    "router/_async/_executor.py",
+    "router/_async/_pool.py",
+    "router/_async/_driver.py",
+    "router/_async/_session.py",
+]
+
+#: The modules compiled, relative to ``src``: the routing engine, its scope, stats and
+#: telemetry, the pure core, the sync executor, pool, driver and session, and
+#: ``ASYNC_MODULES``. Kept Python beside them: the public ``Router``/``AsyncRouter`` and
+#: ``Queries`` classes (the public face, which applications may subclass or patch; compiled,
+#: ``fetchrow`` would no longer be a coroutine function to ``inspect``), the monitors (not per
+#: statement), ``_runtime.py``, and ``_sync/_connect.py``/``_async/_connect.py`` (a subclass of
+#: psycopg's ``Connection`` or of asyncpg's, which has a metaclass, cannot be a mypyc class).
 MODULES = [
     "router/_engine.py",
     "router/_scope.py",
@@ -73,28 +86,12 @@ MODULES = [
     "router/_sync/_pool.py",
     "router/_sync/_driver.py",
     "router/_sync/_session.py",
+    *ASYNC_MODULES,
     *sorted(
         f"router/core/{p.name}"
         for p in (SRC / "router" / "core").glob("*.py")
         if p.name not in {"__init__.py", *STAY_PYTHON}
     ),
-]
-
-
-#: The async read path: compiles, and cuts the router's addition to an async read from ~41k
-#: to ~16k instructions (benchmarks/RESULTS.md, issue 14 step 5), but is NOT built by default:
-#: compiled, the async integration suites fail once a statement has been cancelled under a
-#: compiled coroutine (every later test then fails or errors, with earlier tests' frames in its
-#: traceback, and ``ast.parse`` raising "AST constructor recursion depth mismatch"): the
-#: interpreter's exception state is left corrupted. Not reduced to a small case yet (a
-#: cancelled ``wait_for`` over compiled coroutines with ``try/except/finally`` and an awaited
-#: ``asyncio.shield`` in the ``finally`` does not show it). ``--with-async`` builds them too,
-#: for measurement only.
-ASYNC_MODULES = [
-    "router/_async/_executor.py",
-    "router/_async/_pool.py",
-    "router/_async/_driver.py",
-    "router/_async/_session.py",
 ]
 
 
@@ -148,13 +145,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--with-async",
         action="store_true",
-        help="also the async read path (ASYNC_MODULES: for measurement only, not safe yet)",
+        help="(the default now: the async read path, ASYNC_MODULES, is always built)",
     )
     args = parser.parse_args(argv)
     if args.clean:
         clean()
     else:
-        build(args.opt_level, [*MODULES, *(ASYNC_MODULES if args.with_async else [])])
+        build(args.opt_level, MODULES)
     return 0
 
 
