@@ -187,7 +187,7 @@ def _awaits_while_handling(path: Path) -> list[str]:
             for what, body in blocks:
                 for stmt in body:
                     for inner in ast.walk(stmt):
-                        if isinstance(inner, ast.Await):
+                        if isinstance(inner, (ast.Await, ast.AsyncFor)):
                             found.append(f"{path.name}:{inner.lineno}: await in {what}")
     return found
 
@@ -219,6 +219,11 @@ def test_the_guard_sees_an_await_in_a_finally_or_except_block(tmp_path: Path) ->
         "            await i()\n"
         "    async with j():\n"
         "        pass\n"
+        "    try:\n"
+        "        pass\n"
+        "    finally:\n"
+        "        async for y in z():\n"
+        "            pass\n"
         "def s():\n"
         "    try:\n"
         "        pass\n"
@@ -226,6 +231,7 @@ def test_the_guard_sees_an_await_in_a_finally_or_except_block(tmp_path: Path) ->
         "        k()\n"
     )
     assert sorted(_awaits_while_handling(source)) == [
+        "m.py:14: await in finally",
         "m.py:5: await in except",
         "m.py:8: await in finally",
         "m.py:9: async with",
