@@ -6,6 +6,7 @@ the build's modules use instead. Run with the compiled build (``MYPYC_ROUTER=1``
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
 import subprocess
 import sys
@@ -88,7 +89,7 @@ def compiled(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
     )
     sys.path.insert(0, str(where))
     try:
-        import handled
+        handled = importlib.import_module("handled")
     finally:
         sys.path.remove(str(where))
     assert handled.__file__ is not None
