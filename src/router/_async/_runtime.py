@@ -9,7 +9,7 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
-from router.core._chain import raised_in, reraise
+from router.core import raised_in, reraise
 
 __all__ = [
     "Background",

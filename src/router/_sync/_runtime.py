@@ -13,7 +13,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from router import _fork
-from router.core._chain import raised_in, reraise
+from router.core import raised_in, reraise
 
 __all__ = [
     "Background",
