@@ -11,8 +11,7 @@ ratio pay the same server. Sections:
     ``Router.fetchrow`` against a raw ``psycopg_pool`` in autocommit, at each thread count,
     interleaved (order rotated per round). Beside the full router, *ablations*: the same router
     with one candidate cost patched out for the run (in this process only, never in the
-    source): ``-noguard`` (the two process-wide ``guard()`` lock takes around
-    ``stats.outstanding``), ``-nold`` (``LAST_DECISION.set``), ``-notel`` (the telemetry
+    source): ``-nold`` (``LAST_DECISION.set``), ``-notel`` (the telemetry
     span start/end), ``-nolock`` (``NodePool``'s own lock), ``-rawpool`` (``NodePool``'s
     acquire/release replaced by a bare ``getconn``/``putconn``). The CPU per call an ablation
     saves is what that layer costs at that thread count. Also: context switches per call
@@ -20,9 +19,10 @@ ratio pay the same server. Sections:
     and a ``probe`` run whose locks count how often they were found taken (contention per call).
 ``layers``
     Each layer of the sync and async paths alone, without I/O (best of several batches, CPU
-    time per call): classifier (cached), read decision, ``Call`` and telemetry, ``LAST_DECISION``,
-    the guard, pool acquire+release (``NodePool`` vs ``psycopg_pool`` ``getconn``/``putconn``
-    and ``connection()``), at 1 and 16 threads for the pools.
+    time per call): classifier (cached), read decision, ``Call`` and telemetry,
+    ``LAST_DECISION``, the in-flight count, pool acquire+release (``NodePool`` vs
+    ``psycopg_pool`` ``getconn``/``putconn`` and ``connection()``), at 1 and 16 threads for
+    the pools.
 ``sqlalchemy``
     A new session per operation (``get`` by primary key, a 10-row select), sync and async, a
     plain session on an engine to ``replica1`` against ``router.sqlalchemy`` over the primary
@@ -77,7 +77,6 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 import router
 import router.sqlalchemy as rsa
 from router._scope import LAST_DECISION, Call, Scope
-from router._sync import _executor as sync_router_module
 from router._sync import _pool as sync_pool_module
 from router.testing import LocalCluster
 
@@ -271,9 +270,7 @@ def _ablate(r: Any, what: str) -> Iterator[None]:
 
     module = sys.modules[type(r).__module__]
     for part in what.split("+") if what else []:
-        if part == "noguard":
-            setattr_(module, "guard", lambda: _NO_LOCK)
-        elif part == "nold":
+        if part == "nold":
             setattr_(module, "LAST_DECISION", _NoDecision())
         elif part == "notel":
             setattr_(r._telemetry, "start", lambda *a, **k: INVALID_SPAN)
@@ -348,7 +345,9 @@ def _raw_pool(replica: str, k: int) -> psycopg_pool.ConnectionPool[Any]:
 
 # -- section: sync --------------------------------------------------------------------------
 
-SYNC_ABLATIONS = ("noguard", "nold", "notel", "nolock", "rawpool", "noguard+nold+notel+nolock")
+#: (Step 1 also had ``noguard``: the process-wide lock around ``stats.outstanding``, since
+#: replaced by the lock-free ``NodeStats.in_flight``.)
+SYNC_ABLATIONS = ("nold", "notel", "nolock", "rawpool", "nold+notel+nolock")
 
 
 def _section_sync(args: argparse.Namespace, primary: str, replica: str, ids: list[int]) -> Any:
@@ -407,23 +406,19 @@ def _probe_sync(r: Any, raw: Any, threads: int, ids: list[int], seconds: float) 
     """Contention per call of each lock on the routed path (and of psycopg_pool's own lock on
     the raw path): takes/call and the share of takes that found the lock taken."""
     out: dict[str, Any] = {}
-    guard = _CountingLock(threading.Lock())
     pool = r._pools["replica1"]
     node_lock = _CountingLock(pool._lock)
     pp_lock = _CountingLock(pool._pool._lock)
     raw_lock = _CountingLock(raw._lock)
-    module = sys.modules[type(r).__module__]
-    old_guard = module.guard
-    module.guard = lambda: guard
     pool._lock, pool._pool._lock, raw._lock = node_lock, pp_lock, raw_lock
     looks = [0]
-    closed = sync_pool_module.connection_closed
+    closed = sync_pool_module.__dict__["connection_closed"]
 
     def counting_closed(conn: Any) -> bool:
         looks[0] += 1
-        return closed(conn)
+        return bool(closed(conn))
 
-    sync_pool_module.connection_closed = counting_closed  # type: ignore[assignment]
+    setattr(sync_pool_module, "connection_closed", counting_closed)  # noqa: B010
     # How often a client had to wait in psycopg_pool's queue (a condition-variable hand-off),
     # and how many getconn attempts NodePool made per acquire (its 5 ms failure poll).
     waits = [0]
@@ -442,7 +437,7 @@ def _probe_sync(r: Any, raw: Any, threads: int, ids: list[int], seconds: float) 
         getconns[0] += 1
         return real_getconn(timeout)
 
-    pool._pool.getconn = counting_getconn  # type: ignore[method-assign]
+    pool._pool.getconn = counting_getconn
     try:
         calls = _thread_loop(lambda k: r.fetchrow(QUERY, (k,)), threads, seconds, ids)
         routed_waits, waits[0] = waits[0], 0
@@ -450,15 +445,13 @@ def _probe_sync(r: Any, raw: Any, threads: int, ids: list[int], seconds: float) 
     finally:
         waiting_client.wait = real_wait  # type: ignore[method-assign]
         del pool._pool.getconn
-        sync_pool_module.connection_closed = closed  # type: ignore[assignment]
-        module.guard = old_guard
+        setattr(sync_pool_module, "connection_closed", closed)  # noqa: B010
         pool._lock, pool._pool._lock, raw._lock = (
             node_lock._inner,
             pp_lock._inner,
             raw_lock._inner,
         )
     for name, lock, n in (
-        ("routed: guard()", guard, calls),
         ("routed: NodePool._lock", node_lock, calls),
         ("routed: psycopg_pool._lock", pp_lock, calls),
         ("raw: psycopg_pool._lock", raw_lock, raw_calls),
@@ -532,7 +525,6 @@ def _section_layers(args: argparse.Namespace, primary: str, replica: str, ids: l
         addr = r._addresses["replica1"]
         decision = r.engine.read_decision(scope)
         tel = r._telemetry
-        guard = sync_router_module.guard
         pool = r._pools["replica1"]
         stats = pool.stats
         counter = r.engine.decisions
@@ -551,14 +543,14 @@ def _section_layers(args: argparse.Namespace, primary: str, replica: str, ids: l
             )
             span.end()
 
-        def guard_pair() -> None:
-            with guard():
-                stats.outstanding += 1
-            with guard():
-                stats.outstanding -= 1
+        def in_flight_pair() -> None:
+            # What replaced step 1's guard() pair: one atomic step each way, no lock.
+            stats.in_flight.append(None)
+            stats.in_flight.pop()
 
         def bookkeeping() -> None:
-            counter[("replica1", decision.reason.value)] += 1
+            key = ("replica1", decision.reason.value)
+            counter[key] = counter.get(key, 0) + 1
             started = time.perf_counter()
             stats.latency.update(time.perf_counter() - started)
             stats.reads += 1
@@ -591,8 +583,8 @@ def _section_layers(args: argparse.Namespace, primary: str, replica: str, ids: l
             ),
             "telemetry start+end (no SDK)": _best_us(telemetry, n),
             "LAST_DECISION.set": _best_us(lambda: LAST_DECISION.set(decision), n),
-            "guard() x2 around outstanding": _best_us(guard_pair, n),
-            "decision Counter + latency EWMA + reads": _best_us(bookkeeping, n),
+            "in_flight append+pop (outstanding)": _best_us(in_flight_pair, n),
+            "decision count + latency EWMA + reads": _best_us(bookkeeping, n),
             "NodePool acquire+release (1 thread)": _best_us(node_pool, n // 4),
             "psycopg_pool getconn+putconn (1 thread)": _best_us(getconn_putconn, n // 4),
             "psycopg_pool connection() (1 thread)": _best_us(connection_cm, n // 4),
@@ -605,7 +597,7 @@ def _section_layers(args: argparse.Namespace, primary: str, replica: str, ids: l
             ("NodePool acquire+release", node_pool),
             ("psycopg_pool getconn+putconn", getconn_putconn),
             ("psycopg_pool connection()", connection_cm),
-            ("guard() x2", guard_pair),
+            ("in_flight append+pop", in_flight_pair),
         ):
             threaded[label] = {t: _threaded_us(fn, t, args.duration / 2) for t in (1, 4, 16)}
     finally:
@@ -620,7 +612,8 @@ def _section_layers(args: argparse.Namespace, primary: str, replica: str, ids: l
     lines += [f"| {k} | {v:.2f} |" for k, v in layers.items()]
     lines += [
         "",
-        "#### pool and guard without I/O under threads (process CPU µs/call, ctx switches/call)",
+        "#### pool and in-flight count without I/O under threads"
+        " (process CPU µs/call, ctx switches/call)",
         "",
         "| layer | 1 thread | 4 threads | 16 threads |",
         "|---|---:|---:|---:|",
@@ -825,7 +818,7 @@ def _sa_breakdown(factory: Any, plain: Any, args: argparse.Namespace) -> dict[st
             for i in range(n):
                 fn(i)
             found.append((time.process_time() - t) / n * 1e6)
-        return min(found)
+        return float(min(found))
 
     with factory() as session:
         session.get(Item, 1)
@@ -857,8 +850,8 @@ def _sa_breakdown(factory: Any, plain: Any, args: argparse.Namespace) -> dict[st
             "routing.read: decision for a new session scope": best(
                 lambda i: routing.read(Scope(routing.consistency, None, routing.root_scope))
             ),
-            "routing.bind: count + LAST_DECISION + engine": best(
-                lambda i: routing.bind(decision, False)
+            "routing.record: count + LAST_DECISION (in get_bind)": best(
+                lambda i: routing.record(decision)
             ),
             "get_bind whole, first read of a transaction (over build)": best(get_bind) - built,
         }
@@ -1025,7 +1018,6 @@ def _top_router_functions(prof: cProfile.Profile, n: int) -> list[tuple[str, flo
 CALLGRIND_SUBJECTS = (
     "raw",
     "routed",
-    "routed-noguard",
     "routed-nold",
     "routed-notel",
     "routed-nolock",
@@ -1057,7 +1049,9 @@ def _loop_child(subjects: list[str], n: int, primary: str, replica: str, threads
     raw = _raw_pool(replica, threads + ("driver" in subjects))
     pool = r._pools["replica1"]
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and pool._pool.get_stats().get("pool_available", 0) < threads:
+    inner = pool._pool
+    assert inner is not None, "the pool opened with the router"
+    while time.monotonic() < deadline and inner.get_stats().get("pool_available", 0) < threads:
         time.sleep(0.05)
 
     def raw_call(i: int) -> Any:
