@@ -98,8 +98,15 @@ def reconnected_after_first_check(
         " WHERE pid = pg_backend_pid())"
     )
 
+    # Connected here, before the caller opens its router: the filter on backend_start above
+    # takes every monitor connection opened after this one for the caller's. (Connected in
+    # the thread, a loaded machine once let the router's monitor connect first: its check was
+    # taken for an earlier test's, the replica was never reconnected in time, and the router
+    # rightly read from the other replica only.)
+    conn = psycopg.connect(replica.dsn, autocommit=True)
+
     def watch() -> None:
-        with psycopg.connect(replica.dsn, autocommit=True) as conn:
+        with conn:
             while not stop.is_set():
                 row = conn.execute(
                     query, (f"{application_name} monitor", CHECK_QUERY.strip())
@@ -109,8 +116,12 @@ def reconnected_after_first_check(
                     return
                 stop.wait(0.005)
 
-    thread = threading.Thread(target=watch, name="reconnect-after-first-check")
-    thread.start()
+    try:
+        thread = threading.Thread(target=watch, name="reconnect-after-first-check")
+        thread.start()
+    except BaseException:
+        conn.close()
+        raise
     try:
         yield
     finally:
