@@ -566,6 +566,8 @@ class Executor:
             # DO or CALL may have left session state, which goes with a reset (not behind
             # a transaction pooler: its server connection is no longer this one's).
             dirty = call.classification.opaque and not self.engine.pooled
+            # runtime.finish(release, failed), written out: this runs for every statement,
+            # and finish() would add a partial and a coroutine frame to each.
             try:
                 pool.release(conn, dirty=dirty, settled=True)
             except BaseException as late:
